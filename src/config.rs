@@ -1,0 +1,642 @@
+//! Configuration: defaults < TOML file < environment (`CDN_EXPORTER_*`), merged by figment,
+//! then validated field by field so that every problem is reported at once, each with its
+//! field path and how to fix it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde_json::Value;
+
+use crate::providers::scaleengine;
+use crate::secret::Secret;
+
+/// Prefix of environment variables that override top-level settings.
+pub const ENV_PREFIX: &str = "CDN_EXPORTER_";
+
+/// The default port (unassigned in the Prometheus default port allocations list).
+pub const DEFAULT_PORT: u16 = 9862;
+
+/// Top-level keys that may come from the environment (`CDN_EXPORTER_LISTEN_ADDRESS`, …).
+pub const ENV_KEYS: &[&str] = &["listen_address", "log_level", "log_format"];
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (logfmt-like).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `listen_address`: where `/metrics` is served, if set in the file or environment.
+    pub listen_address: Option<SocketAddr>,
+    /// `log_level`: a level or an `EnvFilter` directive.
+    pub log_level: Option<String>,
+    /// `log_format`: `text` or `json`.
+    pub log_format: Option<LogFormat>,
+    /// `[[scaleengine]]` accounts.
+    pub scaleengine: Vec<ScaleEngineAccount>,
+}
+
+/// A video app named by id or by name (`video_apps = ["live", 42]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoApp {
+    /// A numeric application id.
+    Id(i64),
+    /// An application name.
+    Name(String),
+}
+
+impl fmt::Display for VideoApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VideoApp::Id(id) => write!(f, "{id}"),
+            VideoApp::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// One `[[scaleengine]]` account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleEngineAccount {
+    /// `name` (required): the `account` label.
+    pub name: String,
+    /// `cdn` (required): the ScaleEngine CDN id.
+    pub cdn: i64,
+    /// `api_key`, `api_key_env` or `api_key_file` (one required).
+    pub api_key: Secret,
+    /// `api_secret`, `api_secret_env` or `api_secret_file` (one required).
+    pub api_secret: Secret,
+    /// `base_url` (default the public endpoint).
+    pub base_url: String,
+    /// `timeout` (default 30s): per request.
+    pub timeout: Duration,
+    /// `summary_interval` (default 15m).
+    pub summary_interval: Duration,
+    /// `billing_interval` (default 15m).
+    pub billing_interval: Duration,
+    /// `disk_interval` (default 1h).
+    pub disk_interval: Duration,
+    /// `video_interval` (default 1h).
+    pub video_interval: Duration,
+    /// `video_apps` (default none: no video job).
+    pub video_apps: Vec<VideoApp>,
+    /// `video_top_n` (default 20): URLs kept per app.
+    pub video_top_n: usize,
+    /// `budget_usd` (optional): exported as `cdn_billing_budget_usd`.
+    pub budget_usd: Option<f64>,
+}
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: `scaleengine[1].api_secret`.
+    pub path: String,
+    /// What is wrong, and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// Where the configuration came from, for the message.
+    pub source_name: String,
+    /// The problems, in the order found.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(f, "the configuration in {} has {n} problem{}:", self.source_name, if n == 1 { "" } else { "s" })?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Loads and validates the file at `path`, with environment overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source_name = path.display().to_string();
+        if !path.is_file() {
+            return Err(ConfigError {
+                source_name,
+                problems: vec![Problem {
+                    path: "--config".into(),
+                    message: format!(
+                        "no file at {}. Pass the path of a TOML file (see deploy/config.example.toml).",
+                        path.display()
+                    ),
+                }],
+            });
+        }
+        Self::from_figment(Figment::new().merge(Toml::file_exact(path)).merge(env_provider()), &source_name)
+    }
+
+    /// Loads and validates TOML text, with environment overrides (used by `demo` and tests).
+    pub fn from_toml_str(toml: &str, source_name: &str) -> Result<Config, ConfigError> {
+        Self::from_figment(Figment::new().merge(Toml::string(toml)).merge(env_provider()), source_name)
+    }
+
+    /// Validates whatever `figment` holds.
+    pub fn from_figment(figment: Figment, source_name: &str) -> Result<Config, ConfigError> {
+        let fail = |message: String| ConfigError {
+            source_name: source_name.to_owned(),
+            problems: vec![Problem { path: "(file)".into(), message }],
+        };
+        let root: Value = figment
+            .extract()
+            .map_err(|e| fail(format!("{e}. Fix the TOML syntax.")))?;
+        let mut v = Validator::default();
+        let config = v.root(&root);
+        match config {
+            Some(c) if v.problems.is_empty() => Ok(c),
+            _ => Err(ConfigError { source_name: source_name.to_owned(), problems: v.problems }),
+        }
+    }
+
+    /// Number of accounts of every provider.
+    pub fn account_count(&self) -> usize {
+        self.scaleengine.len()
+    }
+}
+
+fn env_provider() -> Env {
+    Env::prefixed(ENV_PREFIX).only(ENV_KEYS)
+}
+
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+/// A table's fields, taken one by one; whatever is left at the end is unknown.
+struct Table<'a> {
+    path: String,
+    fields: BTreeMap<&'a str, &'a Value>,
+}
+
+impl Validator {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem { path: path.into(), message: message.into() });
+    }
+
+    fn table<'a>(&mut self, path: String, value: &'a Value) -> Option<Table<'a>> {
+        match value {
+            Value::Object(map) => Some(Table { path, fields: map.iter().map(|(k, v)| (k.as_str(), v)).collect() }),
+            _ => {
+                self.problem(path, format!("expected a table, found {}. Write it as a TOML table.", kind(value)));
+                None
+            }
+        }
+    }
+
+    /// Reports the keys nobody took, with a suggestion.
+    fn unknown(&mut self, table: Table<'_>, known: &[&str]) {
+        for key in table.fields.keys() {
+            let hint = closest(key, known)
+                .map(|k| format!("Did you mean `{k}`?"))
+                .unwrap_or_else(|| format!("Known keys: {}.", known.join(", ")));
+            self.problem(join(&table.path, key), format!("unknown key. {hint}"));
+        }
+    }
+
+    fn string(&mut self, t: &mut Table<'_>, key: &str) -> Option<String> {
+        let v = t.fields.remove(key)?;
+        match v {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                self.problem(join(&t.path, key), format!("expected a string, found {}. Quote it.", kind(other)));
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, t: &mut Table<'_>, key: &str, min: i64, max: i64) -> Option<i64> {
+        let v = t.fields.remove(key)?;
+        match v.as_i64() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(n) => {
+                self.problem(join(&t.path, key), format!("{n} is out of range. Use a whole number from {min} to {max}."));
+                None
+            }
+            None => {
+                self.problem(
+                    join(&t.path, key),
+                    format!("expected a whole number, found {}. Write it without quotes, e.g. `{key} = {min}`.", kind(v)),
+                );
+                None
+            }
+        }
+    }
+
+    fn number(&mut self, t: &mut Table<'_>, key: &str) -> Option<f64> {
+        let v = t.fields.remove(key)?;
+        match v.as_f64() {
+            Some(n) if n.is_finite() && n >= 0.0 => Some(n),
+            _ => {
+                self.problem(join(&t.path, key), format!("expected a number of at least 0, found {}.", show(v)));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, t: &mut Table<'_>, key: &str, default: Duration) -> Option<Duration> {
+        let Some(v) = t.fields.remove(key) else { return Some(default) };
+        let parsed = match v {
+            Value::String(s) => humantime::parse_duration(s.trim()).ok(),
+            Value::Number(n) => n.as_u64().map(Duration::from_secs),
+            _ => None,
+        };
+        match parsed {
+            Some(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(31 * 86_400) => Some(d),
+            Some(_) => {
+                self.problem(join(&t.path, key), format!("{} is out of range. Use a duration from 1s to 31d.", show(v)));
+                None
+            }
+            None => {
+                self.problem(
+                    join(&t.path, key),
+                    format!("{} is not a duration. Write it like \"90s\", \"15m\" or \"1h\".", show(v)),
+                );
+                None
+            }
+        }
+    }
+
+    /// `key`, `key_env` or `key_file`: exactly one, resolved now.
+    fn secret(&mut self, t: &mut Table<'_>, key: &str) -> Option<Secret> {
+        let env_key = format!("{key}_env");
+        let file_key = format!("{key}_file");
+        let inline = self.string(t, key);
+        let env = self.string(t, &env_key);
+        let file = self.string(t, &file_key);
+        let path = join(&t.path, key);
+        let given = [inline.is_some(), env.is_some(), file.is_some()].iter().filter(|b| **b).count();
+        if given != 1 {
+            let what = if given == 0 { "missing" } else { "given more than once" };
+            self.problem(path, format!("{what}. Set exactly one of {key}, {env_key} or {file_key}."));
+            return None;
+        }
+        let value = if let Some(v) = inline {
+            v
+        } else if let Some(var) = env {
+            match std::env::var(&var) {
+                Ok(v) => v,
+                Err(_) => {
+                    self.problem(
+                        join(&t.path, &env_key),
+                        format!("environment variable {var} is not set. Export it, or name another variable."),
+                    );
+                    return None;
+                }
+            }
+        } else if let Some(file) = file {
+            match std::fs::read_to_string(&file) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.problem(join(&t.path, &file_key), format!("cannot read {file}: {e}. Check the path and its permissions."));
+                    return None;
+                }
+            }
+        } else {
+            return None;
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            self.problem(path, "is empty. Give the credential from the provider's control panel.");
+            return None;
+        }
+        Some(Secret::new(value))
+    }
+
+    fn root(&mut self, root: &Value) -> Option<Config> {
+        let mut t = self.table(String::new(), root)?;
+        let listen_address = self.string(&mut t, "listen_address").and_then(|s| match s.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.problem("listen_address", format!("{s:?} is not an address. Write it as host:port, e.g. \"0.0.0.0:{DEFAULT_PORT}\"."));
+                None
+            }
+        });
+        let log_level = self.string(&mut t, "log_level");
+        let log_format = self.string(&mut t, "log_format").and_then(|s| match s.as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => {
+                self.problem("log_format", format!("{s:?} is not a log format. Use \"text\" or \"json\"."));
+                None
+            }
+        });
+        let mut scaleengine = Vec::new();
+        match t.fields.remove("scaleengine") {
+            None => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(a) = self.scaleengine(i, item) {
+                        scaleengine.push(a);
+                    }
+                }
+                // Names of invalid accounts count too: a clash is a problem of its own.
+                let names = items.iter().map(|a| a.get("name").and_then(Value::as_str).unwrap_or_default());
+                self.unique_names("scaleengine", names);
+            }
+            Some(other) => self.problem(
+                "scaleengine",
+                format!("expected an array of tables, found {}. Write each account as [[scaleengine]].", kind(other)),
+            ),
+        }
+        self.unknown(t, &["listen_address", "log_level", "log_format", "scaleengine"]);
+        let config = Config { listen_address, log_level, log_format, scaleengine };
+        if config.account_count() == 0 && self.problems.is_empty() {
+            self.problem("scaleengine", "no account is configured. Add a [[scaleengine]] table (see deploy/config.example.toml).");
+        }
+        Some(config)
+    }
+
+    fn unique_names<'a>(&mut self, provider: &str, names: impl Iterator<Item = &'a str>) {
+        let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, name) in names.enumerate() {
+            if name.is_empty() {
+                continue;
+            }
+            if let Some(j) = first.get(name) {
+                self.problem(
+                    format!("{provider}[{i}].name"),
+                    format!("{name:?} is already the name of {provider}[{j}]. Give every account its own name."),
+                );
+            } else {
+                first.insert(name, i);
+            }
+        }
+    }
+
+    fn name(&mut self, t: &mut Table<'_>) -> Option<String> {
+        let path = join(&t.path, "name");
+        match self.string(t, "name") {
+            None if !self.problems.iter().any(|p| p.path == path) => {
+                self.problem(path, "missing. Name the account; the name becomes the `account` label.");
+                None
+            }
+            None => None,
+            Some(n) if n.trim().is_empty() || n.chars().any(char::is_control) => {
+                self.problem(path, "must be a non-empty name without control characters.");
+                None
+            }
+            Some(n) => Some(n),
+        }
+    }
+
+    fn base_url(&mut self, t: &mut Table<'_>, default: &str) -> Option<String> {
+        let url = self.string(t, "base_url").unwrap_or_else(|| default.to_owned());
+        match reqwest::Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(url),
+            _ => {
+                self.problem(join(&t.path, "base_url"), format!("{url:?} is not an http(s) URL. Write it like \"{default}\"."));
+                None
+            }
+        }
+    }
+
+    fn scaleengine(&mut self, i: usize, value: &Value) -> Option<ScaleEngineAccount> {
+        let mut t = self.table(format!("scaleengine[{i}]"), value)?;
+        let before = self.problems.len();
+        let name = self.name(&mut t);
+        let cdn = self.integer(&mut t, "cdn", 1, i64::from(i32::MAX));
+        if cdn.is_none() && !self.problems.iter().any(|p| p.path == join(&t.path, "cdn")) {
+            self.problem(join(&t.path, "cdn"), "missing. Set it to your ScaleEngine CDN id, e.g. `cdn = 158`.");
+        }
+        let api_key = self.secret(&mut t, "api_key");
+        let api_secret = self.secret(&mut t, "api_secret");
+        let base_url = self.base_url(&mut t, scaleengine::DEFAULT_BASE_URL);
+        let timeout = self.duration(&mut t, "timeout", Duration::from_secs(30));
+        let summary_interval = self.duration(&mut t, "summary_interval", Duration::from_secs(15 * 60));
+        let billing_interval = self.duration(&mut t, "billing_interval", Duration::from_secs(15 * 60));
+        let disk_interval = self.duration(&mut t, "disk_interval", Duration::from_secs(3600));
+        let video_interval = self.duration(&mut t, "video_interval", Duration::from_secs(3600));
+        let video_apps = self.video_apps(&mut t);
+        let video_top_n = self.integer(&mut t, "video_top_n", 1, 10_000).unwrap_or(20) as usize;
+        let budget_usd = self.number(&mut t, "budget_usd");
+        self.unknown(
+            t,
+            &[
+                "name", "cdn", "api_key", "api_key_env", "api_key_file", "api_secret", "api_secret_env", "api_secret_file",
+                "base_url", "timeout", "summary_interval", "billing_interval", "disk_interval", "video_interval",
+                "video_apps", "video_top_n", "budget_usd",
+            ],
+        );
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(ScaleEngineAccount {
+            name: name?,
+            cdn: cdn?,
+            api_key: api_key?,
+            api_secret: api_secret?,
+            base_url: base_url?,
+            timeout: timeout?,
+            summary_interval: summary_interval?,
+            billing_interval: billing_interval?,
+            disk_interval: disk_interval?,
+            video_interval: video_interval?,
+            video_apps,
+            video_top_n,
+            budget_usd,
+        })
+    }
+
+    fn video_apps(&mut self, t: &mut Table<'_>) -> Vec<VideoApp> {
+        let path = join(&t.path, "video_apps");
+        let Some(v) = t.fields.remove("video_apps") else { return Vec::new() };
+        let items: Vec<&Value> = match v {
+            Value::Array(items) => items.iter().collect(),
+            single => vec![single],
+        };
+        let mut apps = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            match item {
+                Value::String(s) if !s.trim().is_empty() => apps.push(VideoApp::Name(s.clone())),
+                Value::Number(n) if n.as_i64().is_some_and(|n| n > 0) => apps.push(VideoApp::Id(n.as_i64().unwrap_or_default())),
+                other => self.problem(
+                    format!("{path}[{i}]"),
+                    format!("{} is not an app. Use an app name (\"live\") or a positive app id (42).", show(other)),
+                ),
+            }
+        }
+        apps
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a table",
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Number(n) => n.to_string(),
+        other => kind(other).to_owned(),
+    }
+}
+
+/// The known key closest to `key`, if it is close enough to be a typo.
+fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(row[j]).min(cur) };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [[scaleengine]]
+        name = "main"
+        cdn = 158
+        api_key = "k"
+        api_secret = "s"
+        video_apps = ["live", 42]
+        budget_usd = 500
+    "#;
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::from_toml_str(GOOD, "test").unwrap();
+        let a = &c.scaleengine[0];
+        assert_eq!(a.base_url, scaleengine::DEFAULT_BASE_URL);
+        assert_eq!(a.summary_interval, Duration::from_secs(900));
+        assert_eq!(a.disk_interval, Duration::from_secs(3600));
+        assert_eq!(a.timeout, Duration::from_secs(30));
+        assert_eq!(a.video_top_n, 20);
+        assert_eq!(a.video_apps, vec![VideoApp::Name("live".into()), VideoApp::Id(42)]);
+        assert_eq!(a.budget_usd, Some(500.0));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let bad = r#"
+            listen_address = "nowhere"
+            [[scaleengine]]
+            name = "main"
+            cdn = "158"
+            api_key = "k"
+            summary_interval = "15x"
+            api_secrte = "s"
+            [[scaleengine]]
+            name = "main"
+            cdn = 1
+            api_key = "k"
+            api_secret = "s"
+        "#;
+        let err = Config::from_toml_str(bad, "test").unwrap_err();
+        let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "listen_address",
+                "scaleengine[0].cdn",
+                "scaleengine[0].api_secret",
+                "scaleengine[0].summary_interval",
+                "scaleengine[0].api_secrte",
+                "scaleengine[1].name",
+            ],
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("has 6 problems"), "{text}");
+        assert!(text.contains("Did you mean `api_secret`?"), "{text}");
+    }
+
+    #[test]
+    fn secrets_come_from_env_and_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SE_TEST_SECRET", "from-env");
+            jail.create_file("key.txt", "from-file\n")?;
+            let toml = r#"
+                [[scaleengine]]
+                name = "x"
+                cdn = 1
+                api_key_file = "key.txt"
+                api_secret_env = "SE_TEST_SECRET"
+            "#;
+            let c = Config::from_toml_str(toml, "test").map_err(|e| e.to_string())?;
+            assert_eq!(c.scaleengine[0].api_key.expose(), "from-file");
+            assert_eq!(c.scaleengine[0].api_secret.expose(), "from-env");
+            let missing = toml.replace("SE_TEST_SECRET", "SE_TEST_UNSET");
+            let err = Config::from_toml_str(&missing, "test").unwrap_err();
+            assert!(err.to_string().contains("SE_TEST_UNSET is not set"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CDN_EXPORTER_LISTEN_ADDRESS", "127.0.0.1:9999");
+            jail.set_env("CDN_EXPORTER_REQUIRE_TOOLS", "1");
+            let toml = format!("listen_address = \"0.0.0.0:1\"\n{GOOD}");
+            let c = Config::from_toml_str(&toml, "test").map_err(|e| e.to_string())?;
+            assert_eq!(c.listen_address, Some("127.0.0.1:9999".parse().unwrap()));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_print_has_no_secret() {
+        let c = Config::from_toml_str(&GOOD.replace("\"s\"", "\"topsecretvalue\""), "test").unwrap();
+        assert!(!format!("{c:?}").contains("topsecretvalue"));
+    }
+
+    #[test]
+    fn no_account_is_an_error() {
+        let err = Config::from_toml_str("", "test").unwrap_err();
+        assert_eq!(err.problems[0].path, "scaleengine");
+    }
+}

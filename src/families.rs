@@ -1,0 +1,180 @@
+//! Every metric family the exporter serves, declared once: name, type, HELP and the labels it
+//! carries beyond `provider` and `account`. The renderer, the docs test and the status of the
+//! metric contract all read this one table.
+
+/// The Prometheus type of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A value that can go up and down (month-to-date figures reset every month).
+    Gauge,
+    /// A monotonically increasing count; the name ends in `_total`.
+    Counter,
+}
+
+impl Kind {
+    /// The word used on a `# TYPE` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+        }
+    }
+}
+
+/// One family's declaration.
+#[derive(Debug)]
+pub struct Family {
+    /// The full metric name, unit suffix included.
+    pub name: &'static str,
+    /// The Prometheus type.
+    pub kind: Kind,
+    /// The unit as OpenMetrics names it (`bytes`, `seconds`), if the name carries one.
+    pub unit: Option<&'static str>,
+    /// HELP text: what one sample means, in its unit.
+    pub help: &'static str,
+    /// Labels beyond the common ones, in the order they are written.
+    pub labels: &'static [&'static str],
+    /// Whether samples carry `provider` and `account` (all but `build_info` do).
+    pub per_account: bool,
+}
+
+macro_rules! families {
+    ($( $(#[$doc:meta])* $id:ident => { $name:literal, $kind:ident, $unit:expr, [$($label:literal),*], $per:literal, $help:literal } )*) => {
+        /// Names a family; the discriminant orders families in the exposition.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum FamilyId { $( $(#[$doc])* $id, )* }
+
+        const DEFS: &[Family] = &[ $( Family {
+            name: $name,
+            kind: Kind::$kind,
+            unit: $unit,
+            help: $help,
+            labels: &[$($label),*],
+            per_account: $per,
+        }, )* ];
+
+        impl FamilyId {
+            /// Every family, in exposition order.
+            pub const ALL: &'static [FamilyId] = &[ $( FamilyId::$id, )* ];
+        }
+    };
+}
+
+families! {
+    /// usage.summary bandwidth rows.
+    MonthToDateBandwidthBytes => { "cdn_month_to_date_bandwidth_bytes", Gauge, Some("bytes"), ["product"], true,
+        "Bytes transferred since the start of the current month (UTC), by product." }
+    /// usage.summary request rows.
+    MonthToDateRequests => { "cdn_month_to_date_requests", Gauge, None, ["product"], true,
+        "Requests served since the start of the current month (UTC), by product." }
+    /// usage.summary SQL query rows.
+    MonthToDateSqlQueries => { "cdn_month_to_date_sql_queries", Gauge, None, ["kind"], true,
+        "SQL queries run since the start of the current month (UTC), by kind of query." }
+    /// usage.summary CPU-hour rows, in seconds.
+    MonthToDateCpuSeconds => { "cdn_month_to_date_cpu_seconds", Gauge, Some("seconds"), ["product"], true,
+        "CPU time used since the start of the current month (UTC), by product (the provider reports hours)." }
+    /// usage.summary origin I/O row.
+    MonthToDateOriginIoTransactions => { "cdn_month_to_date_origin_io_transactions", Gauge, None, [], true,
+        "Origin storage I/O transactions since the start of the current month (UTC)." }
+    /// usage.summary origin memory row.
+    MonthToDateOriginMemorySeconds => { "cdn_month_to_date_origin_memory_seconds", Gauge, Some("seconds"), [], true,
+        "Origin memory use since the start of the current month (UTC), as the provider's memory-seconds." }
+    /// usage.summary origin processes row.
+    OriginProcesses => { "cdn_origin_processes", Gauge, None, [], true,
+        "Origin processes the provider reports for the account." }
+    /// usage.summary rows with no mapping yet.
+    MonthToDateUsage => { "cdn_month_to_date_usage", Gauge, None, ["item"], true,
+        "A month-to-date usage figure the exporter has no mapping for yet, in the provider's own unit; item is the provider's row name, slugged." }
+    /// usage.billing.live price-to-date column.
+    BillingMonthToDateCostUsd => { "cdn_billing_month_to_date_cost_usd", Gauge, None, ["item"], true,
+        "Charges accrued since the start of the current month for one billing item, in US dollars." }
+    /// usage.billing.live estimated-total column.
+    BillingEstimatedMonthCostUsd => { "cdn_billing_estimated_month_cost_usd", Gauge, None, ["item"], true,
+        "The provider's estimate of the whole month's charges for one billing item, in US dollars." }
+    /// usage.billing.live usage-to-date column.
+    BillingMonthToDateUsage => { "cdn_billing_month_to_date_usage", Gauge, None, ["item"], true,
+        "Usage since the start of the current month for one billing item, in the provider's billing unit for that item (ScaleEngine: GB for bandwidth and storage, requests and queries as counts, hours for CPU)." }
+    /// usage.billing.live estimated-usage column.
+    BillingEstimatedMonthUsage => { "cdn_billing_estimated_month_usage", Gauge, None, ["item"], true,
+        "The provider's estimate of the whole month's usage for one billing item, in the provider's billing unit for that item (ScaleEngine: GB for bandwidth and storage, requests and queries as counts, hours for CPU)." }
+    /// usage.billing.live totals row, price to date.
+    BillingMonthToDateSpendUsd => { "cdn_billing_month_to_date_spend_usd", Gauge, None, [], true,
+        "Total charges accrued since the start of the current month, in US dollars (the provider's totals row)." }
+    /// usage.billing.live totals row, estimated total.
+    BillingEstimatedMonthSpendUsd => { "cdn_billing_estimated_month_spend_usd", Gauge, None, [], true,
+        "The provider's estimate of the whole month's total charges, in US dollars (the provider's totals row)." }
+    /// The configured budget.
+    BillingBudgetUsd => { "cdn_billing_budget_usd", Gauge, None, [], true,
+        "The monthly budget configured for the account (budget_usd), in US dollars." }
+    /// disk.usage and domain-usage.
+    StorageBytes => { "cdn_storage_bytes", Gauge, Some("bytes"), ["user|domain"], true,
+        "Bytes stored, at the newest complete point the provider reports (see cdn_storage_sample_timestamp_seconds)." }
+    /// The time of the point `cdn_storage_bytes` shows.
+    StorageSampleTimestampSeconds => { "cdn_storage_sample_timestamp_seconds", Gauge, Some("seconds"), ["user|domain"], true,
+        "Unix time of the point that cdn_storage_bytes shows for the same series." }
+    /// video.usage bytes, top N per app.
+    VideoMonthToDateBytes => { "cdn_video_month_to_date_bytes", Gauge, Some("bytes"), ["app", "url"], true,
+        "Bytes served for one video URL or stream since the start of the current month (UTC); the top N URLs per app by bytes, the rest summed under url=\"__other__\"." }
+    /// video.usage requests, top N per app.
+    VideoMonthToDateRequests => { "cdn_video_month_to_date_requests", Gauge, None, ["app", "url"], true,
+        "Play, pause and stop commands for one video URL or stream since the start of the current month (UTC); same URLs as cdn_video_month_to_date_bytes." }
+    /// Build information.
+    ExporterBuildInfo => { "cdn_exporter_build_info", Gauge, None, ["version", "revision"], false,
+        "The exporter's version and source revision; always 1." }
+    /// Whether the job's last poll succeeded.
+    ExporterPollUp => { "cdn_exporter_poll_up", Gauge, None, ["endpoint"], true,
+        "1 if the job's last poll succeeded, 0 if it failed or has not finished yet." }
+    /// Last successful poll.
+    ExporterLastSuccessTimestampSeconds => { "cdn_exporter_last_success_timestamp_seconds", Gauge, Some("seconds"), ["endpoint"], true,
+        "Unix time at which the job's last successful poll finished; absent until one has." }
+    /// Duration of the job's last poll.
+    ExporterPollDurationSeconds => { "cdn_exporter_poll_duration_seconds", Gauge, Some("seconds"), ["endpoint"], true,
+        "How long the job's last poll took, retries and pagination included." }
+    /// Failed polls by reason.
+    ExporterPollErrorsTotal => { "cdn_exporter_poll_errors_total", Counter, None, ["endpoint", "reason"], true,
+        "Failed polls since the exporter started, by reason (auth, clock_skew, throttled, timeout, http, parse, provider)." }
+    /// Upstream HTTP requests by outcome.
+    ExporterUpstreamRequestsTotal => { "cdn_exporter_upstream_requests_total", Counter, None, ["code"], true,
+        "HTTP requests sent to the provider's API, by HTTP status code (\"error\" when no response arrived)." }
+}
+
+impl FamilyId {
+    /// The family's declaration.
+    pub fn def(self) -> &'static Family {
+        &DEFS[self as usize]
+    }
+
+    /// Position in exposition order.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// How many families there are.
+    pub const COUNT: usize = DEFS.len();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_prometheus_guidelines() {
+        for id in FamilyId::ALL {
+            let f = id.def();
+            assert!(f.name.starts_with("cdn_"), "{}", f.name);
+            assert_eq!(f.kind == Kind::Counter, f.name.ends_with("_total"), "{}", f.name);
+            if let Some(unit) = f.unit {
+                let stem = f.name.trim_end_matches("_total");
+                assert!(stem.ends_with(unit), "{} must end in its unit {unit}", f.name);
+            }
+            for bad in ["service", "region", "env", "job", "instance"] {
+                assert!(!f.labels.contains(&bad), "{} uses reserved label {bad}", f.name);
+            }
+            assert!(!f.help.is_empty());
+        }
+        assert_eq!(FamilyId::ALL.len(), FamilyId::COUNT);
+        for (i, id) in FamilyId::ALL.iter().enumerate() {
+            assert_eq!(id.index(), i);
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! What the scheduler, the providers and the store share: a job's identity, the samples a poll
+//! produces, the error a poll can end in (with its fixed `reason`), and the trait a provider
+//! endpoint implements.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::families::FamilyId;
+
+/// One (provider, account, endpoint): the unit that is scheduled, polled and exported.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobKey {
+    /// `scaleengine` or `cdnetworks`: the `provider` label.
+    pub provider: &'static str,
+    /// The account's configured name: the `account` label.
+    pub account: Arc<str>,
+    /// The API endpoint polled, e.g. `usage.summary`: the `endpoint` label of health metrics.
+    pub endpoint: &'static str,
+}
+
+impl fmt::Display for JobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.provider, self.account, self.endpoint)
+    }
+}
+
+/// One value of a family, with the labels beyond `provider` and `account`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The family it belongs to.
+    pub family: FamilyId,
+    /// Extra labels, in the order they are written.
+    pub labels: Vec<(&'static str, String)>,
+    /// The value, in the family's base unit.
+    pub value: f64,
+}
+
+impl Sample {
+    /// A sample with no extra labels.
+    pub fn new(family: FamilyId, value: f64) -> Self {
+        Sample { family, labels: Vec::new(), value }
+    }
+
+    /// Adds a label.
+    pub fn label(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.labels.push((name, value.into()));
+        self
+    }
+}
+
+/// Why a poll failed: the fixed set of values of the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// Credentials were refused.
+    Auth,
+    /// The provider refused our timestamp: the host clock is off.
+    ClockSkew,
+    /// The provider asked us to slow down.
+    Throttled,
+    /// No answer within the job's timeout.
+    Timeout,
+    /// A connection error or an HTTP status that is not a success.
+    Http,
+    /// An answer we could not understand.
+    Parse,
+    /// The provider answered with an error of its own.
+    Provider,
+}
+
+impl Reason {
+    /// Every reason, in label order.
+    pub const ALL: [Reason; 7] = [
+        Reason::Auth,
+        Reason::ClockSkew,
+        Reason::Throttled,
+        Reason::Timeout,
+        Reason::Http,
+        Reason::Parse,
+        Reason::Provider,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Auth => "auth",
+            Reason::ClockSkew => "clock_skew",
+            Reason::Throttled => "throttled",
+            Reason::Timeout => "timeout",
+            Reason::Http => "http",
+            Reason::Parse => "parse",
+            Reason::Provider => "provider",
+        }
+    }
+}
+
+/// A failed poll: why, and a message for a person (never containing a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PollError {
+    /// The `reason` label value.
+    pub reason: Reason,
+    /// What went wrong, with the provider's own code and message where there is one.
+    pub message: String,
+}
+
+impl PollError {
+    /// An error of the given reason.
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        PollError { reason, message: message.into() }
+    }
+
+    /// A response we could not understand.
+    pub fn parse(message: impl Into<String>) -> Self {
+        Self::new(Reason::Parse, message)
+    }
+}
+
+/// A boxed future, as returned by [`Poll::poll`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One provider endpoint for one account: fetch and normalize, nothing else. The scheduler owns
+/// timing, timeouts and health.
+pub trait Poll: Send + Sync {
+    /// Fetches the endpoint and returns every sample it yields.
+    fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>>;
+}
+
+/// A job as the scheduler runs it.
+#[derive(Clone)]
+pub struct JobSpec {
+    /// Identity and labels.
+    pub key: JobKey,
+    /// Time between the starts of two polls (before jitter).
+    pub interval: Duration,
+    /// The longest a poll may take, pagination included.
+    pub timeout: Duration,
+    /// The endpoint.
+    pub poller: Arc<dyn Poll>,
+}
+
+impl fmt::Debug for JobSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobSpec")
+            .field("key", &self.key)
+            .field("interval", &self.interval)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,20 @@
+//! cdn-usage-exporter: polls CDN provider APIs (ScaleEngine, CDNetworks) and serves their
+//! usage and billing figures as Prometheus gauges.
+//!
+//! Data flows one way: [`config`] → [`scheduler`] runs one task per [`job`] → a provider in
+//! [`providers`] fetches and normalizes → [`store`] keeps each job's samples and renders the
+//! exposition once per change → [`server`] hands out the cached body.
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod expo;
+pub mod families;
+pub mod job;
+pub mod providers;
+pub mod scheduler;
+pub mod secret;
+pub mod server;
+pub mod simulator;
+pub mod store;
+pub mod timeutil;

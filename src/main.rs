@@ -1,0 +1,193 @@
+//! The `cdn-usage-exporter` command: parse flags, validate configuration before anything
+//! starts, then serve, demo, simulate or check.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use cdn_usage_exporter::config::{Config, DEFAULT_PORT, LogFormat};
+use cdn_usage_exporter::simulator::{SimState, Simulator, demo_accounts};
+use cdn_usage_exporter::{app, demo};
+
+/// Exit code for bad usage or configuration (EX_USAGE of sysexits.h).
+const EXIT_CONFIG: u8 = 64;
+/// Exit code when the service cannot start (EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: u8 = 69;
+
+/// Default port of the standalone simulator.
+const SIMULATOR_PORT: u16 = 9863;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cdn-usage-exporter",
+    version,
+    about = "Prometheus exporter for CDN usage and billing (ScaleEngine, CDNetworks).",
+    long_about = "Prometheus exporter for CDN usage and billing (ScaleEngine, CDNetworks).\n\n\
+        Polls every configured provider account on its own schedule and serves bandwidth, \
+        requests, storage, CPU and billing figures as gauges on /metrics.\n\n\
+        Try it without an account:  cdn-usage-exporter demo\n\
+        Run it for real:            cdn-usage-exporter --config /etc/cdn-usage-exporter/config.toml",
+    after_help = "Configuration reference: README.md and deploy/config.example.toml. Exit codes: 0 ok, 64 bad flags or configuration, 69 cannot start."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// TOML configuration file (required by serve and check-config).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Address to serve /metrics on [default: 0.0.0.0:9862; simulate: 127.0.0.1:9863].
+    #[arg(long = "web.listen-address", global = true, value_name = "HOST:PORT")]
+    listen_address: Option<SocketAddr>,
+
+    /// Log line format [default: text].
+    #[arg(long = "log.format", global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+
+    /// Log level: error, warn, info, debug, trace, or a tracing filter directive [default: info].
+    #[arg(long = "log.level", global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Poll the configured accounts and serve /metrics (the default).
+    Serve,
+    /// Run the built-in simulator and the exporter against it: a full /metrics, no account needed.
+    Demo,
+    /// Run only the provider simulator (ScaleEngine API at /stable/), for trying other clients.
+    Simulate,
+    /// Validate the configuration, print every problem, and exit (0 when valid, 64 when not).
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+type Failure = (u8, String);
+
+fn load(cli: &Cli) -> Result<Config, Failure> {
+    let Some(path) = &cli.config else {
+        return Err((EXIT_CONFIG, "no configuration given. Pass --config PATH (see deploy/config.example.toml), or try `cdn-usage-exporter demo`.".into()));
+    };
+    Config::load(path).map_err(|e| (EXIT_CONFIG, e.to_string()))
+}
+
+fn init_logging(cli: &Cli, config: Option<&Config>) -> Result<(), Failure> {
+    let level = cli
+        .log_level
+        .clone()
+        .or_else(|| config.and_then(|c| c.log_level.clone()))
+        .unwrap_or_else(|| "info".into());
+    let format = cli.log_format.or_else(|| config.and_then(|c| c.log_format)).unwrap_or_default();
+    // Our own crate at the chosen level; dependencies one step quieter unless a directive says otherwise.
+    let directive = if level.contains('=') || level.contains(',') {
+        level.clone()
+    } else {
+        format!("warn,cdn_usage_exporter={level}")
+    };
+    let filter = EnvFilter::try_new(&directive).map_err(|e| {
+        (EXIT_CONFIG, format!("--log.level {level:?} is not a level ({e}). Use error, warn, info, debug or trace."))
+    })?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
+    };
+    result.map_err(|e| (EXIT_UNAVAILABLE, format!("cannot set up logging: {e}")))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot start the async runtime: {e}")))
+}
+
+fn listen(cli: &Cli, config: Option<&Config>, default: SocketAddr) -> SocketAddr {
+    cli.listen_address.or_else(|| config.and_then(|c| c.listen_address)).unwrap_or(default)
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_PORT))
+}
+
+/// A URL a person can open for an address the exporter listens on.
+fn browsable(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        None | Some(Command::Serve) => {
+            let config = load(&cli)?;
+            init_logging(&cli, Some(&config))?;
+            let addr = listen(&cli, Some(&config), default_listen());
+            runtime()?.block_on(async {
+                let running = app::start(&config, addr).await.map_err(|e| (EXIT_UNAVAILABLE, e.to_string()))?;
+                app::shutdown_signal().await;
+                running.stop().await;
+                Ok(())
+            })
+        }
+        Some(Command::CheckConfig) => {
+            let config = load(&cli)?;
+            let path = cli.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+            println!("{path}: configuration is valid ({} account(s))", config.account_count());
+            Ok(())
+        }
+        Some(Command::Demo) => {
+            init_logging(&cli, None)?;
+            let addr = listen(&cli, None, default_listen());
+            runtime()?.block_on(async {
+                let sim = Simulator::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), SimState::new(demo_accounts()))
+                    .await
+                    .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot start the simulator: {e}")))?;
+                let config = demo::config(&sim.scaleengine_url()).map_err(|e| (EXIT_CONFIG, e.to_string()))?;
+                let running = app::start(&config, addr).await.map_err(|e| (EXIT_UNAVAILABLE, e.to_string()))?;
+                println!(
+                    "Demo running: simulator at {}, exporter at {}/metrics (Ctrl-C to stop)",
+                    sim.scaleengine_url(),
+                    browsable(running.addr)
+                );
+                app::shutdown_signal().await;
+                running.stop().await;
+                sim.stop().await;
+                Ok(())
+            })
+        }
+        Some(Command::Simulate) => {
+            init_logging(&cli, None)?;
+            let addr = cli.listen_address.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, SIMULATOR_PORT)));
+            runtime()?.block_on(async {
+                let sim = Simulator::start(addr, SimState::new(demo_accounts()))
+                    .await
+                    .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot listen on {addr}: {e}")))?;
+                println!("ScaleEngine simulator at {}", sim.scaleengine_url());
+                for a in &sim.state.scaleengine {
+                    println!("  account: cdn = {}, api_key = {:?}, api_secret = {:?}", a.cdn, a.api_key, a.api_secret);
+                }
+                println!("Faults: GET/POST {}/_sim/faults (JSON). Ctrl-C to stop.", browsable(sim.addr));
+                app::shutdown_signal().await;
+                sim.stop().await;
+                Ok(())
+            })
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Provider modules. Each knows its API and its wire format and yields samples; none knows
+//! Prometheus, the store or the scheduler.
+
+pub mod scaleengine;

@@ -1,0 +1,281 @@
+//! The ScaleEngine command API: sign, POST the form field `json`, and turn the answer into a
+//! JSON value or a classified [`PollError`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+use crate::job::{PollError, Reason};
+use crate::secret::Secret;
+use crate::store::Store;
+
+use super::phpjson;
+
+/// The largest answer we read; a bigger one is an error rather than unbounded memory.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Standard padded base64 of HMAC-SHA256(`secret`, `message`).
+pub fn sign(secret: &str, message: &str) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
+    mac.update(message.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The signed request body (the value of the form field `json`): `command`, `api_key`,
+/// `timestamp`, `cdn`, then `params` in order, then `signature` over all of those.
+pub fn signed_request(command: &str, api_key: &str, secret: &str, cdn: i64, timestamp: i64, params: &[(&str, Value)]) -> String {
+    let mut request = Map::new();
+    request.insert("command".into(), command.into());
+    request.insert("api_key".into(), api_key.into());
+    request.insert("timestamp".into(), timestamp.into());
+    request.insert("cdn".into(), cdn.into());
+    for (k, v) in params {
+        request.insert((*k).into(), v.clone());
+    }
+    let mut request = Value::Object(request);
+    let signature = sign(secret, &phpjson::encode(&request));
+    if let Value::Object(map) = &mut request {
+        map.insert("signature".into(), signature.into());
+    }
+    phpjson::encode(&request)
+}
+
+/// Classifies a provider error code (`"0002"`, `2`, …) into a reason.
+pub fn classify_code(code: &str) -> Reason {
+    match code {
+        "0002" => Reason::ClockSkew,
+        "0001" | "0003" | "0005" => Reason::Auth,
+        "1000" => Reason::Throttled,
+        _ => Reason::Provider,
+    }
+}
+
+fn describe_code(code: &str) -> &'static str {
+    match code {
+        "0000" => "unrecognized command",
+        "0001" => "CDN authorization failed: check cdn and api_key",
+        "0002" => "timestamp outside the valid range: check this host's clock (UTC)",
+        "0003" => "bad HMAC signature: check api_secret",
+        "0004" => "unexpected error on the provider's side",
+        "0005" => "unauthorized: check that the API key may use this command",
+        "0006" => "required fields missing",
+        "0100" => "operation queued",
+        "1000" => "servers busy, try again in a few minutes",
+        _ => "unknown code",
+    }
+}
+
+/// Turns an HTTP answer into the JSON it carries, or an error that names what went wrong.
+pub fn interpret(status: u16, body: &[u8]) -> Result<Value, PollError> {
+    let parsed: Result<Value, _> = serde_json::from_slice(body);
+    let value = match parsed {
+        Ok(v) => v,
+        Err(e) => {
+            let reason = if (200..300).contains(&status) { Reason::Parse } else { Reason::Http };
+            return Err(PollError::new(
+                reason,
+                format!("HTTP {status}, answer is not JSON ({e}): {}", preview(body)),
+            ));
+        }
+    };
+    if value.get("status").and_then(Value::as_str) == Some("failure") {
+        let code = value.get("code").map(normalize_code).unwrap_or_default();
+        let message = value.get("message").and_then(super::wire::text).unwrap_or_default();
+        return Err(PollError::new(
+            classify_code(&code),
+            format!("ScaleEngine error {code} ({}): {}", describe_code(&code), message.trim()),
+        ));
+    }
+    if !(200..300).contains(&status) {
+        return Err(PollError::new(Reason::Http, format!("HTTP {status}: {}", preview(body))));
+    }
+    if !value.is_object() {
+        return Err(PollError::parse(format!("answer is not a JSON object: {}", preview(body))));
+    }
+    Ok(value)
+}
+
+/// `2`, `"2"`, `"0002"` → `"0002"`: codes are documented with four digits.
+fn normalize_code(code: &Value) -> String {
+    let raw = super::wire::text(code).unwrap_or_default();
+    let raw = raw.trim();
+    match raw.parse::<u32>() {
+        Ok(n) if raw.len() <= 4 => format!("{n:04}"),
+        _ => raw.to_owned(),
+    }
+}
+
+/// The first bytes of a body, printable and on one line, for error messages.
+pub fn preview(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
+    let mut out: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if body.len() > 120 {
+        out.push('…');
+    }
+    if out.trim().is_empty() { "(empty body)".into() } else { out }
+}
+
+/// One account's connection to the API.
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    url: String,
+    cdn: i64,
+    api_key: Secret,
+    api_secret: Secret,
+    account: Arc<str>,
+    store: Arc<Store>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client for one account; `store` receives the upstream request counts.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        http: reqwest::Client,
+        url: String,
+        cdn: i64,
+        api_key: Secret,
+        api_secret: Secret,
+        account: Arc<str>,
+        store: Arc<Store>,
+        timeout: Duration,
+    ) -> Self {
+        Client { http, url, cdn, api_key, api_secret, account, store, timeout }
+    }
+
+    /// Runs one command with a fresh timestamp and returns the answer's JSON.
+    pub async fn call(&self, command: &str, params: &[(&str, Value)]) -> Result<Value, PollError> {
+        let body = signed_request(
+            command,
+            self.api_key.expose(),
+            self.api_secret.expose(),
+            self.cdn,
+            crate::timeutil::now_unix(),
+            params,
+        );
+        let result = self
+            .http
+            .post(&self.url)
+            .timeout(self.timeout)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&[("json", body)])
+            .send()
+            .await;
+        let mut response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.store.count_upstream(super::PROVIDER, &self.account, "error");
+                return Err(transport_error(&e));
+            }
+        };
+        let status = response.status().as_u16();
+        self.store.count_upstream(super::PROVIDER, &self.account, &status.to_string());
+        let mut bytes = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+                        return Err(PollError::new(
+                            Reason::Http,
+                            format!("HTTP {status}, answer larger than {MAX_BODY_BYTES} bytes"),
+                        ));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(transport_error(&e)),
+            }
+        }
+        interpret(status, &bytes)
+    }
+}
+
+/// A reqwest error as a poll error: timeouts apart, with the cause chain in the message.
+pub fn transport_error(e: &reqwest::Error) -> PollError {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    let reason = if e.is_timeout() { Reason::Timeout } else { Reason::Http };
+    PollError::new(reason, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const KEY: &str = "APX4GKLM0RKQLSP2FBO1ROPKSSW47DZE";
+    const SECRET: &str = "8fc8c48da81e6a2a06a9556379bf798af508dc0792497c678b4c3532ba8b637f";
+
+    #[test]
+    fn signs_the_docs_example_like_openssl() {
+        // printf '%s' '{"command":"usage.summary",...,"cdn":158}' \
+        //   | openssl dgst -sha256 -hmac "$SECRET" -binary | base64
+        let body = signed_request("usage.summary", KEY, SECRET, 158, 1_763_800_000, &[]);
+        assert_eq!(
+            body,
+            r#"{"command":"usage.summary","api_key":"APX4GKLM0RKQLSP2FBO1ROPKSSW47DZE","timestamp":1763800000,"cdn":158,"signature":"OYKue3jlNp96EYXYzEzz8nmq9Yf5ah4Hu2KhoU3bq0Q="}"#
+        );
+    }
+
+    #[test]
+    fn signs_slash_and_non_ascii_like_php() {
+        // php -r '$r=[...,"app"=>"démo/origin",...]; echo base64_encode(hash_hmac("sha256",json_encode($r),$secret,true));'
+        let body = signed_request(
+            "video.usage",
+            KEY,
+            SECRET,
+            158,
+            1_763_800_000,
+            &[
+                ("app", json!("démo/origin")),
+                ("year", json!(2026)),
+                ("month", json!(11)),
+                ("limit", json!(1000)),
+                ("offset", json!(0)),
+            ],
+        );
+        assert!(body.contains(r#""app":"d\u00e9mo\/origin""#), "{body}");
+        assert!(body.ends_with(r#","signature":"DLYNZ3vQTr0RtMXMB3h537zh3duF8rC0MCksXsMyPVY="}"#), "{body}");
+    }
+
+    #[test]
+    fn failure_envelopes_are_classified() {
+        let cases = [
+            (json!({"status":"failure","code":"0002","message":"Timestamp outside valid range, use UTC"}), Reason::ClockSkew),
+            (json!({"status":"failure","code":1,"message":"CDN authorization failed"}), Reason::Auth),
+            (json!({"status":"failure","code":"0003","message":"bad sig","debug":{"x":1}}), Reason::Auth),
+            (json!({"status":"failure","code":"0005","message":"no"}), Reason::Auth),
+            (json!({"status":"failure","code":1000,"message":"Servers busy"}), Reason::Throttled),
+            (json!({"status":"failure","code":"0006","message":"missing"}), Reason::Provider),
+        ];
+        for (body, reason) in cases {
+            let err = interpret(200, body.to_string().as_bytes()).unwrap_err();
+            assert_eq!(err.reason, reason, "{body}");
+            let code = normalize_code(&body["code"]);
+            assert!(err.message.contains(&code), "{} lacks {code}", err.message);
+        }
+    }
+
+    #[test]
+    fn html_error_pages_name_the_status_and_the_body() {
+        let err = interpret(502, b"<html><head><title>502 Bad Gateway</title></head></html>").unwrap_err();
+        assert_eq!(err.reason, Reason::Http);
+        assert!(err.message.contains("HTTP 502"), "{}", err.message);
+        assert!(err.message.contains("<title>502 Bad Gateway"), "{}", err.message);
+        let err = interpret(200, b"<html>maintenance</html>").unwrap_err();
+        assert_eq!(err.reason, Reason::Parse);
+        let err = interpret(200, b"").unwrap_err();
+        assert!(err.message.contains("(empty body)"), "{}", err.message);
+    }
+}
