@@ -55,7 +55,11 @@ pub fn build_jobs(config: &Config, http: &reqwest::Client, store: &Arc<Store>) -
     let mut jobs = Vec::new();
     for account in &config.scaleengine {
         jobs.extend(scaleengine::jobs(account, http, store));
-        let key = JobKey { provider: scaleengine::PROVIDER, account: account.name.as_str().into(), endpoint: "config" };
+        let key = JobKey {
+            provider: scaleengine::PROVIDER,
+            account: account.name.as_str().into(),
+            endpoint: "config",
+        };
         store.set_static(&key, &scaleengine::config_samples(account));
     }
     jobs
@@ -92,21 +96,42 @@ impl Running {
 
 /// Binds `listen`, starts the renderer, the jobs and the server.
 pub async fn start(config: &Config, listen: SocketAddr) -> Result<Running, StartError> {
-    let listener = TcpListener::bind(listen).await.map_err(|source| StartError::Bind { addr: listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?;
     let http = http_client()?;
     let store = Store::new(VERSION, REVISION);
     let (stop, stop_rx) = watch::channel(false);
     let jobs = build_jobs(config, &http, &store);
     let job_count = jobs.len();
-    let renderer = tokio::spawn(store.clone().run_renderer(RENDER_MIN_GAP, wait_true(stop_rx.clone())));
+    let renderer = tokio::spawn(
+        store
+            .clone()
+            .run_renderer(RENDER_MIN_GAP, wait_true(stop_rx.clone())),
+    );
     let jobs = crate::scheduler::spawn_all(jobs, &store, &stop_rx);
     let app = crate::server::router(store.clone());
     let server = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(wait_true(stop_rx)).await
+        axum::serve(listener, app)
+            .with_graceful_shutdown(wait_true(stop_rx))
+            .await
     });
     tracing::info!(%addr, accounts = config.account_count(), jobs = job_count, "Serving /metrics");
-    Ok(Running { addr, store, stop, server, renderer, jobs })
+    Ok(Running {
+        addr,
+        store,
+        stop,
+        server,
+        renderer,
+        jobs,
+    })
 }
 
 async fn wait_true(mut rx: watch::Receiver<bool>) {

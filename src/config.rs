@@ -123,7 +123,12 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        write!(f, "the configuration in {} has {n} problem{}:", self.source_name, if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "the configuration in {} has {n} problem{}:",
+            self.source_name,
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.problems {
             write!(f, "\n  - {p}")?;
         }
@@ -147,19 +152,32 @@ impl Config {
                 }],
             });
         }
-        Self::from_figment(Figment::new().merge(Toml::file_exact(path)).merge(env_provider()), &source_name)
+        Self::from_figment(
+            Figment::new()
+                .merge(Toml::file_exact(path))
+                .merge(env_provider()),
+            &source_name,
+        )
     }
 
     /// Loads and validates TOML text, with environment overrides (used by `demo` and tests).
     pub fn from_toml_str(toml: &str, source_name: &str) -> Result<Config, ConfigError> {
-        Self::from_figment(Figment::new().merge(Toml::string(toml)).merge(env_provider()), source_name)
+        Self::from_figment(
+            Figment::new()
+                .merge(Toml::string(toml))
+                .merge(env_provider()),
+            source_name,
+        )
     }
 
     /// Validates whatever `figment` holds.
     pub fn from_figment(figment: Figment, source_name: &str) -> Result<Config, ConfigError> {
         let fail = |message: String| ConfigError {
             source_name: source_name.to_owned(),
-            problems: vec![Problem { path: "(file)".into(), message }],
+            problems: vec![Problem {
+                path: "(file)".into(),
+                message,
+            }],
         };
         let root: Value = figment
             .extract()
@@ -168,7 +186,10 @@ impl Config {
         let config = v.root(&root);
         match config {
             Some(c) if v.problems.is_empty() => Ok(c),
-            _ => Err(ConfigError { source_name: source_name.to_owned(), problems: v.problems }),
+            _ => Err(ConfigError {
+                source_name: source_name.to_owned(),
+                problems: v.problems,
+            }),
         }
     }
 
@@ -195,14 +216,26 @@ struct Table<'a> {
 
 impl Validator {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem { path: path.into(), message: message.into() });
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     fn table<'a>(&mut self, path: String, value: &'a Value) -> Option<Table<'a>> {
         match value {
-            Value::Object(map) => Some(Table { path, fields: map.iter().map(|(k, v)| (k.as_str(), v)).collect() }),
+            Value::Object(map) => Some(Table {
+                path,
+                fields: map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            }),
             _ => {
-                self.problem(path, format!("expected a table, found {}. Write it as a TOML table.", kind(value)));
+                self.problem(
+                    path,
+                    format!(
+                        "expected a table, found {}. Write it as a TOML table.",
+                        kind(value)
+                    ),
+                );
                 None
             }
         }
@@ -223,7 +256,10 @@ impl Validator {
         match v {
             Value::String(s) => Some(s.clone()),
             other => {
-                self.problem(join(&t.path, key), format!("expected a string, found {}. Quote it.", kind(other)));
+                self.problem(
+                    join(&t.path, key),
+                    format!("expected a string, found {}. Quote it.", kind(other)),
+                );
                 None
             }
         }
@@ -234,7 +270,10 @@ impl Validator {
         match v.as_i64() {
             Some(n) if (min..=max).contains(&n) => Some(n),
             Some(n) => {
-                self.problem(join(&t.path, key), format!("{n} is out of range. Use a whole number from {min} to {max}."));
+                self.problem(
+                    join(&t.path, key),
+                    format!("{n} is out of range. Use a whole number from {min} to {max}."),
+                );
                 None
             }
             None => {
@@ -252,29 +291,45 @@ impl Validator {
         match v.as_f64() {
             Some(n) if n.is_finite() && n >= 0.0 => Some(n),
             _ => {
-                self.problem(join(&t.path, key), format!("expected a number of at least 0, found {}.", show(v)));
+                self.problem(
+                    join(&t.path, key),
+                    format!("expected a number of at least 0, found {}.", show(v)),
+                );
                 None
             }
         }
     }
 
     fn duration(&mut self, t: &mut Table<'_>, key: &str, default: Duration) -> Option<Duration> {
-        let Some(v) = t.fields.remove(key) else { return Some(default) };
+        let Some(v) = t.fields.remove(key) else {
+            return Some(default);
+        };
         let parsed = match v {
             Value::String(s) => humantime::parse_duration(s.trim()).ok(),
             Value::Number(n) => n.as_u64().map(Duration::from_secs),
             _ => None,
         };
         match parsed {
-            Some(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(31 * 86_400) => Some(d),
+            Some(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(31 * 86_400) => {
+                Some(d)
+            }
             Some(_) => {
-                self.problem(join(&t.path, key), format!("{} is out of range. Use a duration from 1s to 31d.", show(v)));
+                self.problem(
+                    join(&t.path, key),
+                    format!(
+                        "{} is out of range. Use a duration from 1s to 31d.",
+                        show(v)
+                    ),
+                );
                 None
             }
             None => {
                 self.problem(
                     join(&t.path, key),
-                    format!("{} is not a duration. Write it like \"90s\", \"15m\" or \"1h\".", show(v)),
+                    format!(
+                        "{} is not a duration. Write it like \"90s\", \"15m\" or \"1h\".",
+                        show(v)
+                    ),
                 );
                 None
             }
@@ -289,10 +344,20 @@ impl Validator {
         let env = self.string(t, &env_key);
         let file = self.string(t, &file_key);
         let path = join(&t.path, key);
-        let given = [inline.is_some(), env.is_some(), file.is_some()].iter().filter(|b| **b).count();
+        let given = [inline.is_some(), env.is_some(), file.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
         if given != 1 {
-            let what = if given == 0 { "missing" } else { "given more than once" };
-            self.problem(path, format!("{what}. Set exactly one of {key}, {env_key} or {file_key}."));
+            let what = if given == 0 {
+                "missing"
+            } else {
+                "given more than once"
+            };
+            self.problem(
+                path,
+                format!("{what}. Set exactly one of {key}, {env_key} or {file_key}."),
+            );
             return None;
         }
         let value = if let Some(v) = inline {
@@ -312,7 +377,10 @@ impl Validator {
             match std::fs::read_to_string(&file) {
                 Ok(v) => v,
                 Err(e) => {
-                    self.problem(join(&t.path, &file_key), format!("cannot read {file}: {e}. Check the path and its permissions."));
+                    self.problem(
+                        join(&t.path, &file_key),
+                        format!("cannot read {file}: {e}. Check the path and its permissions."),
+                    );
                     return None;
                 }
             }
@@ -321,7 +389,10 @@ impl Validator {
         };
         let value = value.trim();
         if value.is_empty() {
-            self.problem(path, "is empty. Give the credential from the provider's control panel.");
+            self.problem(
+                path,
+                "is empty. Give the credential from the provider's control panel.",
+            );
             return None;
         }
         Some(Secret::new(value))
@@ -337,14 +408,19 @@ impl Validator {
             }
         });
         let log_level = self.string(&mut t, "log_level");
-        let log_format = self.string(&mut t, "log_format").and_then(|s| match s.as_str() {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            _ => {
-                self.problem("log_format", format!("{s:?} is not a log format. Use \"text\" or \"json\"."));
-                None
-            }
-        });
+        let log_format = self
+            .string(&mut t, "log_format")
+            .and_then(|s| match s.as_str() {
+                "text" => Some(LogFormat::Text),
+                "json" => Some(LogFormat::Json),
+                _ => {
+                    self.problem(
+                        "log_format",
+                        format!("{s:?} is not a log format. Use \"text\" or \"json\"."),
+                    );
+                    None
+                }
+            });
         let mut scaleengine = Vec::new();
         match t.fields.remove("scaleengine") {
             None => {}
@@ -355,16 +431,29 @@ impl Validator {
                     }
                 }
                 // Names of invalid accounts count too: a clash is a problem of its own.
-                let names = items.iter().map(|a| a.get("name").and_then(Value::as_str).unwrap_or_default());
+                let names = items
+                    .iter()
+                    .map(|a| a.get("name").and_then(Value::as_str).unwrap_or_default());
                 self.unique_names("scaleengine", names);
             }
             Some(other) => self.problem(
                 "scaleengine",
-                format!("expected an array of tables, found {}. Write each account as [[scaleengine]].", kind(other)),
+                format!(
+                    "expected an array of tables, found {}. Write each account as [[scaleengine]].",
+                    kind(other)
+                ),
             ),
         }
-        self.unknown(t, &["listen_address", "log_level", "log_format", "scaleengine"]);
-        let config = Config { listen_address, log_level, log_format, scaleengine };
+        self.unknown(
+            t,
+            &["listen_address", "log_level", "log_format", "scaleengine"],
+        );
+        let config = Config {
+            listen_address,
+            log_level,
+            log_format,
+            scaleengine,
+        };
         if config.account_count() == 0 && self.problems.is_empty() {
             self.problem("scaleengine", "no account is configured. Add a [[scaleengine]] table (see deploy/config.example.toml).");
         }
@@ -392,7 +481,10 @@ impl Validator {
         let path = join(&t.path, "name");
         match self.string(t, "name") {
             None if !self.problems.iter().any(|p| p.path == path) => {
-                self.problem(path, "missing. Name the account; the name becomes the `account` label.");
+                self.problem(
+                    path,
+                    "missing. Name the account; the name becomes the `account` label.",
+                );
                 None
             }
             None => None,
@@ -405,11 +497,16 @@ impl Validator {
     }
 
     fn base_url(&mut self, t: &mut Table<'_>, default: &str) -> Option<String> {
-        let url = self.string(t, "base_url").unwrap_or_else(|| default.to_owned());
+        let url = self
+            .string(t, "base_url")
+            .unwrap_or_else(|| default.to_owned());
         match reqwest::Url::parse(&url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(url),
             _ => {
-                self.problem(join(&t.path, "base_url"), format!("{url:?} is not an http(s) URL. Write it like \"{default}\"."));
+                self.problem(
+                    join(&t.path, "base_url"),
+                    format!("{url:?} is not an http(s) URL. Write it like \"{default}\"."),
+                );
                 None
             }
         }
@@ -421,14 +518,19 @@ impl Validator {
         let name = self.name(&mut t);
         let cdn = self.integer(&mut t, "cdn", 1, i64::from(i32::MAX));
         if cdn.is_none() && !self.problems.iter().any(|p| p.path == join(&t.path, "cdn")) {
-            self.problem(join(&t.path, "cdn"), "missing. Set it to your ScaleEngine CDN id, e.g. `cdn = 158`.");
+            self.problem(
+                join(&t.path, "cdn"),
+                "missing. Set it to your ScaleEngine CDN id, e.g. `cdn = 158`.",
+            );
         }
         let api_key = self.secret(&mut t, "api_key");
         let api_secret = self.secret(&mut t, "api_secret");
         let base_url = self.base_url(&mut t, scaleengine::DEFAULT_BASE_URL);
         let timeout = self.duration(&mut t, "timeout", Duration::from_secs(30));
-        let summary_interval = self.duration(&mut t, "summary_interval", Duration::from_secs(15 * 60));
-        let billing_interval = self.duration(&mut t, "billing_interval", Duration::from_secs(15 * 60));
+        let summary_interval =
+            self.duration(&mut t, "summary_interval", Duration::from_secs(15 * 60));
+        let billing_interval =
+            self.duration(&mut t, "billing_interval", Duration::from_secs(15 * 60));
         let disk_interval = self.duration(&mut t, "disk_interval", Duration::from_secs(3600));
         let video_interval = self.duration(&mut t, "video_interval", Duration::from_secs(3600));
         let video_apps = self.video_apps(&mut t);
@@ -437,9 +539,23 @@ impl Validator {
         self.unknown(
             t,
             &[
-                "name", "cdn", "api_key", "api_key_env", "api_key_file", "api_secret", "api_secret_env", "api_secret_file",
-                "base_url", "timeout", "summary_interval", "billing_interval", "disk_interval", "video_interval",
-                "video_apps", "video_top_n", "budget_usd",
+                "name",
+                "cdn",
+                "api_key",
+                "api_key_env",
+                "api_key_file",
+                "api_secret",
+                "api_secret_env",
+                "api_secret_file",
+                "base_url",
+                "timeout",
+                "summary_interval",
+                "billing_interval",
+                "disk_interval",
+                "video_interval",
+                "video_apps",
+                "video_top_n",
+                "budget_usd",
             ],
         );
         if self.problems.len() > before {
@@ -464,7 +580,9 @@ impl Validator {
 
     fn video_apps(&mut self, t: &mut Table<'_>) -> Vec<VideoApp> {
         let path = join(&t.path, "video_apps");
-        let Some(v) = t.fields.remove("video_apps") else { return Vec::new() };
+        let Some(v) = t.fields.remove("video_apps") else {
+            return Vec::new();
+        };
         let items: Vec<&Value> = match v {
             Value::Array(items) => items.iter().collect(),
             single => vec![single],
@@ -473,10 +591,15 @@ impl Validator {
         for (i, item) in items.into_iter().enumerate() {
             match item {
                 Value::String(s) if !s.trim().is_empty() => apps.push(VideoApp::Name(s.clone())),
-                Value::Number(n) if n.as_i64().is_some_and(|n| n > 0) => apps.push(VideoApp::Id(n.as_i64().unwrap_or_default())),
+                Value::Number(n) if n.as_i64().is_some_and(|n| n > 0) => {
+                    apps.push(VideoApp::Id(n.as_i64().unwrap_or_default()))
+                }
                 other => self.problem(
                     format!("{path}[{i}]"),
-                    format!("{} is not an app. Use an app name (\"live\") or a positive app id (42).", show(other)),
+                    format!(
+                        "{} is not an app. Use an app name (\"live\") or a positive app id (42).",
+                        show(other)
+                    ),
                 ),
             }
         }
@@ -485,7 +608,11 @@ impl Validator {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -525,7 +652,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(row[j]).min(cur) };
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(cur)
+            };
             prev = cur;
         }
     }
@@ -533,6 +664,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
 
@@ -555,7 +687,10 @@ mod tests {
         assert_eq!(a.disk_interval, Duration::from_secs(3600));
         assert_eq!(a.timeout, Duration::from_secs(30));
         assert_eq!(a.video_top_n, 20);
-        assert_eq!(a.video_apps, vec![VideoApp::Name("live".into()), VideoApp::Id(42)]);
+        assert_eq!(
+            a.video_apps,
+            vec![VideoApp::Name("live".into()), VideoApp::Id(42)]
+        );
         assert_eq!(a.budget_usd, Some(500.0));
     }
 
@@ -575,23 +710,27 @@ mod tests {
             api_key = "k"
             api_secret = "s"
         "#;
-        let err = Config::from_toml_str(bad, "test").unwrap_err();
-        let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            [
-                "listen_address",
-                "scaleengine[0].cdn",
-                "scaleengine[0].api_secret",
-                "scaleengine[0].summary_interval",
-                "scaleengine[0].api_secrte",
-                "scaleengine[1].name",
-            ],
-            "{err}"
-        );
-        let text = err.to_string();
-        assert!(text.contains("has 6 problems"), "{text}");
-        assert!(text.contains("Did you mean `api_secret`?"), "{text}");
+        // In a Jail: another test sets CDN_EXPORTER_LISTEN_ADDRESS, and Jail serializes them.
+        figment::Jail::expect_with(|_| {
+            let err = Config::from_toml_str(bad, "test").unwrap_err();
+            let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+            assert_eq!(
+                paths,
+                [
+                    "listen_address",
+                    "scaleengine[0].cdn",
+                    "scaleengine[0].api_secret",
+                    "scaleengine[0].summary_interval",
+                    "scaleengine[0].api_secrte",
+                    "scaleengine[1].name",
+                ],
+                "{err}"
+            );
+            let text = err.to_string();
+            assert!(text.contains("has 6 problems"), "{text}");
+            assert!(text.contains("Did you mean `api_secret`?"), "{text}");
+            Ok(())
+        });
     }
 
     #[test]
@@ -611,7 +750,10 @@ mod tests {
             assert_eq!(c.scaleengine[0].api_secret.expose(), "from-env");
             let missing = toml.replace("SE_TEST_SECRET", "SE_TEST_UNSET");
             let err = Config::from_toml_str(&missing, "test").unwrap_err();
-            assert!(err.to_string().contains("SE_TEST_UNSET is not set"), "{err}");
+            assert!(
+                err.to_string().contains("SE_TEST_UNSET is not set"),
+                "{err}"
+            );
             Ok(())
         });
     }
@@ -630,7 +772,8 @@ mod tests {
 
     #[test]
     fn debug_print_has_no_secret() {
-        let c = Config::from_toml_str(&GOOD.replace("\"s\"", "\"topsecretvalue\""), "test").unwrap();
+        let c =
+            Config::from_toml_str(&GOOD.replace("\"s\"", "\"topsecretvalue\""), "test").unwrap();
         assert!(!format!("{c:?}").contains("topsecretvalue"));
     }
 

@@ -90,7 +90,15 @@ mod tests {
     #[test]
     fn formats_special_values() {
         let mut s = String::new();
-        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, 1e21, 12345678.0, 0.25] {
+        for v in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            1e21,
+            12345678.0,
+            0.25,
+        ] {
             write_value(&mut s, v);
             s.push(' ');
         }

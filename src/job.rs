@@ -41,7 +41,11 @@ pub struct Sample {
 impl Sample {
     /// A sample with no extra labels.
     pub fn new(family: FamilyId, value: f64) -> Self {
-        Sample { family, labels: Vec::new(), value }
+        Sample {
+            family,
+            labels: Vec::new(),
+            value,
+        }
     }
 
     /// Adds a label.
@@ -109,7 +113,10 @@ pub struct PollError {
 impl PollError {
     /// An error of the given reason.
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        PollError { reason, message: message.into() }
+        PollError {
+            reason,
+            message: message.into(),
+        }
     }
 
     /// A response we could not understand.

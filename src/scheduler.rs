@@ -20,7 +20,11 @@ pub const JITTER: f64 = 0.1;
 pub const MAX_FIRST_DELAY: Duration = Duration::from_secs(1);
 
 /// Starts every job; they stop when `stop` turns true.
-pub fn spawn_all(jobs: Vec<JobSpec>, store: &Arc<Store>, stop: &watch::Receiver<bool>) -> JoinSet<()> {
+pub fn spawn_all(
+    jobs: Vec<JobSpec>,
+    store: &Arc<Store>,
+    stop: &watch::Receiver<bool>,
+) -> JoinSet<()> {
     let mut set = JoinSet::new();
     for job in jobs {
         store.register_job(&job.key);
@@ -37,16 +41,24 @@ fn jittered(interval: Duration) -> Duration {
 pub async fn poll_once(job: &JobSpec, store: &Store) -> Result<usize, PollError> {
     let span = tracing::info_span!("poll", provider = job.key.provider, account = %job.key.account, endpoint = job.key.endpoint);
     let start = Instant::now();
-    let outcome = match tokio::time::timeout(job.timeout, job.poller.poll().instrument(span.clone())).await {
-        Ok(result) => result,
-        Err(_) => Err(PollError::new(Reason::Timeout, format!("poll did not finish within {:?}", job.timeout))),
-    };
+    let outcome =
+        match tokio::time::timeout(job.timeout, job.poller.poll().instrument(span.clone())).await {
+            Ok(result) => result,
+            Err(_) => Err(PollError::new(
+                Reason::Timeout,
+                format!("poll did not finish within {:?}", job.timeout),
+            )),
+        };
     let elapsed = start.elapsed();
     let _enter = span.enter();
     match outcome {
         Ok(samples) => {
             store.record_success(&job.key, &samples, elapsed);
-            tracing::debug!(series = samples.len(), duration_ms = elapsed.as_millis() as u64, "Poll succeeded");
+            tracing::debug!(
+                series = samples.len(),
+                duration_ms = elapsed.as_millis() as u64,
+                "Poll succeeded"
+            );
             Ok(samples.len())
         }
         Err(error) => {
@@ -58,7 +70,9 @@ pub async fn poll_once(job: &JobSpec, store: &Store) -> Result<usize, PollError>
 }
 
 async fn run_job(job: JobSpec, store: Arc<Store>, mut stop: watch::Receiver<bool>) {
-    let first = MAX_FIRST_DELAY.min(job.interval / 10).mul_f64(fastrand::f64());
+    let first = MAX_FIRST_DELAY
+        .min(job.interval / 10)
+        .mul_f64(fastrand::f64());
     let mut next = Instant::now() + first;
     loop {
         tokio::select! {

@@ -58,8 +58,14 @@ mod tests {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[header::CONTENT_TYPE], expo::CONTENT_TYPE);
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
         assert_eq!(body, store.body());
-        assert!(std::str::from_utf8(&body).unwrap().contains("cdn_exporter_build_info"));
+        assert!(
+            std::str::from_utf8(&body)
+                .unwrap()
+                .contains("cdn_exporter_build_info")
+        );
     }
 }

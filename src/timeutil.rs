@@ -74,7 +74,10 @@ mod tests {
         }
         assert_eq!(format_ymd(0), "1970-01-01");
         assert_eq!(parse_ymd("2026-11-22"), Some(20_779));
-        assert_eq!(parse_ymd("2024-02-29 13:00"), Some(days_from_civil(2024, 2, 29)));
+        assert_eq!(
+            parse_ymd("2024-02-29 13:00"),
+            Some(days_from_civil(2024, 2, 29))
+        );
         assert_eq!(parse_ymd("2023-02-29"), None);
         assert_eq!(parse_ymd("0000-00-00 00:00:00"), None);
         assert_eq!(days_in_month(2024, 2), 29);

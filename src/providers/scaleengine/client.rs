@@ -21,14 +21,22 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Standard padded base64 of HMAC-SHA256(`secret`, `message`).
 pub fn sign(secret: &str, message: &str) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!());
     mac.update(message.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// The signed request body (the value of the form field `json`): `command`, `api_key`,
 /// `timestamp`, `cdn`, then `params` in order, then `signature` over all of those.
-pub fn signed_request(command: &str, api_key: &str, secret: &str, cdn: i64, timestamp: i64, params: &[(&str, Value)]) -> String {
+pub fn signed_request(
+    command: &str,
+    api_key: &str,
+    secret: &str,
+    cdn: i64,
+    timestamp: i64,
+    params: &[(&str, Value)],
+) -> String {
     let mut request = Map::new();
     request.insert("command".into(), command.into());
     request.insert("api_key".into(), api_key.into());
@@ -76,7 +84,11 @@ pub fn interpret(status: u16, body: &[u8]) -> Result<Value, PollError> {
     let value = match parsed {
         Ok(v) => v,
         Err(e) => {
-            let reason = if (200..300).contains(&status) { Reason::Parse } else { Reason::Http };
+            let reason = if (200..300).contains(&status) {
+                Reason::Parse
+            } else {
+                Reason::Http
+            };
             return Err(PollError::new(
                 reason,
                 format!("HTTP {status}, answer is not JSON ({e}): {}", preview(body)),
@@ -85,17 +97,30 @@ pub fn interpret(status: u16, body: &[u8]) -> Result<Value, PollError> {
     };
     if value.get("status").and_then(Value::as_str) == Some("failure") {
         let code = value.get("code").map(normalize_code).unwrap_or_default();
-        let message = value.get("message").and_then(super::wire::text).unwrap_or_default();
+        let message = value
+            .get("message")
+            .and_then(super::wire::text)
+            .unwrap_or_default();
         return Err(PollError::new(
             classify_code(&code),
-            format!("ScaleEngine error {code} ({}): {}", describe_code(&code), message.trim()),
+            format!(
+                "ScaleEngine error {code} ({}): {}",
+                describe_code(&code),
+                message.trim()
+            ),
         ));
     }
     if !(200..300).contains(&status) {
-        return Err(PollError::new(Reason::Http, format!("HTTP {status}: {}", preview(body))));
+        return Err(PollError::new(
+            Reason::Http,
+            format!("HTTP {status}: {}", preview(body)),
+        ));
     }
     if !value.is_object() {
-        return Err(PollError::parse(format!("answer is not a JSON object: {}", preview(body))));
+        return Err(PollError::parse(format!(
+            "answer is not a JSON object: {}",
+            preview(body)
+        )));
     }
     Ok(value)
 }
@@ -113,11 +138,18 @@ fn normalize_code(code: &Value) -> String {
 /// The first bytes of a body, printable and on one line, for error messages.
 pub fn preview(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
-    let mut out: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if body.len() > 120 {
         out.push('…');
     }
-    if out.trim().is_empty() { "(empty body)".into() } else { out }
+    if out.trim().is_empty() {
+        "(empty body)".into()
+    } else {
+        out
+    }
 }
 
 /// One account's connection to the API.
@@ -146,7 +178,16 @@ impl Client {
         store: Arc<Store>,
         timeout: Duration,
     ) -> Self {
-        Client { http, url, cdn, api_key, api_secret, account, store, timeout }
+        Client {
+            http,
+            url,
+            cdn,
+            api_key,
+            api_secret,
+            account,
+            store,
+            timeout,
+        }
     }
 
     /// Runs one command with a fresh timestamp and returns the answer's JSON.
@@ -170,12 +211,14 @@ impl Client {
         let mut response = match result {
             Ok(r) => r,
             Err(e) => {
-                self.store.count_upstream(super::PROVIDER, &self.account, "error");
+                self.store
+                    .count_upstream(super::PROVIDER, &self.account, "error");
                 return Err(transport_error(&e));
             }
         };
         let status = response.status().as_u16();
-        self.store.count_upstream(super::PROVIDER, &self.account, &status.to_string());
+        self.store
+            .count_upstream(super::PROVIDER, &self.account, &status.to_string());
         let mut bytes = Vec::new();
         loop {
             match response.chunk().await {
@@ -205,7 +248,11 @@ pub fn transport_error(e: &reqwest::Error) -> PollError {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    let reason = if e.is_timeout() { Reason::Timeout } else { Reason::Http };
+    let reason = if e.is_timeout() {
+        Reason::Timeout
+    } else {
+        Reason::Http
+    };
     PollError::new(reason, message)
 }
 
@@ -246,18 +293,39 @@ mod tests {
             ],
         );
         assert!(body.contains(r#""app":"d\u00e9mo\/origin""#), "{body}");
-        assert!(body.ends_with(r#","signature":"DLYNZ3vQTr0RtMXMB3h537zh3duF8rC0MCksXsMyPVY="}"#), "{body}");
+        assert!(
+            body.ends_with(r#","signature":"DLYNZ3vQTr0RtMXMB3h537zh3duF8rC0MCksXsMyPVY="}"#),
+            "{body}"
+        );
     }
 
     #[test]
     fn failure_envelopes_are_classified() {
         let cases = [
-            (json!({"status":"failure","code":"0002","message":"Timestamp outside valid range, use UTC"}), Reason::ClockSkew),
-            (json!({"status":"failure","code":1,"message":"CDN authorization failed"}), Reason::Auth),
-            (json!({"status":"failure","code":"0003","message":"bad sig","debug":{"x":1}}), Reason::Auth),
-            (json!({"status":"failure","code":"0005","message":"no"}), Reason::Auth),
-            (json!({"status":"failure","code":1000,"message":"Servers busy"}), Reason::Throttled),
-            (json!({"status":"failure","code":"0006","message":"missing"}), Reason::Provider),
+            (
+                json!({"status":"failure","code":"0002","message":"Timestamp outside valid range, use UTC"}),
+                Reason::ClockSkew,
+            ),
+            (
+                json!({"status":"failure","code":1,"message":"CDN authorization failed"}),
+                Reason::Auth,
+            ),
+            (
+                json!({"status":"failure","code":"0003","message":"bad sig","debug":{"x":1}}),
+                Reason::Auth,
+            ),
+            (
+                json!({"status":"failure","code":"0005","message":"no"}),
+                Reason::Auth,
+            ),
+            (
+                json!({"status":"failure","code":1000,"message":"Servers busy"}),
+                Reason::Throttled,
+            ),
+            (
+                json!({"status":"failure","code":"0006","message":"missing"}),
+                Reason::Provider,
+            ),
         ];
         for (body, reason) in cases {
             let err = interpret(200, body.to_string().as_bytes()).unwrap_err();
@@ -269,10 +337,18 @@ mod tests {
 
     #[test]
     fn html_error_pages_name_the_status_and_the_body() {
-        let err = interpret(502, b"<html><head><title>502 Bad Gateway</title></head></html>").unwrap_err();
+        let err = interpret(
+            502,
+            b"<html><head><title>502 Bad Gateway</title></head></html>",
+        )
+        .unwrap_err();
         assert_eq!(err.reason, Reason::Http);
         assert!(err.message.contains("HTTP 502"), "{}", err.message);
-        assert!(err.message.contains("<title>502 Bad Gateway"), "{}", err.message);
+        assert!(
+            err.message.contains("<title>502 Bad Gateway"),
+            "{}",
+            err.message
+        );
         let err = interpret(200, b"<html>maintenance</html>").unwrap_err();
         assert_eq!(err.reason, Reason::Parse);
         let err = interpret(200, b"").unwrap_err();

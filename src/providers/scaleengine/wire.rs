@@ -12,7 +12,10 @@ pub fn num(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => {
-            let cleaned: String = s.chars().filter(|c| !matches!(c, ',' | ' ' | '$')).collect();
+            let cleaned: String = s
+                .chars()
+                .filter(|c| !matches!(c, ',' | ' ' | '$'))
+                .collect();
             cleaned.parse::<f64>().ok().filter(|f| f.is_finite())
         }
         Value::Object(map) => map.get("v").and_then(num),
@@ -77,7 +80,10 @@ pub fn parse_table(response: &Value) -> Result<Table, PollError> {
         let Some(name) = cells.first().and_then(text) else {
             return Err(PollError::parse(format!("row {i} of \"vals\" has no name")));
         };
-        rows.push(Row { name, cells: cells[1..].iter().map(num).collect() });
+        rows.push(Row {
+            name,
+            cells: cells[1..].iter().map(num).collect(),
+        });
     }
     Ok(Table { cols, rows })
 }
@@ -102,7 +108,10 @@ pub fn parse_disk(response: &Value) -> Result<Vec<DiskDay>, PollError> {
     Ok(usage
         .iter()
         .filter_map(|entry| {
-            let day = entry.get("summary_date").and_then(text).and_then(|d| crate::timeutil::parse_ymd(&d))?;
+            let day = entry
+                .get("summary_date")
+                .and_then(text)
+                .and_then(|d| crate::timeutil::parse_ymd(&d))?;
             let bytes = entry.get("bytes_total").and_then(num)?;
             let user = entry.get("cpu_user").and_then(text).unwrap_or_default();
             Some(DiskDay { day, user, bytes })
@@ -146,9 +155,17 @@ pub fn parse_video(response: &Value) -> Result<VideoPage, PollError> {
         // An empty result has been seen as `[]`, `{}`, null or no field at all.
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Object(m)) if m.is_empty() => Vec::new(),
-        Some(_) => return Err(PollError::parse("video.usage answer's \"usage\" is not an array")),
+        Some(_) => {
+            return Err(PollError::parse(
+                "video.usage answer's \"usage\" is not an array",
+            ));
+        }
     };
-    let count = response.get("count").and_then(num).filter(|c| *c >= 0.0).map(|c| c as u64);
+    let count = response
+        .get("count")
+        .and_then(num)
+        .filter(|c| *c >= 0.0)
+        .map(|c| c as u64);
     Ok(VideoPage { entries, count })
 }
 

@@ -1,0 +1,9 @@
+//! Integration tests, one binary (STYLE.md 12).
+
+mod cli;
+mod docs;
+mod exporter;
+mod fixtures;
+mod signing;
+mod support;
+mod tools;

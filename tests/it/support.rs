@@ -1,0 +1,301 @@
+//! Test helpers: a label-aware exposition parser, bounded waiting, tool discovery, and a
+//! simulator plus exporter started on loopback.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cdn_usage_exporter::app::{self, Running};
+use cdn_usage_exporter::config::Config;
+use cdn_usage_exporter::simulator::{SeAccount, SimState, Simulator, VideoAppSpec};
+
+/// One parsed sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// A parsed scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    pub series: Vec<Series>,
+    pub types: BTreeMap<String, String>,
+}
+
+impl Scrape {
+    /// Parses Prometheus text format, unescaping label values; panics on a malformed line.
+    pub fn parse(text: &str) -> Scrape {
+        let mut scrape = Scrape::default();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut parts = rest.splitn(2, ' ');
+                let name = parts.next().unwrap_or_default().to_owned();
+                scrape
+                    .types
+                    .insert(name, parts.next().unwrap_or_default().to_owned());
+                continue;
+            }
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            scrape.series.push(
+                parse_line(line).unwrap_or_else(|| panic!("malformed exposition line: {line:?}")),
+            );
+        }
+        scrape
+    }
+
+    /// Every series of `name` whose labels include all of `labels`.
+    pub fn all(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Series> {
+        self.series
+            .iter()
+            .filter(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .collect()
+    }
+
+    /// The value of the one series of `name` matching `labels`; `None` if there is none,
+    /// a panic if there are several.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let found = self.all(name, labels);
+        assert!(
+            found.len() <= 1,
+            "{name}{labels:?} matches {} series",
+            found.len()
+        );
+        found.first().map(|s| s.value)
+    }
+
+    /// Like [`Scrape::get`], but the series must exist.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels)
+            .unwrap_or_else(|| panic!("no series {name}{labels:?}"))
+    }
+}
+
+fn parse_line(line: &str) -> Option<Series> {
+    let name_end = line.find(['{', ' '])?;
+    let name = line[..name_end].to_owned();
+    let mut labels = BTreeMap::new();
+    let mut rest = &line[name_end..];
+    if let Some(after) = rest.strip_prefix('{') {
+        let mut chars = after.char_indices().peekable();
+        let end;
+        loop {
+            // label name
+            let (start, c) = chars.next()?;
+            if c == '}' {
+                end = start + 1;
+                break;
+            }
+            let mut key = String::from(c);
+            loop {
+                let (_, c) = chars.next()?;
+                if c == '=' {
+                    break;
+                }
+                key.push(c);
+            }
+            if chars.next()?.1 != '"' {
+                return None;
+            }
+            let mut value = String::new();
+            loop {
+                let (_, c) = chars.next()?;
+                match c {
+                    '\\' => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        other => value.push(other),
+                    },
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+            labels.insert(key, value);
+            match chars.next()? {
+                (_, ',') => {}
+                (i, '}') => {
+                    end = i + 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        rest = &after[end..];
+    }
+    let value_text = rest.trim().split(' ').next()?;
+    let value = match value_text {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        "NaN" => f64::NAN,
+        v => v.parse().ok()?,
+    };
+    Some(Series {
+        name,
+        labels,
+        value,
+    })
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Finds an outside tool. Without it the test is skipped with a notice, unless
+/// `CDN_EXPORTER_REQUIRE_TOOLS=1`, under which a missing tool fails the test.
+pub fn require_tool(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let required = std::env::var("CDN_EXPORTER_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "{name} is not installed and CDN_EXPORTER_REQUIRE_TOOLS=1"
+        );
+        eprintln!("SKIPPED: {name} is not installed (CI installs it; see .ci/run)");
+    }
+    found
+}
+
+pub const KEY: &str = "TESTKEY0000000000000000000000001";
+pub const SECRET: &str = "test-secret-ab/cd+é";
+
+/// A simulated account with small, fast data.
+pub fn sim_account() -> SeAccount {
+    SeAccount {
+        cdn: 4242,
+        api_key: KEY.into(),
+        api_secret: SECRET.into(),
+        monthly_edge_gb: 1_000.0,
+        users: vec![],
+        video_apps: vec![
+            VideoAppSpec {
+                name: "live".into(),
+                urls: 3,
+            },
+            VideoAppSpec {
+                name: "vod/è".into(),
+                urls: 2_345,
+            },
+        ],
+    }
+}
+
+/// TOML for one account against `base_url`, polling every `interval`.
+pub fn account_toml(name: &str, base_url: &str, interval: &str) -> String {
+    format!(
+        r#"
+[[scaleengine]]
+name = "{name}"
+cdn = 4242
+api_key = "{KEY}"
+api_secret = "{SECRET}"
+base_url = "{base_url}"
+summary_interval = "{interval}"
+billing_interval = "{interval}"
+disk_interval = "{interval}"
+video_interval = "{interval}"
+timeout = "2s"
+video_apps = ["live", "vod/è"]
+video_top_n = 5
+budget_usd = 123.5
+"#
+    )
+}
+
+/// A simulator and an exporter wired to it.
+pub struct Harness {
+    pub sim: Simulator,
+    pub exporter: Running,
+    pub http: reqwest::Client,
+}
+
+impl Harness {
+    /// Starts both on loopback port 0, polling every `interval`.
+    pub async fn start(interval: &str) -> Harness {
+        let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()]))
+            .await
+            .expect("simulator starts");
+        let config = Config::from_toml_str(
+            &account_toml("main", &sim.scaleengine_url(), interval),
+            "test",
+        )
+        .expect("valid config");
+        let exporter = app::start(&config, loopback())
+            .await
+            .expect("exporter starts");
+        Harness {
+            sim,
+            exporter,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn scrape(&self) -> Scrape {
+        Scrape::parse(&self.metrics_text().await)
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        let url = format!("http://{}/metrics", self.exporter.addr);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .expect("scrape answers")
+            .text()
+            .await
+            .expect("text body")
+    }
+
+    /// Waits until every job of account `main` has succeeded at least once.
+    pub async fn wait_all_up(&self) -> Scrape {
+        wait_for(Duration::from_secs(10), "every job up", || async {
+            let s = self.scrape().await;
+            let up = s.all("cdn_exporter_poll_up", &[("account", "main")]);
+            (up.len() == 4 && up.iter().all(|x| x.value == 1.0)).then_some(s)
+        })
+        .await
+    }
+
+    pub async fn stop(self) {
+        self.exporter.stop().await;
+        self.sim.stop().await;
+    }
+}
+
+pub fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+#[test]
+fn parser_reads_escaped_labels() {
+    let s = Scrape::parse("# TYPE m gauge\nm{a=\"x\\\"y\",b=\"1,2}\"} 3.5\nn 1\n");
+    assert_eq!(s.value("m", &[("a", "x\"y"), ("b", "1,2}")]), 3.5);
+    assert_eq!(s.value("n", &[]), 1.0);
+    assert_eq!(s.types["m"], "gauge");
+}
