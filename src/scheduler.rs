@@ -87,3 +87,139 @@ async fn run_job(job: JobSpec, store: Arc<Store>, mut stop: watch::Receiver<bool
         next = started + jittered(job.interval);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::families::FamilyId;
+    use crate::job::{BoxFuture, JobKey, Poll, Sample};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A poll that takes `delay`, counting how many run at once.
+    struct Slow {
+        delay: Duration,
+        running: AtomicUsize,
+        max_running: AtomicUsize,
+        polls: AtomicUsize,
+    }
+
+    impl Poll for Slow {
+        fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
+            Box::pin(async move {
+                let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+                self.max_running.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(self.delay).await;
+                self.running.fetch_sub(1, Ordering::SeqCst);
+                let n = self.polls.fetch_add(1, Ordering::SeqCst) + 1;
+                Ok(vec![Sample::new(FamilyId::OriginProcesses, n as f64)])
+            })
+        }
+    }
+
+    fn job(poller: Arc<Slow>, interval: Duration, timeout: Duration) -> JobSpec {
+        JobSpec {
+            key: JobKey {
+                provider: "test",
+                account: "a".into(),
+                endpoint: "e",
+            },
+            interval,
+            timeout,
+            poller,
+        }
+    }
+
+    fn slow(delay: Duration) -> Arc<Slow> {
+        Arc::new(Slow {
+            delay,
+            running: 0.into(),
+            max_running: 0.into(),
+            polls: 0.into(),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn polls_of_one_job_never_overlap_even_when_slower_than_the_interval() {
+        let poller = slow(Duration::from_secs(3));
+        let store = Store::new("t", "r");
+        let (stop_tx, stop) = watch::channel(false);
+        let mut set = spawn_all(
+            vec![job(
+                poller.clone(),
+                Duration::from_secs(1),
+                Duration::from_secs(10),
+            )],
+            &store,
+            &stop,
+        );
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let _ = stop_tx.send(true);
+        while set.join_next().await.is_some() {}
+        assert_eq!(poller.max_running.load(Ordering::SeqCst), 1);
+        let polls = poller.polls.load(Ordering::SeqCst);
+        assert!(
+            (9..=10).contains(&polls),
+            "back to back, one at a time: {polls}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn polls_follow_the_interval() {
+        let poller = slow(Duration::ZERO);
+        let store = Store::new("t", "r");
+        let (stop_tx, stop) = watch::channel(false);
+        let mut set = spawn_all(
+            vec![job(
+                poller.clone(),
+                Duration::from_secs(60),
+                Duration::from_secs(10),
+            )],
+            &store,
+            &stop,
+        );
+        tokio::time::sleep(Duration::from_secs(60 * 100)).await;
+        let _ = stop_tx.send(true);
+        while set.join_next().await.is_some() {}
+        // 100 intervals of 60 s ± 10 %: between 91 and 112 polls.
+        let polls = poller.polls.load(Ordering::SeqCst);
+        assert!((91..=112).contains(&polls), "{polls}");
+    }
+
+    #[test]
+    fn jitter_spreads_waits_within_ten_percent() {
+        let waits: Vec<f64> = (0..2000)
+            .map(|_| jittered(Duration::from_secs(60)).as_secs_f64())
+            .collect();
+        let (min, max) = waits
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), w| (a.min(*w), b.max(*w)));
+        assert!(min >= 54.0 && max <= 66.0, "{min}..{max}");
+        assert!(
+            min < 55.0 && max > 65.0,
+            "waits are spread over the whole band: {min}..{max}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poll_past_its_deadline_is_a_timeout_and_keeps_the_last_samples() {
+        let store = Store::new("t", "r");
+        let quick = job(
+            slow(Duration::ZERO),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        );
+        poll_once(&quick, &store).await.unwrap();
+        let stuck = JobSpec {
+            poller: slow(Duration::from_secs(3600)),
+            ..quick.clone()
+        };
+        let err = poll_once(&stuck, &store).await.unwrap_err();
+        assert_eq!(err.reason, Reason::Timeout);
+        let body = String::from_utf8(store.render_now().to_vec()).unwrap();
+        assert!(
+            body.contains("cdn_origin_processes{provider=\"test\",account=\"a\"} 1\n"),
+            "{body}"
+        );
+        assert!(body.contains("reason=\"timeout\"} 1\n"), "{body}");
+    }
+}

@@ -5,5 +5,6 @@ mod docs;
 mod exporter;
 mod fixtures;
 mod signing;
+mod simulator;
 mod support;
 mod tools;
