@@ -11,7 +11,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::Config;
 use crate::job::{JobKey, JobSpec};
-use crate::providers::scaleengine;
+use crate::providers::{cdnetworks, scaleengine};
 use crate::store::Store;
 
 /// The exporter's version.
@@ -39,6 +39,9 @@ pub enum StartError {
     /// The HTTP client could not be built (TLS roots unavailable).
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// An account's client could not be set up.
+    #[error("cannot set up {0}")]
+    Account(String),
 }
 
 /// Builds the HTTP client every provider shares.
@@ -51,18 +54,17 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
 }
 
 /// Every job of every configured account, and the configured (not polled) samples.
-pub fn build_jobs(config: &Config, http: &reqwest::Client, store: &Arc<Store>) -> Vec<JobSpec> {
+pub fn build_jobs(config: &Config, http: &reqwest::Client, store: &Arc<Store>) -> Result<Vec<JobSpec>, StartError> {
     let mut jobs = Vec::new();
     for account in &config.scaleengine {
         jobs.extend(scaleengine::jobs(account, http, store));
-        let key = JobKey {
-            provider: scaleengine::PROVIDER,
-            account: account.name.as_str().into(),
-            endpoint: "config",
-        };
+        let key = JobKey::account(scaleengine::PROVIDER, account.name.as_str(), "config");
         store.set_static(&key, &scaleengine::config_samples(account));
     }
-    jobs
+    for account in &config.cdnetworks {
+        jobs.extend(cdnetworks::jobs(account, http, store).map_err(StartError::Account)?);
+    }
+    Ok(jobs)
 }
 
 /// A running exporter.
@@ -96,42 +98,20 @@ impl Running {
 
 /// Binds `listen`, starts the renderer, the jobs and the server.
 pub async fn start(config: &Config, listen: SocketAddr) -> Result<Running, StartError> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: listen,
-        source,
-    })?;
+    let listener = TcpListener::bind(listen).await.map_err(|source| StartError::Bind { addr: listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
     let http = http_client()?;
     let store = Store::new(VERSION, REVISION);
     let (stop, stop_rx) = watch::channel(false);
-    let jobs = build_jobs(config, &http, &store);
+    let jobs = build_jobs(config, &http, &store)?;
     let job_count = jobs.len();
-    let renderer = tokio::spawn(
-        store
-            .clone()
-            .run_renderer(RENDER_MIN_GAP, wait_true(stop_rx.clone())),
-    );
+    let renderer = tokio::spawn(store.clone().run_renderer(RENDER_MIN_GAP, wait_true(stop_rx.clone())));
     let jobs = crate::scheduler::spawn_all(jobs, &store, &stop_rx);
     let app = crate::server::router(store.clone());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(wait_true(stop_rx))
-            .await
-    });
+    let server =
+        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(wait_true(stop_rx)).await });
     tracing::info!(%addr, accounts = config.account_count(), jobs = job_count, "Serving /metrics");
-    Ok(Running {
-        addr,
-        store,
-        stop,
-        server,
-        renderer,
-        jobs,
-    })
+    Ok(Running { addr, store, stop, server, renderer, jobs })
 }
 
 async fn wait_true(mut rx: watch::Receiver<bool>) {

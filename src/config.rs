@@ -45,6 +45,80 @@ pub struct Config {
     pub log_format: Option<LogFormat>,
     /// `[[scaleengine]]` accounts.
     pub scaleengine: Vec<ScaleEngineAccount>,
+    /// `[[cdnetworks]]` accounts.
+    pub cdnetworks: Vec<CdnetworksAccount>,
+}
+
+/// How a CDNetworks account signs its requests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CdnetworksAuth {
+    /// The domain-usage doc's scheme: HTTP Basic with an HMAC-SHA1 of the `Date` header.
+    ApiKey {
+        /// `username`.
+        username: String,
+        /// `api_key` (or `_env`, `_file`).
+        api_key: Secret,
+    },
+    /// The vendor SDK's scheme: CNC-HMAC-SHA256.
+    AkSk {
+        /// `access_key` (or `_env`, `_file`).
+        access_key: Secret,
+        /// `secret_key` (or `_env`, `_file`).
+        secret_key: Secret,
+    },
+}
+
+/// Granularity of the storage series asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    /// `h`: hourly points.
+    Hourly,
+    /// `d`: daily points.
+    Daily,
+}
+
+impl Granularity {
+    /// The `type` field of the request.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Granularity::Hourly => "h",
+            Granularity::Daily => "d",
+        }
+    }
+}
+
+/// One `{ domain, contract }` of a CDNetworks account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdnetworksDomain {
+    /// The domain.
+    pub domain: String,
+    /// The contract it belongs to.
+    pub contract: String,
+}
+
+/// One `[[cdnetworks]]` account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdnetworksAccount {
+    /// `name` (required): the `account` label.
+    pub name: String,
+    /// Where it sits in the file (`cdnetworks[0]`), for error messages.
+    pub path: String,
+    /// `base_url` (default `https://api.cdnetworks.com`).
+    pub base_url: String,
+    /// `username` + `api_key`, or `access_key` + `secret_key`.
+    pub auth: CdnetworksAuth,
+    /// `time_zone` (default `GMT+09:00`), sent as `X-Time-Zone`.
+    pub time_zone: String,
+    /// The zone's offset from UTC, in seconds.
+    pub utc_offset: i64,
+    /// `granularity`: `h` (default) or `d`.
+    pub granularity: Granularity,
+    /// `domains` (required, at least one).
+    pub domains: Vec<CdnetworksDomain>,
+    /// `interval` (default 1h).
+    pub interval: Duration,
+    /// `timeout` (default 30s): per request.
+    pub timeout: Duration,
 }
 
 /// A video app named by id or by name (`video_apps = ["live", 42]`).
@@ -123,12 +197,7 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        write!(
-            f,
-            "the configuration in {} has {n} problem{}:",
-            self.source_name,
-            if n == 1 { "" } else { "s" }
-        )?;
+        write!(f, "the configuration in {} has {n} problem{}:", self.source_name, if n == 1 { "" } else { "s" })?;
         for p in &self.problems {
             write!(f, "\n  - {p}")?;
         }
@@ -152,50 +221,32 @@ impl Config {
                 }],
             });
         }
-        Self::from_figment(
-            Figment::new()
-                .merge(Toml::file_exact(path))
-                .merge(env_provider()),
-            &source_name,
-        )
+        Self::from_figment(Figment::new().merge(Toml::file_exact(path)).merge(env_provider()), &source_name)
     }
 
     /// Loads and validates TOML text, with environment overrides (used by `demo` and tests).
     pub fn from_toml_str(toml: &str, source_name: &str) -> Result<Config, ConfigError> {
-        Self::from_figment(
-            Figment::new()
-                .merge(Toml::string(toml))
-                .merge(env_provider()),
-            source_name,
-        )
+        Self::from_figment(Figment::new().merge(Toml::string(toml)).merge(env_provider()), source_name)
     }
 
     /// Validates whatever `figment` holds.
     pub fn from_figment(figment: Figment, source_name: &str) -> Result<Config, ConfigError> {
         let fail = |message: String| ConfigError {
             source_name: source_name.to_owned(),
-            problems: vec![Problem {
-                path: "(file)".into(),
-                message,
-            }],
+            problems: vec![Problem { path: "(file)".into(), message }],
         };
-        let root: Value = figment
-            .extract()
-            .map_err(|e| fail(format!("{e}. Fix the TOML syntax.")))?;
+        let root: Value = figment.extract().map_err(|e| fail(format!("{e}. Fix the TOML syntax.")))?;
         let mut v = Validator::default();
         let config = v.root(&root);
         match config {
             Some(c) if v.problems.is_empty() => Ok(c),
-            _ => Err(ConfigError {
-                source_name: source_name.to_owned(),
-                problems: v.problems,
-            }),
+            _ => Err(ConfigError { source_name: source_name.to_owned(), problems: v.problems }),
         }
     }
 
     /// Number of accounts of every provider.
     pub fn account_count(&self) -> usize {
-        self.scaleengine.len()
+        self.scaleengine.len() + self.cdnetworks.len()
     }
 }
 
@@ -216,26 +267,14 @@ struct Table<'a> {
 
 impl Validator {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.problems.push(Problem { path: path.into(), message: message.into() });
     }
 
     fn table<'a>(&mut self, path: String, value: &'a Value) -> Option<Table<'a>> {
         match value {
-            Value::Object(map) => Some(Table {
-                path,
-                fields: map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
-            }),
+            Value::Object(map) => Some(Table { path, fields: map.iter().map(|(k, v)| (k.as_str(), v)).collect() }),
             _ => {
-                self.problem(
-                    path,
-                    format!(
-                        "expected a table, found {}. Write it as a TOML table.",
-                        kind(value)
-                    ),
-                );
+                self.problem(path, format!("expected a table, found {}. Write it as a TOML table.", kind(value)));
                 None
             }
         }
@@ -256,10 +295,7 @@ impl Validator {
         match v {
             Value::String(s) => Some(s.clone()),
             other => {
-                self.problem(
-                    join(&t.path, key),
-                    format!("expected a string, found {}. Quote it.", kind(other)),
-                );
+                self.problem(join(&t.path, key), format!("expected a string, found {}. Quote it.", kind(other)));
                 None
             }
         }
@@ -279,7 +315,10 @@ impl Validator {
             None => {
                 self.problem(
                     join(&t.path, key),
-                    format!("expected a whole number, found {}. Write it without quotes, e.g. `{key} = {min}`.", kind(v)),
+                    format!(
+                        "expected a whole number, found {}. Write it without quotes, e.g. `{key} = {min}`.",
+                        kind(v)
+                    ),
                 );
                 None
             }
@@ -291,10 +330,7 @@ impl Validator {
         match v.as_f64() {
             Some(n) if n.is_finite() && n >= 0.0 => Some(n),
             _ => {
-                self.problem(
-                    join(&t.path, key),
-                    format!("expected a number of at least 0, found {}.", show(v)),
-                );
+                self.problem(join(&t.path, key), format!("expected a number of at least 0, found {}.", show(v)));
                 None
             }
         }
@@ -310,26 +346,18 @@ impl Validator {
             _ => None,
         };
         match parsed {
-            Some(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(31 * 86_400) => {
-                Some(d)
-            }
+            Some(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(31 * 86_400) => Some(d),
             Some(_) => {
                 self.problem(
                     join(&t.path, key),
-                    format!(
-                        "{} is out of range. Use a duration from 1s to 31d.",
-                        show(v)
-                    ),
+                    format!("{} is out of range. Use a duration from 1s to 31d.", show(v)),
                 );
                 None
             }
             None => {
                 self.problem(
                     join(&t.path, key),
-                    format!(
-                        "{} is not a duration. Write it like \"90s\", \"15m\" or \"1h\".",
-                        show(v)
-                    ),
+                    format!("{} is not a duration. Write it like \"90s\", \"15m\" or \"1h\".", show(v)),
                 );
                 None
             }
@@ -338,27 +366,36 @@ impl Validator {
 
     /// `key`, `key_env` or `key_file`: exactly one, resolved now.
     fn secret(&mut self, t: &mut Table<'_>, key: &str) -> Option<Secret> {
+        match self.secret_opt(t, key) {
+            Ok(Some(s)) => Some(s),
+            Ok(None) => {
+                self.problem(
+                    join(&t.path, key),
+                    format!("missing. Set exactly one of {key}, {key}_env or {key}_file."),
+                );
+                None
+            }
+            Err(()) => None,
+        }
+    }
+
+    /// `key`, `key_env` or `key_file`: at most one. `Ok(None)` when none is given, `Err` when a
+    /// problem was recorded.
+    fn secret_opt(&mut self, t: &mut Table<'_>, key: &str) -> Result<Option<Secret>, ()> {
         let env_key = format!("{key}_env");
         let file_key = format!("{key}_file");
+        let before = self.problems.len();
         let inline = self.string(t, key);
         let env = self.string(t, &env_key);
         let file = self.string(t, &file_key);
+        if self.problems.len() > before {
+            return Err(());
+        }
         let path = join(&t.path, key);
-        let given = [inline.is_some(), env.is_some(), file.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
-        if given != 1 {
-            let what = if given == 0 {
-                "missing"
-            } else {
-                "given more than once"
-            };
-            self.problem(
-                path,
-                format!("{what}. Set exactly one of {key}, {env_key} or {file_key}."),
-            );
-            return None;
+        let given = [inline.is_some(), env.is_some(), file.is_some()].iter().filter(|b| **b).count();
+        if given > 1 {
+            self.problem(path, format!("given more than once. Set exactly one of {key}, {env_key} or {file_key}."));
+            return Err(());
         }
         let value = if let Some(v) = inline {
             v
@@ -370,7 +407,7 @@ impl Validator {
                         join(&t.path, &env_key),
                         format!("environment variable {var} is not set. Export it, or name another variable."),
                     );
-                    return None;
+                    return Err(());
                 }
             }
         } else if let Some(file) = file {
@@ -381,21 +418,18 @@ impl Validator {
                         join(&t.path, &file_key),
                         format!("cannot read {file}: {e}. Check the path and its permissions."),
                     );
-                    return None;
+                    return Err(());
                 }
             }
         } else {
-            return None;
+            return Ok(None);
         };
         let value = value.trim();
         if value.is_empty() {
-            self.problem(
-                path,
-                "is empty. Give the credential from the provider's control panel.",
-            );
-            return None;
+            self.problem(path, "is empty. Give the credential from the provider's control panel.");
+            return Err(());
         }
-        Some(Secret::new(value))
+        Ok(Some(Secret::new(value)))
     }
 
     fn root(&mut self, root: &Value) -> Option<Config> {
@@ -403,61 +437,56 @@ impl Validator {
         let listen_address = self.string(&mut t, "listen_address").and_then(|s| match s.parse::<SocketAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.problem("listen_address", format!("{s:?} is not an address. Write it as host:port, e.g. \"0.0.0.0:{DEFAULT_PORT}\"."));
+                self.problem(
+                    "listen_address",
+                    format!("{s:?} is not an address. Write it as host:port, e.g. \"0.0.0.0:{DEFAULT_PORT}\"."),
+                );
                 None
             }
         });
         let log_level = self.string(&mut t, "log_level");
-        let log_format = self
-            .string(&mut t, "log_format")
-            .and_then(|s| match s.as_str() {
-                "text" => Some(LogFormat::Text),
-                "json" => Some(LogFormat::Json),
-                _ => {
-                    self.problem(
-                        "log_format",
-                        format!("{s:?} is not a log format. Use \"text\" or \"json\"."),
-                    );
-                    None
-                }
-            });
-        let mut scaleengine = Vec::new();
-        match t.fields.remove("scaleengine") {
+        let log_format = self.string(&mut t, "log_format").and_then(|s| match s.as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => {
+                self.problem("log_format", format!("{s:?} is not a log format. Use \"text\" or \"json\"."));
+                None
+            }
+        });
+        let scaleengine = self.accounts(&mut t, "scaleengine", Self::scaleengine);
+        let cdnetworks = self.accounts(&mut t, "cdnetworks", Self::cdnetworks);
+        self.unknown(t, &["listen_address", "log_level", "log_format", "scaleengine", "cdnetworks"]);
+        let config = Config { listen_address, log_level, log_format, scaleengine, cdnetworks };
+        if config.account_count() == 0 && self.problems.is_empty() {
+            self.problem(
+                "scaleengine",
+                "no account is configured. Add a [[scaleengine]] or [[cdnetworks]] table (see deploy/config.example.toml).",
+            );
+        }
+        Some(config)
+    }
+
+    /// An array of account tables under `key`, each validated by `one`; names must be unique.
+    fn accounts<T>(&mut self, t: &mut Table<'_>, key: &str, one: fn(&mut Self, usize, &Value) -> Option<T>) -> Vec<T> {
+        let mut accounts = Vec::new();
+        match t.fields.remove(key) {
             None => {}
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
-                    if let Some(a) = self.scaleengine(i, item) {
-                        scaleengine.push(a);
+                    if let Some(a) = one(self, i, item) {
+                        accounts.push(a);
                     }
                 }
                 // Names of invalid accounts count too: a clash is a problem of its own.
-                let names = items
-                    .iter()
-                    .map(|a| a.get("name").and_then(Value::as_str).unwrap_or_default());
-                self.unique_names("scaleengine", names);
+                let names = items.iter().map(|a| a.get("name").and_then(Value::as_str).unwrap_or_default());
+                self.unique_names(key, names);
             }
             Some(other) => self.problem(
-                "scaleengine",
-                format!(
-                    "expected an array of tables, found {}. Write each account as [[scaleengine]].",
-                    kind(other)
-                ),
+                key,
+                format!("expected an array of tables, found {}. Write each account as [[{key}]].", kind(other)),
             ),
         }
-        self.unknown(
-            t,
-            &["listen_address", "log_level", "log_format", "scaleengine"],
-        );
-        let config = Config {
-            listen_address,
-            log_level,
-            log_format,
-            scaleengine,
-        };
-        if config.account_count() == 0 && self.problems.is_empty() {
-            self.problem("scaleengine", "no account is configured. Add a [[scaleengine]] table (see deploy/config.example.toml).");
-        }
-        Some(config)
+        accounts
     }
 
     fn unique_names<'a>(&mut self, provider: &str, names: impl Iterator<Item = &'a str>) {
@@ -481,10 +510,7 @@ impl Validator {
         let path = join(&t.path, "name");
         match self.string(t, "name") {
             None if !self.problems.iter().any(|p| p.path == path) => {
-                self.problem(
-                    path,
-                    "missing. Name the account; the name becomes the `account` label.",
-                );
+                self.problem(path, "missing. Name the account; the name becomes the `account` label.");
                 None
             }
             None => None,
@@ -497,9 +523,7 @@ impl Validator {
     }
 
     fn base_url(&mut self, t: &mut Table<'_>, default: &str) -> Option<String> {
-        let url = self
-            .string(t, "base_url")
-            .unwrap_or_else(|| default.to_owned());
+        let url = self.string(t, "base_url").unwrap_or_else(|| default.to_owned());
         match reqwest::Url::parse(&url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(url),
             _ => {
@@ -518,19 +542,14 @@ impl Validator {
         let name = self.name(&mut t);
         let cdn = self.integer(&mut t, "cdn", 1, i64::from(i32::MAX));
         if cdn.is_none() && !self.problems.iter().any(|p| p.path == join(&t.path, "cdn")) {
-            self.problem(
-                join(&t.path, "cdn"),
-                "missing. Set it to your ScaleEngine CDN id, e.g. `cdn = 158`.",
-            );
+            self.problem(join(&t.path, "cdn"), "missing. Set it to your ScaleEngine CDN id, e.g. `cdn = 158`.");
         }
         let api_key = self.secret(&mut t, "api_key");
         let api_secret = self.secret(&mut t, "api_secret");
         let base_url = self.base_url(&mut t, scaleengine::DEFAULT_BASE_URL);
         let timeout = self.duration(&mut t, "timeout", Duration::from_secs(30));
-        let summary_interval =
-            self.duration(&mut t, "summary_interval", Duration::from_secs(15 * 60));
-        let billing_interval =
-            self.duration(&mut t, "billing_interval", Duration::from_secs(15 * 60));
+        let summary_interval = self.duration(&mut t, "summary_interval", Duration::from_secs(15 * 60));
+        let billing_interval = self.duration(&mut t, "billing_interval", Duration::from_secs(15 * 60));
         let disk_interval = self.duration(&mut t, "disk_interval", Duration::from_secs(3600));
         let video_interval = self.duration(&mut t, "video_interval", Duration::from_secs(3600));
         let video_apps = self.video_apps(&mut t);
@@ -578,6 +597,177 @@ impl Validator {
         })
     }
 
+    fn cdnetworks(&mut self, i: usize, value: &Value) -> Option<CdnetworksAccount> {
+        let mut t = self.table(format!("cdnetworks[{i}]"), value)?;
+        let before = self.problems.len();
+        let name = self.name(&mut t);
+        let base_url = self.base_url(&mut t, crate::providers::cdnetworks::DEFAULT_BASE_URL);
+        let auth = self.cdnetworks_auth(&mut t);
+        let zone_path = join(&t.path, "time_zone");
+        let time_zone = self.string(&mut t, "time_zone").unwrap_or_else(|| "GMT+09:00".into());
+        let utc_offset = crate::timeutil::parse_gmt_offset(&time_zone);
+        if utc_offset.is_none() {
+            self.problem(zone_path, format!("{time_zone:?} is not a zone. Write it as GMT±HH:MM, e.g. \"GMT+09:00\"."));
+        }
+        let granularity = match self.string(&mut t, "granularity").as_deref() {
+            None | Some("h") => Some(Granularity::Hourly),
+            Some("d") => Some(Granularity::Daily),
+            Some(other) => {
+                self.problem(
+                    join(&t.path, "granularity"),
+                    format!("{other:?} is not a granularity. Use \"h\" (hourly) or \"d\" (daily)."),
+                );
+                None
+            }
+        };
+        let domains = self.cdnetworks_domains(&mut t);
+        let interval = self.duration(&mut t, "interval", Duration::from_secs(3600));
+        let timeout = self.duration(&mut t, "timeout", Duration::from_secs(30));
+        let path = t.path.clone();
+        self.unknown(
+            t,
+            &[
+                "name",
+                "base_url",
+                "username",
+                "api_key",
+                "api_key_env",
+                "api_key_file",
+                "access_key",
+                "access_key_env",
+                "access_key_file",
+                "secret_key",
+                "secret_key_env",
+                "secret_key_file",
+                "time_zone",
+                "granularity",
+                "domains",
+                "interval",
+                "timeout",
+            ],
+        );
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(CdnetworksAccount {
+            name: name?,
+            path,
+            base_url: base_url?,
+            auth: auth?,
+            time_zone,
+            utc_offset: utc_offset?,
+            granularity: granularity?,
+            domains,
+            interval: interval?,
+            timeout: timeout?,
+        })
+    }
+
+    fn cdnetworks_auth(&mut self, t: &mut Table<'_>) -> Option<CdnetworksAuth> {
+        let username = self.string(t, "username");
+        let api_key = self.secret_opt(t, "api_key");
+        let access_key = self.secret_opt(t, "access_key");
+        let secret_key = self.secret_opt(t, "secret_key");
+        let (Ok(api_key), Ok(access_key), Ok(secret_key)) = (api_key, access_key, secret_key) else {
+            return None;
+        };
+        let api_scheme = username.is_some() || api_key.is_some();
+        let aksk_scheme = access_key.is_some() || secret_key.is_some();
+        let fix = "Give either username + api_key (API-key auth) or access_key + secret_key (AK/SK auth).";
+        match (api_scheme, aksk_scheme) {
+            (true, true) => {
+                self.problem(join(&t.path, "auth"), format!("both auth schemes are configured. {fix}"));
+                None
+            }
+            (false, false) => {
+                self.problem(join(&t.path, "auth"), format!("no credentials. {fix}"));
+                None
+            }
+            (true, false) => match (username, api_key) {
+                (Some(username), Some(api_key)) if !username.trim().is_empty() => {
+                    Some(CdnetworksAuth::ApiKey { username, api_key })
+                }
+                (None, _) | (Some(_), Some(_)) => {
+                    self.problem(join(&t.path, "username"), format!("missing or empty. {fix}"));
+                    None
+                }
+                (Some(_), None) => {
+                    self.problem(join(&t.path, "api_key"), format!("missing. {fix}"));
+                    None
+                }
+            },
+            (false, true) => match (access_key, secret_key) {
+                (Some(access_key), Some(secret_key)) => Some(CdnetworksAuth::AkSk { access_key, secret_key }),
+                (None, _) => {
+                    self.problem(join(&t.path, "access_key"), format!("missing. {fix}"));
+                    None
+                }
+                (_, None) => {
+                    self.problem(join(&t.path, "secret_key"), format!("missing. {fix}"));
+                    None
+                }
+            },
+        }
+    }
+
+    fn cdnetworks_domains(&mut self, t: &mut Table<'_>) -> Vec<CdnetworksDomain> {
+        let path = join(&t.path, "domains");
+        let items = match t.fields.remove("domains") {
+            Some(Value::Array(items)) if !items.is_empty() => items,
+            Some(Value::Array(_)) | None => {
+                self.problem(
+                    path,
+                    "no domain. List them as domains = [{ domain = \"cdn.example.com\", contract = \"C-1\" }].",
+                );
+                return Vec::new();
+            }
+            Some(other) => {
+                self.problem(
+                    path,
+                    format!("expected an array of {{ domain, contract }} tables, found {}.", kind(other)),
+                );
+                return Vec::new();
+            }
+        };
+        let mut domains: Vec<CdnetworksDomain> = Vec::new();
+        let mut positions: Vec<usize> = Vec::new();
+        for (j, item) in items.iter().enumerate() {
+            let Some(mut d) = self.table(format!("{path}[{j}]"), item) else { continue };
+            let required = |v: &mut Self, d: &mut Table<'_>, key: &str| {
+                let p = join(&d.path, key);
+                match v.string(d, key) {
+                    Some(s) if !s.trim().is_empty() && !s.chars().any(char::is_whitespace) => Some(s),
+                    Some(s) => {
+                        v.problem(p, format!("{s:?} is not a {key}. Give it without spaces."));
+                        None
+                    }
+                    None if v.problems.iter().any(|x| x.path == p) => None,
+                    None => {
+                        v.problem(p, "missing. Every entry needs a domain and its contract.");
+                        None
+                    }
+                }
+            };
+            let domain = required(self, &mut d, "domain");
+            let contract = required(self, &mut d, "contract");
+            let entry_path = d.path.clone();
+            self.unknown(d, &["domain", "contract"]);
+            if let (Some(domain), Some(contract)) = (domain, contract) {
+                if let Some(k) = domains.iter().position(|x| x.domain == domain) {
+                    let first = positions[k];
+                    self.problem(
+                        format!("{entry_path}.domain"),
+                        format!("{domain:?} is listed twice (also {path}[{first}]). List each domain once."),
+                    );
+                } else {
+                    domains.push(CdnetworksDomain { domain, contract });
+                    positions.push(j);
+                }
+            }
+        }
+        domains
+    }
+
     fn video_apps(&mut self, t: &mut Table<'_>) -> Vec<VideoApp> {
         let path = join(&t.path, "video_apps");
         let Some(v) = t.fields.remove("video_apps") else {
@@ -596,10 +786,7 @@ impl Validator {
                 }
                 other => self.problem(
                     format!("{path}[{i}]"),
-                    format!(
-                        "{} is not an app. Use an app name (\"live\") or a positive app id (42).",
-                        show(other)
-                    ),
+                    format!("{} is not an app. Use an app name (\"live\") or a positive app id (42).", show(other)),
                 ),
             }
         }
@@ -608,11 +795,7 @@ impl Validator {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -636,12 +819,7 @@ fn show(v: &Value) -> String {
 
 /// The known key closest to `key`, if it is close enough to be a typo.
 fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (edit_distance(key, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min()
-        .map(|(_, k)| k)
+    known.iter().map(|k| (edit_distance(key, k), *k)).filter(|(d, k)| *d <= 2.max(k.len() / 4)).min().map(|(_, k)| k)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -652,11 +830,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(row[j]).min(cur)
-            };
+            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(row[j]).min(cur) };
             prev = cur;
         }
     }
@@ -687,10 +861,7 @@ mod tests {
         assert_eq!(a.disk_interval, Duration::from_secs(3600));
         assert_eq!(a.timeout, Duration::from_secs(30));
         assert_eq!(a.video_top_n, 20);
-        assert_eq!(
-            a.video_apps,
-            vec![VideoApp::Name("live".into()), VideoApp::Id(42)]
-        );
+        assert_eq!(a.video_apps, vec![VideoApp::Name("live".into()), VideoApp::Id(42)]);
         assert_eq!(a.budget_usd, Some(500.0));
     }
 
@@ -750,10 +921,7 @@ mod tests {
             assert_eq!(c.scaleengine[0].api_secret.expose(), "from-env");
             let missing = toml.replace("SE_TEST_SECRET", "SE_TEST_UNSET");
             let err = Config::from_toml_str(&missing, "test").unwrap_err();
-            assert!(
-                err.to_string().contains("SE_TEST_UNSET is not set"),
-                "{err}"
-            );
+            assert!(err.to_string().contains("SE_TEST_UNSET is not set"), "{err}");
             Ok(())
         });
     }
@@ -772,8 +940,7 @@ mod tests {
 
     #[test]
     fn debug_print_has_no_secret() {
-        let c =
-            Config::from_toml_str(&GOOD.replace("\"s\"", "\"topsecretvalue\""), "test").unwrap();
+        let c = Config::from_toml_str(&GOOD.replace("\"s\"", "\"topsecretvalue\""), "test").unwrap();
         assert!(!format!("{c:?}").contains("topsecretvalue"));
     }
 

@@ -25,13 +25,6 @@ budget_usd = 400
 /// The demo configuration pointing at a simulator's ScaleEngine URL.
 pub fn config(scaleengine_url: &str) -> Result<Config, ConfigError> {
     // The demo's credentials must match the simulator's accounts.
-    debug_assert!(
-        demo_accounts()
-            .iter()
-            .any(|a| DEMO_CONFIG.contains(&a.api_key))
-    );
-    Config::from_toml_str(
-        &DEMO_CONFIG.replace("{base_url}", scaleengine_url),
-        "the embedded demo configuration",
-    )
+    debug_assert!(demo_accounts().iter().any(|a| DEMO_CONFIG.contains(&a.api_key)));
+    Config::from_toml_str(&DEMO_CONFIG.replace("{base_url}", scaleengine_url), "the embedded demo configuration")
 }

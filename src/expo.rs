@@ -33,10 +33,10 @@ pub fn write_value(out: &mut String, value: f64) {
 }
 
 /// Appends one sample line: `name{k="v",...} value\n`.
-pub fn write_sample<'a>(
+pub fn write_sample<'k, 'v>(
     out: &mut String,
     name: &str,
-    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    labels: impl IntoIterator<Item = (&'k str, &'v str)>,
     value: f64,
 ) {
     out.push_str(name);
@@ -90,15 +90,7 @@ mod tests {
     #[test]
     fn formats_special_values() {
         let mut s = String::new();
-        for v in [
-            f64::NAN,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            0.0,
-            1e21,
-            12345678.0,
-            0.25,
-        ] {
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, 1e21, 12345678.0, 0.25] {
             write_value(&mut s, v);
             s.push(' ');
         }

@@ -162,26 +162,13 @@ mod tests {
         for id in FamilyId::ALL {
             let f = id.def();
             assert!(f.name.starts_with("cdn_"), "{}", f.name);
-            assert_eq!(
-                f.kind == Kind::Counter,
-                f.name.ends_with("_total"),
-                "{}",
-                f.name
-            );
+            assert_eq!(f.kind == Kind::Counter, f.name.ends_with("_total"), "{}", f.name);
             if let Some(unit) = f.unit {
                 let stem = f.name.trim_end_matches("_total");
-                assert!(
-                    stem.ends_with(unit),
-                    "{} must end in its unit {unit}",
-                    f.name
-                );
+                assert!(stem.ends_with(unit), "{} must end in its unit {unit}", f.name);
             }
             for bad in ["service", "region", "env", "job", "instance"] {
-                assert!(
-                    !f.labels.contains(&bad),
-                    "{} uses reserved label {bad}",
-                    f.name
-                );
+                assert!(!f.labels.contains(&bad), "{} uses reserved label {bad}", f.name);
             }
             assert!(!f.help.is_empty());
         }

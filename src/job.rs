@@ -19,11 +19,32 @@ pub struct JobKey {
     pub account: Arc<str>,
     /// The API endpoint polled, e.g. `usage.summary`: the `endpoint` label of health metrics.
     pub endpoint: &'static str,
+    /// For jobs that poll one domain of an account (CDNetworks): the `domain` label of health
+    /// metrics.
+    pub domain: Option<Arc<str>>,
+}
+
+impl JobKey {
+    /// A job that covers a whole account.
+    pub fn account(provider: &'static str, account: impl Into<Arc<str>>, endpoint: &'static str) -> Self {
+        JobKey { provider, account: account.into(), endpoint, domain: None }
+    }
+
+    /// The labels that identify the job on health metrics.
+    pub fn labels(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [("provider", self.provider), ("account", &*self.account), ("endpoint", self.endpoint)]
+            .into_iter()
+            .chain(self.domain.as_deref().map(|d| ("domain", d)))
+    }
 }
 
 impl fmt::Display for JobKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.provider, self.account, self.endpoint)
+        write!(f, "{}/{}/{}", self.provider, self.account, self.endpoint)?;
+        match &self.domain {
+            Some(d) => write!(f, "/{d}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -41,11 +62,7 @@ pub struct Sample {
 impl Sample {
     /// A sample with no extra labels.
     pub fn new(family: FamilyId, value: f64) -> Self {
-        Sample {
-            family,
-            labels: Vec::new(),
-            value,
-        }
+        Sample { family, labels: Vec::new(), value }
     }
 
     /// Adds a label.
@@ -113,10 +130,7 @@ pub struct PollError {
 impl PollError {
     /// An error of the given reason.
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        PollError {
-            reason,
-            message: message.into(),
-        }
+        PollError { reason, message: message.into() }
     }
 
     /// A response we could not understand.

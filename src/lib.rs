@@ -12,6 +12,7 @@ pub mod expo;
 pub mod families;
 pub mod job;
 pub mod providers;
+pub mod ratelimit;
 pub mod scheduler;
 pub mod secret;
 pub mod server;

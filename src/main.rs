@@ -86,15 +86,9 @@ fn load(cli: &Cli) -> Result<Config, Failure> {
 }
 
 fn init_logging(cli: &Cli, config: Option<&Config>) -> Result<(), Failure> {
-    let level = cli
-        .log_level
-        .clone()
-        .or_else(|| config.and_then(|c| c.log_level.clone()))
-        .unwrap_or_else(|| "info".into());
-    let format = cli
-        .log_format
-        .or_else(|| config.and_then(|c| c.log_format))
-        .unwrap_or_default();
+    let level =
+        cli.log_level.clone().or_else(|| config.and_then(|c| c.log_level.clone())).unwrap_or_else(|| "info".into());
+    let format = cli.log_format.or_else(|| config.and_then(|c| c.log_format)).unwrap_or_default();
     // Our own crate at the chosen level; dependencies one step quieter unless a directive says otherwise.
     let directive = if level.contains('=') || level.contains(',') {
         level.clone()
@@ -102,24 +96,12 @@ fn init_logging(cli: &Cli, config: Option<&Config>) -> Result<(), Failure> {
         format!("warn,cdn_usage_exporter={level}")
     };
     let filter = EnvFilter::try_new(&directive).map_err(|e| {
-        (
-            EXIT_CONFIG,
-            format!(
-                "--log.level {level:?} is not a level ({e}). Use error, warn, info, debug or trace."
-            ),
-        )
+        (EXIT_CONFIG, format!("--log.level {level:?} is not a level ({e}). Use error, warn, info, debug or trace."))
     })?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
     };
     result.map_err(|e| (EXIT_UNAVAILABLE, format!("cannot set up logging: {e}")))
 }
@@ -128,18 +110,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            (
-                EXIT_UNAVAILABLE,
-                format!("cannot start the async runtime: {e}"),
-            )
-        })
+        .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot start the async runtime: {e}")))
 }
 
 fn listen(cli: &Cli, config: Option<&Config>, default: SocketAddr) -> SocketAddr {
-    cli.listen_address
-        .or_else(|| config.and_then(|c| c.listen_address))
-        .unwrap_or(default)
+    cli.listen_address.or_else(|| config.and_then(|c| c.listen_address)).unwrap_or(default)
 }
 
 fn default_listen() -> SocketAddr {
@@ -148,11 +123,7 @@ fn default_listen() -> SocketAddr {
 
 /// A URL a person can open for an address the exporter listens on.
 fn browsable(addr: SocketAddr) -> String {
-    if addr.ip().is_unspecified() {
-        format!("http://127.0.0.1:{}", addr.port())
-    } else {
-        format!("http://{addr}")
-    }
+    if addr.ip().is_unspecified() { format!("http://127.0.0.1:{}", addr.port()) } else { format!("http://{addr}") }
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
@@ -162,9 +133,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             init_logging(&cli, Some(&config))?;
             let addr = listen(&cli, Some(&config), default_listen());
             runtime()?.block_on(async {
-                let running = app::start(&config, addr)
-                    .await
-                    .map_err(|e| (EXIT_UNAVAILABLE, e.to_string()))?;
+                let running = app::start(&config, addr).await.map_err(|e| (EXIT_UNAVAILABLE, e.to_string()))?;
                 app::shutdown_signal().await;
                 running.stop().await;
                 Ok(())
@@ -172,32 +141,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Some(Command::CheckConfig) => {
             let config = load(&cli)?;
-            let path = cli
-                .config
-                .as_deref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            println!(
-                "{path}: configuration is valid ({} account(s))",
-                config.account_count()
-            );
+            let path = cli.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+            println!("{path}: configuration is valid ({} account(s))", config.account_count());
             Ok(())
         }
         Some(Command::Demo) => {
             init_logging(&cli, None)?;
             let addr = listen(&cli, None, default_listen());
             runtime()?.block_on(async {
-                let sim = Simulator::start(
-                    SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-                    SimState::new(demo_accounts()),
-                )
-                .await
-                .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot start the simulator: {e}")))?;
-                let config = demo::config(&sim.scaleengine_url())
-                    .map_err(|e| (EXIT_CONFIG, e.to_string()))?;
-                let running = app::start(&config, addr)
+                let sim = Simulator::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), SimState::new(demo_accounts()))
                     .await
-                    .map_err(|e| (EXIT_UNAVAILABLE, e.to_string()))?;
+                    .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot start the simulator: {e}")))?;
+                let config = demo::config(&sim.scaleengine_url()).map_err(|e| (EXIT_CONFIG, e.to_string()))?;
+                let running = app::start(&config, addr).await.map_err(|e| (EXIT_UNAVAILABLE, e.to_string()))?;
                 println!(
                     "Demo running: simulator at {}, exporter at {}/metrics (Ctrl-C to stop)",
                     sim.scaleengine_url(),
@@ -211,24 +167,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Some(Command::Simulate) => {
             init_logging(&cli, None)?;
-            let addr = cli
-                .listen_address
-                .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, SIMULATOR_PORT)));
+            let addr = cli.listen_address.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, SIMULATOR_PORT)));
             runtime()?.block_on(async {
                 let sim = Simulator::start(addr, SimState::new(demo_accounts()))
                     .await
                     .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot listen on {addr}: {e}")))?;
                 println!("ScaleEngine simulator at {}", sim.scaleengine_url());
                 for a in &sim.state.scaleengine {
-                    println!(
-                        "  account: cdn = {}, api_key = {:?}, api_secret = {:?}",
-                        a.cdn, a.api_key, a.api_secret
-                    );
+                    println!("  account: cdn = {}, api_key = {:?}, api_secret = {:?}", a.cdn, a.api_key, a.api_secret);
                 }
-                println!(
-                    "Faults: GET/POST {}/_sim/faults (JSON). Ctrl-C to stop.",
-                    browsable(sim.addr)
-                );
+                println!("Faults: GET/POST {}/_sim/faults (JSON). Ctrl-C to stop.", browsable(sim.addr));
                 app::shutdown_signal().await;
                 sim.stop().await;
                 Ok(())

@@ -20,11 +20,7 @@ pub const JITTER: f64 = 0.1;
 pub const MAX_FIRST_DELAY: Duration = Duration::from_secs(1);
 
 /// Starts every job; they stop when `stop` turns true.
-pub fn spawn_all(
-    jobs: Vec<JobSpec>,
-    store: &Arc<Store>,
-    stop: &watch::Receiver<bool>,
-) -> JoinSet<()> {
+pub fn spawn_all(jobs: Vec<JobSpec>, store: &Arc<Store>, stop: &watch::Receiver<bool>) -> JoinSet<()> {
     let mut set = JoinSet::new();
     for job in jobs {
         store.register_job(&job.key);
@@ -41,24 +37,16 @@ fn jittered(interval: Duration) -> Duration {
 pub async fn poll_once(job: &JobSpec, store: &Store) -> Result<usize, PollError> {
     let span = tracing::info_span!("poll", provider = job.key.provider, account = %job.key.account, endpoint = job.key.endpoint);
     let start = Instant::now();
-    let outcome =
-        match tokio::time::timeout(job.timeout, job.poller.poll().instrument(span.clone())).await {
-            Ok(result) => result,
-            Err(_) => Err(PollError::new(
-                Reason::Timeout,
-                format!("poll did not finish within {:?}", job.timeout),
-            )),
-        };
+    let outcome = match tokio::time::timeout(job.timeout, job.poller.poll().instrument(span.clone())).await {
+        Ok(result) => result,
+        Err(_) => Err(PollError::new(Reason::Timeout, format!("poll did not finish within {:?}", job.timeout))),
+    };
     let elapsed = start.elapsed();
     let _enter = span.enter();
     match outcome {
         Ok(samples) => {
             store.record_success(&job.key, &samples, elapsed);
-            tracing::debug!(
-                series = samples.len(),
-                duration_ms = elapsed.as_millis() as u64,
-                "Poll succeeded"
-            );
+            tracing::debug!(series = samples.len(), duration_ms = elapsed.as_millis() as u64, "Poll succeeded");
             Ok(samples.len())
         }
         Err(error) => {
@@ -70,9 +58,7 @@ pub async fn poll_once(job: &JobSpec, store: &Store) -> Result<usize, PollError>
 }
 
 async fn run_job(job: JobSpec, store: Arc<Store>, mut stop: watch::Receiver<bool>) {
-    let first = MAX_FIRST_DELAY
-        .min(job.interval / 10)
-        .mul_f64(fastrand::f64());
+    let first = MAX_FIRST_DELAY.min(job.interval / 10).mul_f64(fastrand::f64());
     let mut next = Instant::now() + first;
     loop {
         tokio::select! {
@@ -117,25 +103,11 @@ mod tests {
     }
 
     fn job(poller: Arc<Slow>, interval: Duration, timeout: Duration) -> JobSpec {
-        JobSpec {
-            key: JobKey {
-                provider: "test",
-                account: "a".into(),
-                endpoint: "e",
-            },
-            interval,
-            timeout,
-            poller,
-        }
+        JobSpec { key: JobKey::account("test", "a", "e"), interval, timeout, poller }
     }
 
     fn slow(delay: Duration) -> Arc<Slow> {
-        Arc::new(Slow {
-            delay,
-            running: 0.into(),
-            max_running: 0.into(),
-            polls: 0.into(),
-        })
+        Arc::new(Slow { delay, running: 0.into(), max_running: 0.into(), polls: 0.into() })
     }
 
     #[tokio::test(start_paused = true)]
@@ -143,24 +115,14 @@ mod tests {
         let poller = slow(Duration::from_secs(3));
         let store = Store::new("t", "r");
         let (stop_tx, stop) = watch::channel(false);
-        let mut set = spawn_all(
-            vec![job(
-                poller.clone(),
-                Duration::from_secs(1),
-                Duration::from_secs(10),
-            )],
-            &store,
-            &stop,
-        );
+        let mut set =
+            spawn_all(vec![job(poller.clone(), Duration::from_secs(1), Duration::from_secs(10))], &store, &stop);
         tokio::time::sleep(Duration::from_secs(30)).await;
         let _ = stop_tx.send(true);
         while set.join_next().await.is_some() {}
         assert_eq!(poller.max_running.load(Ordering::SeqCst), 1);
         let polls = poller.polls.load(Ordering::SeqCst);
-        assert!(
-            (9..=10).contains(&polls),
-            "back to back, one at a time: {polls}"
-        );
+        assert!((9..=10).contains(&polls), "back to back, one at a time: {polls}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -168,15 +130,8 @@ mod tests {
         let poller = slow(Duration::ZERO);
         let store = Store::new("t", "r");
         let (stop_tx, stop) = watch::channel(false);
-        let mut set = spawn_all(
-            vec![job(
-                poller.clone(),
-                Duration::from_secs(60),
-                Duration::from_secs(10),
-            )],
-            &store,
-            &stop,
-        );
+        let mut set =
+            spawn_all(vec![job(poller.clone(), Duration::from_secs(60), Duration::from_secs(10))], &store, &stop);
         tokio::time::sleep(Duration::from_secs(60 * 100)).await;
         let _ = stop_tx.send(true);
         while set.join_next().await.is_some() {}
@@ -187,39 +142,22 @@ mod tests {
 
     #[test]
     fn jitter_spreads_waits_within_ten_percent() {
-        let waits: Vec<f64> = (0..2000)
-            .map(|_| jittered(Duration::from_secs(60)).as_secs_f64())
-            .collect();
-        let (min, max) = waits
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), w| (a.min(*w), b.max(*w)));
+        let waits: Vec<f64> = (0..2000).map(|_| jittered(Duration::from_secs(60)).as_secs_f64()).collect();
+        let (min, max) = waits.iter().fold((f64::MAX, f64::MIN), |(a, b), w| (a.min(*w), b.max(*w)));
         assert!(min >= 54.0 && max <= 66.0, "{min}..{max}");
-        assert!(
-            min < 55.0 && max > 65.0,
-            "waits are spread over the whole band: {min}..{max}"
-        );
+        assert!(min < 55.0 && max > 65.0, "waits are spread over the whole band: {min}..{max}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_poll_past_its_deadline_is_a_timeout_and_keeps_the_last_samples() {
         let store = Store::new("t", "r");
-        let quick = job(
-            slow(Duration::ZERO),
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-        );
+        let quick = job(slow(Duration::ZERO), Duration::from_secs(60), Duration::from_secs(5));
         poll_once(&quick, &store).await.unwrap();
-        let stuck = JobSpec {
-            poller: slow(Duration::from_secs(3600)),
-            ..quick.clone()
-        };
+        let stuck = JobSpec { poller: slow(Duration::from_secs(3600)), ..quick.clone() };
         let err = poll_once(&stuck, &store).await.unwrap_err();
         assert_eq!(err.reason, Reason::Timeout);
         let body = String::from_utf8(store.render_now().to_vec()).unwrap();
-        assert!(
-            body.contains("cdn_origin_processes{provider=\"test\",account=\"a\"} 1\n"),
-            "{body}"
-        );
+        assert!(body.contains("cdn_origin_processes{provider=\"test\",account=\"a\"} 1\n"), "{body}");
         assert!(body.contains("reason=\"timeout\"} 1\n"), "{body}");
     }
 }

@@ -52,20 +52,12 @@ mod tests {
     #[tokio::test]
     async fn metrics_serves_the_cached_body_with_its_content_type() {
         let store = Store::new("t", "r");
-        let response = router(store.clone())
-            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let response =
+            router(store.clone()).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[header::CONTENT_TYPE], expo::CONTENT_TYPE);
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         assert_eq!(body, store.body());
-        assert!(
-            std::str::from_utf8(&body)
-                .unwrap()
-                .contains("cdn_exporter_build_info")
-        );
+        assert!(std::str::from_utf8(&body).unwrap().contains("cdn_exporter_build_info"));
     }
 }

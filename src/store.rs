@@ -135,10 +135,7 @@ impl Store {
     /// Counts one upstream HTTP request by status code (`"error"` if no response arrived).
     pub fn count_upstream(&self, provider: &'static str, account: &Arc<str>, code: &str) {
         let mut inner = self.lock();
-        *inner
-            .upstream
-            .entry((provider, account.clone(), code.to_owned()))
-            .or_default() += 1;
+        *inner.upstream.entry((provider, account.clone(), code.to_owned())).or_default() += 1;
     }
 
     /// A job's health, if it is a polled job.
@@ -170,11 +167,7 @@ impl Store {
 
     /// Waits for changes and renders at most once per `min_gap`, so that a burst of finished
     /// polls costs one render. Returns when `shutdown` resolves.
-    pub async fn run_renderer(
-        self: Arc<Self>,
-        min_gap: Duration,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) {
+    pub async fn run_renderer(self: Arc<Self>, min_gap: Duration, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -191,13 +184,7 @@ impl Store {
 
     fn render(&self) -> String {
         let inner = self.lock();
-        let capacity = inner
-            .jobs
-            .values()
-            .flat_map(|e| e.lines.iter())
-            .map(String::len)
-            .sum::<usize>()
-            + 16 * 1024;
+        let capacity = inner.jobs.values().flat_map(|e| e.lines.iter()).map(String::len).sum::<usize>() + 16 * 1024;
         let mut out = String::with_capacity(capacity);
         for &family in FamilyId::ALL {
             let def = family.def();
@@ -207,10 +194,7 @@ impl Store {
                     expo::write_sample(
                         &mut out,
                         def.name,
-                        [
-                            ("version", self.version.as_str()),
-                            ("revision", self.revision.as_str()),
-                        ],
+                        [("version", self.version.as_str()), ("revision", self.revision.as_str())],
                         1.0,
                     );
                 }
@@ -225,11 +209,7 @@ impl Store {
                             expo::write_sample(
                                 &mut out,
                                 def.name,
-                                [
-                                    ("provider", *provider),
-                                    ("account", &**account),
-                                    ("code", code.as_str()),
-                                ],
+                                [("provider", *provider), ("account", &**account), ("code", code.as_str())],
                                 *n as f64,
                             );
                         }
@@ -237,12 +217,8 @@ impl Store {
                 }
                 _ => {
                     let i = family.index();
-                    let mut chunks = inner
-                        .jobs
-                        .values()
-                        .filter_map(|e| e.lines.get(i))
-                        .filter(|l| !l.is_empty())
-                        .peekable();
+                    let mut chunks =
+                        inner.jobs.values().filter_map(|e| e.lines.get(i)).filter(|l| !l.is_empty()).peekable();
                     if chunks.peek().is_some() {
                         expo::write_header(&mut out, def);
                         chunks.for_each(|l| out.push_str(l));
@@ -252,14 +228,6 @@ impl Store {
         }
         out
     }
-}
-
-fn job_labels(key: &JobKey) -> [(&str, &str); 3] {
-    [
-        ("provider", key.provider),
-        ("account", &key.account),
-        ("endpoint", key.endpoint),
-    ]
 }
 
 fn render_health(out: &mut String, family: FamilyId, jobs: &BTreeMap<JobKey, JobEntry>) {
@@ -276,44 +244,26 @@ fn render_health(out: &mut String, family: FamilyId, jobs: &BTreeMap<JobKey, Job
         match family {
             FamilyId::ExporterPollUp => {
                 header(out);
-                expo::write_sample(out, def.name, job_labels(key), if h.up { 1.0 } else { 0.0 });
+                expo::write_sample(out, def.name, key.labels(), if h.up { 1.0 } else { 0.0 });
             }
             FamilyId::ExporterLastSuccessTimestampSeconds => {
                 if let Some(t) = h.last_success {
                     header(out);
-                    let secs = t
-                        .duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_secs_f64())
-                        .unwrap_or(0.0);
-                    expo::write_sample(
-                        out,
-                        def.name,
-                        job_labels(key),
-                        (secs * 1000.0).round() / 1000.0,
-                    );
+                    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+                    expo::write_sample(out, def.name, key.labels(), (secs * 1000.0).round() / 1000.0);
                 }
             }
             FamilyId::ExporterPollDurationSeconds if h.polls > 0 => {
                 header(out);
-                expo::write_sample(
-                    out,
-                    def.name,
-                    job_labels(key),
-                    h.last_duration.as_secs_f64(),
-                );
+                expo::write_sample(out, def.name, key.labels(), h.last_duration.as_secs_f64());
             }
             FamilyId::ExporterPollErrorsTotal => {
                 header(out);
                 // Every reason is written, zeros included, so that rate() works from the first error.
                 for reason in Reason::ALL {
                     let n = h.errors.get(&reason).copied().unwrap_or(0);
-                    let [p, a, e] = job_labels(key);
-                    expo::write_sample(
-                        out,
-                        def.name,
-                        [p, a, e, ("reason", reason.as_str())],
-                        n as f64,
-                    );
+                    let labels = key.labels().chain([("reason", reason.as_str())]);
+                    expo::write_sample(out, def.name, labels, n as f64);
                 }
             }
             _ => {}
@@ -324,8 +274,7 @@ fn render_health(out: &mut String, family: FamilyId, jobs: &BTreeMap<JobKey, Job
 /// Renders a job's samples into per-family text, dropping duplicate series (the first wins).
 fn prerender(key: &JobKey, samples: &[Sample]) -> (Vec<String>, usize) {
     let mut lines = vec![String::new(); FamilyId::COUNT];
-    let mut seen: HashSet<(FamilyId, &[(&'static str, String)])> =
-        HashSet::with_capacity(samples.len());
+    let mut seen: HashSet<(FamilyId, &[(&'static str, String)])> = HashSet::with_capacity(samples.len());
     let mut series = 0;
     for s in samples {
         if !seen.insert((s.family, &s.labels)) {
@@ -335,12 +284,7 @@ fn prerender(key: &JobKey, samples: &[Sample]) -> (Vec<String>, usize) {
         let labels = [("provider", key.provider), ("account", &*key.account)]
             .into_iter()
             .chain(s.labels.iter().map(|(k, v)| (*k, v.as_str())));
-        expo::write_sample(
-            &mut lines[s.family.index()],
-            s.family.def().name,
-            labels,
-            s.value,
-        );
+        expo::write_sample(&mut lines[s.family.index()], s.family.def().name, labels, s.value);
         series += 1;
     }
     (lines, series)
@@ -351,11 +295,7 @@ mod tests {
     use super::*;
 
     fn key(account: &str, endpoint: &'static str) -> JobKey {
-        JobKey {
-            provider: "scaleengine",
-            account: account.into(),
-            endpoint,
-        }
+        JobKey::account("scaleengine", account, endpoint)
     }
 
     #[test]
@@ -367,13 +307,13 @@ mod tests {
         store.record_success(&a, &s(1.0), Duration::from_millis(5));
         store.record_success(&b, &s(2.0), Duration::from_millis(5));
         let body = String::from_utf8(store.render_now().to_vec()).unwrap();
-        assert_eq!(
-            body.matches("# TYPE cdn_month_to_date_requests gauge")
-                .count(),
-            1
+        assert_eq!(body.matches("# TYPE cdn_month_to_date_requests gauge").count(), 1);
+        assert!(
+            body.contains("cdn_month_to_date_requests{provider=\"scaleengine\",account=\"a\",product=\"edge\"} 1\n")
         );
-        assert!(body.contains("cdn_month_to_date_requests{provider=\"scaleengine\",account=\"a\",product=\"edge\"} 1\n"));
-        assert!(body.contains("cdn_month_to_date_requests{provider=\"scaleengine\",account=\"b\",product=\"edge\"} 2\n"));
+        assert!(
+            body.contains("cdn_month_to_date_requests{provider=\"scaleengine\",account=\"b\",product=\"edge\"} 2\n")
+        );
         assert!(body.contains("cdn_exporter_build_info{version=\"1.0\",revision=\"abc\"} 1\n"));
     }
 
@@ -381,15 +321,15 @@ mod tests {
     fn failure_keeps_the_last_good_samples() {
         let store = Store::new("1.0", "abc");
         let a = key("a", "usage.summary");
-        store.record_success(
-            &a,
-            &[Sample::new(FamilyId::OriginProcesses, 7.0)],
-            Duration::ZERO,
-        );
+        store.record_success(&a, &[Sample::new(FamilyId::OriginProcesses, 7.0)], Duration::ZERO);
         store.record_failure(&a, &PollError::new(Reason::Auth, "nope"), Duration::ZERO);
         let body = String::from_utf8(store.render_now().to_vec()).unwrap();
         assert!(body.contains("cdn_origin_processes{provider=\"scaleengine\",account=\"a\"} 7\n"));
-        assert!(body.contains("cdn_exporter_poll_up{provider=\"scaleengine\",account=\"a\",endpoint=\"usage.summary\"} 0\n"));
+        assert!(
+            body.contains(
+                "cdn_exporter_poll_up{provider=\"scaleengine\",account=\"a\",endpoint=\"usage.summary\"} 0\n"
+            )
+        );
         assert!(body.contains("reason=\"auth\"} 1\n"));
     }
 

@@ -5,10 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch, now.
 pub fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian).
@@ -62,6 +59,74 @@ pub fn format_ymd(days: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// Formats Unix seconds as an RFC 1123 HTTP date: `Sun, 22 Nov 2026 10:00:00 GMT`.
+pub fn format_http_date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Parses an RFC 1123 HTTP date back into Unix seconds.
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let rest = s.trim().split_once(", ")?.1;
+    let mut parts = rest.split(' ');
+    let d: u32 = parts.next()?.parse().ok()?;
+    let m = MONTHS.iter().position(|n| Some(*n) == parts.next())? as u32 + 1;
+    let y: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, mi, se) = (hms.next()??, hms.next()??, hms.next()??);
+    if parts.next()? != "GMT" || d == 0 || d > days_in_month(y, m) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// Parses a zone written `GMT+09:00` / `GMT-05:30` into its offset from UTC in seconds.
+pub fn parse_gmt_offset(s: &str) -> Option<i64> {
+    let rest = s.strip_prefix("GMT")?;
+    let sign = match rest.chars().next()? {
+        '+' => 1,
+        '-' => -1,
+        _ => return None,
+    };
+    let (h, m) = rest[1..].split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
+}
+
+/// Parses `yyyy-MM-dd` or `yyyy-MM-dd HH:mm` (where `24:00` is the end of the day) as a time in
+/// a zone `offset` seconds east of UTC, into Unix seconds.
+pub fn parse_local_minute(s: &str, offset: i64) -> Option<i64> {
+    let s = s.trim();
+    let day = parse_ymd(s.get(..10)?)?;
+    let rest = s[10..].trim();
+    let secs = if rest.is_empty() {
+        0
+    } else {
+        let (h, m) = rest.split_once(':')?;
+        let (h, m): (i64, i64) = (h.parse().ok()?, m.get(..2)?.parse().ok()?);
+        if !(h < 24 && m < 60 || h == 24 && m == 0) {
+            return None;
+        }
+        h * 3600 + m * 60
+    };
+    Some(day * 86_400 + secs - offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,13 +139,36 @@ mod tests {
         }
         assert_eq!(format_ymd(0), "1970-01-01");
         assert_eq!(parse_ymd("2026-11-22"), Some(20_779));
-        assert_eq!(
-            parse_ymd("2024-02-29 13:00"),
-            Some(days_from_civil(2024, 2, 29))
-        );
+        assert_eq!(parse_ymd("2024-02-29 13:00"), Some(days_from_civil(2024, 2, 29)));
         assert_eq!(parse_ymd("2023-02-29"), None);
         assert_eq!(parse_ymd("0000-00-00 00:00:00"), None);
         assert_eq!(days_in_month(2024, 2), 29);
         assert_eq!(days_in_month(2026, 12), 31);
+    }
+
+    #[test]
+    fn http_dates() {
+        // date -u -d @1795341600 "+%a, %d %b %Y %H:%M:%S GMT"
+        assert_eq!(format_http_date(1_795_341_600), "Sun, 22 Nov 2026 10:00:00 GMT");
+        assert_eq!(parse_http_date("Sun, 22 Nov 2026 10:00:00 GMT"), Some(1_795_341_600));
+        assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(parse_http_date("Sun, 22 Nov 2026 10:00:00 CET"), None);
+        assert_eq!(parse_http_date("garbage"), None);
+    }
+
+    #[test]
+    fn zones_and_local_times() {
+        assert_eq!(parse_gmt_offset("GMT+09:00"), Some(9 * 3600));
+        assert_eq!(parse_gmt_offset("GMT-05:30"), Some(-(5 * 3600 + 1800)));
+        for bad in ["GMT+9", "UTC+09:00", "GMT+09:60", "GMT+15:00", "GMT09:00", "GMT+0a:00"] {
+            assert_eq!(parse_gmt_offset(bad), None, "{bad}");
+        }
+        let nine = 9 * 3600;
+        let day = days_from_civil(2022, 8, 1) * 86_400;
+        assert_eq!(parse_local_minute("2022-08-01", nine), Some(day - nine));
+        assert_eq!(parse_local_minute("2022-08-01 01:00", nine), Some(day + 3600 - nine));
+        assert_eq!(parse_local_minute("2022-08-01 24:00", nine), parse_local_minute("2022-08-02 00:00", nine));
+        assert_eq!(parse_local_minute("2022-08-01 24:01", nine), None);
+        assert_eq!(parse_local_minute("2022-08-01 25:00", nine), None);
     }
 }

@@ -49,11 +49,7 @@ const KEEP_REQUESTS: usize = 10_000;
 impl SimState {
     /// State with these accounts and no faults.
     pub fn new(scaleengine: Vec<SeAccount>) -> Arc<Self> {
-        Arc::new(SimState {
-            scaleengine,
-            faults: Mutex::default(),
-            requests: Mutex::default(),
-        })
+        Arc::new(SimState { scaleengine, faults: Mutex::default(), requests: Mutex::default() })
     }
 
     fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -108,12 +104,7 @@ impl Simulator {
                 })
                 .await;
         });
-        Ok(Simulator {
-            addr,
-            state,
-            stop: Some(stop),
-            task,
-        })
+        Ok(Simulator { addr, state, stop: Some(stop), task })
     }
 
     /// The ScaleEngine base URL to configure.
@@ -144,10 +135,7 @@ async fn get_faults(State(state): State<Arc<SimState>>) -> axum::Json<Faults> {
     axum::Json(state.faults())
 }
 
-async fn set_faults(
-    State(state): State<Arc<SimState>>,
-    axum::Json(faults): axum::Json<Faults>,
-) -> axum::Json<Faults> {
+async fn set_faults(State(state): State<Arc<SimState>>, axum::Json(faults): axum::Json<Faults>) -> axum::Json<Faults> {
     state.set_faults(faults.clone());
     axum::Json(faults)
 }
@@ -161,14 +149,8 @@ pub fn demo_accounts() -> Vec<SeAccount> {
         monthly_edge_gb: 9_000.0,
         users: vec![],
         video_apps: vec![
-            VideoAppSpec {
-                name: "live".into(),
-                urls: 12,
-            },
-            VideoAppSpec {
-                name: "vod/archive".into(),
-                urls: 2_500,
-            },
+            VideoAppSpec { name: "live".into(), urls: 12 },
+            VideoAppSpec { name: "vod/archive".into(), urls: 2_500 },
         ],
     }]
 }

@@ -59,12 +59,8 @@ fn html_500() -> Response {
 
 /// Extracts the `json` form field from an urlencoded or multipart body.
 async fn json_field(state: &Arc<SimState>, request: Request) -> Option<String> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type =
+        request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     if content_type.starts_with("multipart/form-data") {
         let mut multipart = Multipart::from_request(request, state).await.ok()?;
         while let Ok(Some(field)) = multipart.next_field().await {
@@ -76,10 +72,7 @@ async fn json_field(state: &Arc<SimState>, request: Request) -> Option<String> {
     } else {
         let body = Bytes::from_request(request, state).await.ok()?;
         let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).ok()?;
-        fields
-            .into_iter()
-            .find(|(k, _)| k == "json")
-            .map(|(_, v)| v)
+        fields.into_iter().find(|(k, _)| k == "json").map(|(_, v)| v)
     }
 }
 
@@ -96,29 +89,18 @@ pub async fn handle(State(state): State<Arc<SimState>>, request: Request) -> Res
     let Ok(Value::Object(mut req)) = serde_json::from_str::<Value>(&raw) else {
         return failure("0004", "Unexpected error: request is not a JSON object");
     };
-    let command = req
-        .get("command")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let command = req.get("command").and_then(Value::as_str).unwrap_or_default().to_owned();
     let fault_applies = faults.only_command.as_deref().is_none_or(|c| c == command);
     if faults.http_500 && fault_applies {
         return html_500();
     }
-    let missing: Vec<&str> = ["command", "api_key", "timestamp", "cdn", "signature"]
-        .into_iter()
-        .filter(|k| !req.contains_key(*k))
-        .collect();
+    let missing: Vec<&str> =
+        ["command", "api_key", "timestamp", "cdn", "signature"].into_iter().filter(|k| !req.contains_key(*k)).collect();
     if !missing.is_empty() {
-        return failure(
-            "0006",
-            &format!("Required fields missing: {}", missing.join(", ")),
-        );
+        return failure("0006", &format!("Required fields missing: {}", missing.join(", ")));
     }
-    let Some(account) = state
-        .scaleengine
-        .iter()
-        .find(|a| req.get("api_key").and_then(Value::as_str) == Some(&a.api_key))
+    let Some(account) =
+        state.scaleengine.iter().find(|a| req.get("api_key").and_then(Value::as_str) == Some(&a.api_key))
     else {
         return failure("0005", "Unauthorized");
     };
@@ -126,14 +108,8 @@ pub async fn handle(State(state): State<Arc<SimState>>, request: Request) -> Res
         return failure("0001", "CDN authorization failed");
     }
     // The server's way: drop the signature, re-encode what was decoded, HMAC it.
-    let signature = req
-        .remove("signature")
-        .and_then(|s| s.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let expected = client::sign(
-        &account.api_secret,
-        &phpjson::encode(&Value::Object(req.clone())),
-    );
+    let signature = req.remove("signature").and_then(|s| s.as_str().map(str::to_owned)).unwrap_or_default();
+    let expected = client::sign(&account.api_secret, &phpjson::encode(&Value::Object(req.clone())));
     if !constant_time_eq(signature.as_bytes(), expected.as_bytes()) {
         return failure("0003", "Bad HMAC signature");
     }
@@ -151,10 +127,7 @@ pub async fn handle(State(state): State<Arc<SimState>>, request: Request) -> Res
         };
         return failure(code, message);
     }
-    let data = Gen {
-        strings: faults.numbers_as_strings,
-        now,
-    };
+    let data = Gen { strings: faults.numbers_as_strings, now };
     let started = std::time::Instant::now();
     let mut answer = match command.as_str() {
         "usage.summary" => data.summary(account),
@@ -170,10 +143,7 @@ pub async fn handle(State(state): State<Arc<SimState>>, request: Request) -> Res
         _ => return failure("0000", "Unrecognized command"),
     };
     answer.insert("status".into(), "success".into());
-    answer.insert(
-        "handle_time".into(),
-        format!("{:.4} seconds", started.elapsed().as_secs_f64()).into(),
-    );
+    answer.insert("handle_time".into(), format!("{:.4} seconds", started.elapsed().as_secs_f64()).into());
     axum::Json(Value::Object(answer)).into_response()
 }
 
@@ -263,35 +233,15 @@ impl Gen {
                 )
             })
             .collect();
-        let get = |n: &str| {
-            to_date
-                .iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| *v)
-                .unwrap_or(0.0)
-        };
+        let get = |n: &str| to_date.iter().find(|(k, _)| *k == n).map(|(_, v)| *v).unwrap_or(0.0);
         let sum = |names: &[&str]| names.iter().map(|n| get(n)).sum::<f64>();
         let row = |name: &str, v: f64| -> Value {
-            let f = if name == "Origin CPU Hours:" {
-                "Coming Soon".to_owned()
-            } else {
-                format!("{} ", group(v))
-            };
+            let f = if name == "Origin CPU Hours:" { "Coming Soon".to_owned() } else { format!("{} ", group(v)) };
             json!([name, self.cell(v, f)])
         };
         let mut rows = Vec::new();
-        let bw = [
-            "Edge Bandwidth:",
-            "CDN Bandwidth:",
-            "Origin Bandwidth:",
-            "VideoCDN Bandwidth:",
-        ];
-        let rq = [
-            "Edge Requests:",
-            "CDN Requests:",
-            "Origin Requests:",
-            "VideoCDN Requests:",
-        ];
+        let bw = ["Edge Bandwidth:", "CDN Bandwidth:", "Origin Bandwidth:", "VideoCDN Bandwidth:"];
+        let rq = ["Edge Requests:", "CDN Requests:", "Origin Requests:", "VideoCDN Requests:"];
         let sql = ["SQL SELECT:", "SQL UPDATE:", "SQL OTHER:"];
         for n in bw {
             rows.push(row(n, get(n)));
@@ -304,38 +254,22 @@ impl Gen {
         for n in sql {
             rows.push(row(n, get(n)));
         }
-        rows.push(row(
-            "SQL Replication Bandwidth:",
-            get("SQL Replication Bandwidth:"),
-        ));
+        rows.push(row("SQL Replication Bandwidth:", get("SQL Replication Bandwidth:")));
         rows.push(row("SQL CPU Hours:", get("SQL CPU Hours:")));
         rows.push(row("SQL Query Total:", sum(&sql)));
         rows.push(row("PHP CPU Hours:", get("PHP CPU Hours:")));
         rows.push(row("Origin CPU Hours:", 0.0));
         rows.push(row("Origin Processes:", 6.0));
-        rows.push(row(
-            "Origin I/O Transactions:",
-            get("Origin I/O Transactions:"),
-        ));
+        rows.push(row("Origin I/O Transactions:", get("Origin I/O Transactions:")));
         rows.push(row("Origin Memory Seconds:", get("Origin Memory Seconds:")));
         rows.push(json!(["Origin Disk:", {"v": self.num(0.0), "f": "Coming Soon"}]));
-        self.table(
-            json!([["string", "Name"], ["number", "Total"]]),
-            rows,
-            "Found Usage Summary Data",
-        )
+        self.table(json!([["string", "Name"], ["number", "Total"]]), rows, "Found Usage Summary Data")
     }
 
     fn billing(&self, a: &SeAccount) -> Map<String, Value> {
         let f = self.month_fraction();
         let monthly = Self::monthly(a);
-        let m = |n: &str| {
-            monthly
-                .iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| *v)
-                .unwrap_or(0.0)
-        };
+        let m = |n: &str| monthly.iter().find(|(k, _)| *k == n).map(|(_, v)| *v).unwrap_or(0.0);
         // (item, monthly usage in the billing unit, price per unit in USD)
         let items: Vec<(&str, f64, f64)> = vec![
             ("Edge Bandwidth:", m("Edge Bandwidth:"), 0.03),
@@ -349,11 +283,7 @@ impl Gen {
             ("SQL SELECT:", m("SQL SELECT:"), 0.000_000_2),
             ("SQL UPDATE:", m("SQL UPDATE:"), 0.000_001),
             ("SQL OTHER:", m("SQL OTHER:"), 0.000_001),
-            (
-                "SQL Replication Bandwidth:",
-                m("SQL Replication Bandwidth:"),
-                0.05,
-            ),
+            ("SQL Replication Bandwidth:", m("SQL Replication Bandwidth:"), 0.05),
             ("SQL CPU Hours:", m("SQL CPU Hours:"), 0.10),
             ("PHP CPU Hours:", m("PHP CPU Hours:"), 0.10),
             ("Origin CPU Hours:", 0.0, 0.10),
@@ -393,16 +323,13 @@ impl Gen {
         self.table(cols, rows, "Found Usage Summary Data")
     }
 
-    fn disk(
-        &self,
-        a: &SeAccount,
-        req: &Map<String, Value>,
-    ) -> Result<Map<String, Value>, &'static str> {
+    fn disk(&self, a: &SeAccount, req: &Map<String, Value>) -> Result<Map<String, Value>, &'static str> {
         let today = self.now.div_euclid(86_400);
         let start_day = match req.get("starttime") {
             Some(Value::Number(n)) => n.as_i64().map(|t| t.div_euclid(86_400)),
-            Some(Value::String(s)) => timeutil::parse_ymd(s)
-                .or_else(|| s.parse::<i64>().ok().map(|t| t.div_euclid(86_400))),
+            Some(Value::String(s)) => {
+                timeutil::parse_ymd(s).or_else(|| s.parse::<i64>().ok().map(|t| t.div_euclid(86_400)))
+            }
             _ => None,
         }
         .ok_or("starttime")?;
@@ -416,17 +343,9 @@ impl Gen {
         for day in start_day..(start_day + 30).min(today + 1) {
             for (i, user) in users.iter().enumerate() {
                 // 800 GB growing 2 GB a day, per user a share of it.
-                let share = if user.is_empty() {
-                    1.0
-                } else {
-                    1.0 / (i as f64 + 2.0)
-                };
+                let share = if user.is_empty() { 1.0 } else { 1.0 / (i as f64 + 2.0) };
                 let bytes = ((800e9 + 2e9 * (day % 1000) as f64) * share).round();
-                let bytes = if day == today {
-                    (bytes * 0.4).round()
-                } else {
-                    bytes
-                };
+                let bytes = if day == today { (bytes * 0.4).round() } else { bytes };
                 usage.push(json!({
                     "summary_date": timeutil::format_ymd(day),
                     "cpu_user": user,
@@ -440,11 +359,7 @@ impl Gen {
         Ok(m)
     }
 
-    fn video(
-        &self,
-        a: &SeAccount,
-        req: &Map<String, Value>,
-    ) -> Result<Map<String, Value>, &'static str> {
+    fn video(&self, a: &SeAccount, req: &Map<String, Value>) -> Result<Map<String, Value>, &'static str> {
         let apps = req.get("app").ok_or("app")?;
         let year = req.get("year").and_then(Value::as_i64).ok_or("year")?;
         let month = req.get("month").and_then(Value::as_i64).ok_or("month")?;
@@ -460,26 +375,18 @@ impl Gen {
         };
         let url_filter: Option<Vec<String>> = match req.get("url") {
             Some(Value::String(s)) if !s.is_empty() => Some(vec![s.clone()]),
-            Some(Value::Array(items)) => Some(
-                items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-            ),
+            Some(Value::Array(items)) => Some(items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()),
             _ => None,
         };
         let mut all = Vec::new();
         for (idx, app) in a.video_apps.iter().enumerate() {
-            let hit = wanted.iter().any(|w| {
-                w.as_str() == Some(app.name.as_str()) || w.as_i64() == Some(idx as i64 + 1)
-            });
+            let hit =
+                wanted.iter().any(|w| w.as_str() == Some(app.name.as_str()) || w.as_i64() == Some(idx as i64 + 1));
             if !hit || f == 0.0 {
                 continue;
             }
             let total_bytes = a.monthly_edge_gb * 1e9 * 0.3 / a.video_apps.len() as f64 * f;
-            let norm: f64 = (0..app.urls)
-                .map(|i| 1.0 / (i as f64 + 1.0).powf(1.1))
-                .sum();
+            let norm: f64 = (0..app.urls).map(|i| 1.0 / (i as f64 + 1.0).powf(1.1)).sum();
             for i in 0..app.urls {
                 let url = if app.name == "live" {
                     format!("live/stream{i}")
@@ -500,11 +407,7 @@ impl Gen {
         }
         let count = all.len();
         let offset = req.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
-        let limit = req
-            .get("limit")
-            .and_then(Value::as_u64)
-            .map(|l| l as usize)
-            .unwrap_or(usize::MAX);
+        let limit = req.get("limit").and_then(Value::as_u64).map(|l| l as usize).unwrap_or(usize::MAX);
         let usage: Vec<Value> = all
             .into_iter()
             .skip(offset)

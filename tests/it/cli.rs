@@ -23,33 +23,18 @@ fn help_names_every_command_and_flag() {
     let out = run(&["--help"], &[]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for word in [
-        "serve",
-        "demo",
-        "simulate",
-        "check-config",
-        "--config",
-        "--web.listen-address",
-        "--log.format",
-        "--log.level",
-    ] {
+    for word in
+        ["serve", "demo", "simulate", "check-config", "--config", "--web.listen-address", "--log.format", "--log.level"]
+    {
         assert!(text.contains(word), "--help lacks {word}:\n{text}");
     }
 }
 
 #[test]
 fn the_shipped_example_config_loads() {
-    let env = [
-        ("SCALEENGINE_API_KEY", "k"),
-        ("SCALEENGINE_API_SECRET", "s"),
-    ];
+    let env = [("SCALEENGINE_API_KEY", "k"), ("SCALEENGINE_API_SECRET", "s")];
     let out = run(&["check-config", "--config", &example()], &env);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid (1 account(s))"));
 }
 
@@ -63,12 +48,7 @@ fn a_missing_secret_variable_is_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(
-            "scaleengine[0].api_key_env: environment variable SCALEENGINE_API_KEY is not set"
-        ),
-        "{err}"
-    );
+    assert!(err.contains("scaleengine[0].api_key_env: environment variable SCALEENGINE_API_KEY is not set"), "{err}");
 }
 
 #[test]
@@ -89,38 +69,14 @@ budget_usd = -5
     )
     .unwrap();
     for command in ["check-config", "serve"] {
-        let out = run(
-            &[
-                command,
-                "--config",
-                path.to_str().unwrap(),
-                "--web.listen-address",
-                "127.0.0.1:0",
-            ],
-            &[],
-        );
+        let out = run(&[command, "--config", path.to_str().unwrap(), "--web.listen-address", "127.0.0.1:0"], &[]);
         assert_eq!(out.status.code(), Some(64), "{command}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("has 3 problems"), "{err}");
-        assert_eq!(
-            err.lines()
-                .filter(|l| l.starts_with("  - scaleengine[0]."))
-                .count(),
-            3,
-            "{err}"
-        );
-        assert!(
-            err.contains("scaleengine[0].cdn: expected a whole number"),
-            "{err}"
-        );
-        assert!(
-            err.contains("scaleengine[0].disk_interval: \"soon\" is not a duration"),
-            "{err}"
-        );
-        assert!(
-            err.contains("scaleengine[0].budget_usd: expected a number of at least 0, found -5"),
-            "{err}"
-        );
+        assert_eq!(err.lines().filter(|l| l.starts_with("  - scaleengine[0].")).count(), 3, "{err}");
+        assert!(err.contains("scaleengine[0].cdn: expected a whole number"), "{err}");
+        assert!(err.contains("scaleengine[0].disk_interval: \"soon\" is not a duration"), "{err}");
+        assert!(err.contains("scaleengine[0].budget_usd: expected a number of at least 0, found -5"), "{err}");
         assert!(!err.contains("Serving"), "nothing started: {err}");
     }
 }

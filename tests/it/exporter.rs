@@ -20,51 +20,22 @@ async fn serves_every_family_with_values_that_agree() {
 
     // The configured budget and the provider's totals.
     assert_eq!(s.value("cdn_billing_budget_usd", &[MAIN]), 123.5);
-    let items: f64 = s
-        .all("cdn_billing_estimated_month_cost_usd", &[MAIN])
-        .iter()
-        .map(|x| x.value)
-        .sum();
+    let items: f64 = s.all("cdn_billing_estimated_month_cost_usd", &[MAIN]).iter().map(|x| x.value).sum();
     let total = s.value("cdn_billing_estimated_month_spend_usd", &[MAIN]);
-    assert!(
-        (items - total).abs() < 0.01 * 16.0,
-        "items {items} vs total {total}"
-    );
+    assert!((items - total).abs() < 0.01 * 16.0, "items {items} vs total {total}");
     assert!(s.value("cdn_billing_month_to_date_spend_usd", &[MAIN]) <= total);
     // The simulator's account bills 1000 GB of edge a month at $0.03/GB.
-    assert_eq!(
-        s.value("cdn_billing_estimated_month_usage", &item("edge_bandwidth")),
-        1000.0
-    );
-    assert_eq!(
-        s.value(
-            "cdn_billing_estimated_month_cost_usd",
-            &item("edge_bandwidth")
-        ),
-        30.0
-    );
-    assert_eq!(
-        s.get("cdn_billing_month_to_date_cost_usd", &item("totals")),
-        None,
-        "totals row is not an item"
-    );
+    assert_eq!(s.value("cdn_billing_estimated_month_usage", &item("edge_bandwidth")), 1000.0);
+    assert_eq!(s.value("cdn_billing_estimated_month_cost_usd", &item("edge_bandwidth")), 30.0);
+    assert_eq!(s.get("cdn_billing_month_to_date_cost_usd", &item("totals")), None, "totals row is not an item");
 
     // usage.summary: GB → bytes, hours → seconds, totals not exported.
-    let edge_bytes = s.value(
-        "cdn_month_to_date_bandwidth_bytes",
-        &[MAIN, ("product", "edge")],
-    );
+    let edge_bytes = s.value("cdn_month_to_date_bandwidth_bytes", &[MAIN, ("product", "edge")]);
     let edge_gb = s.value("cdn_billing_month_to_date_usage", &item("edge_bandwidth"));
-    assert!(
-        (edge_bytes - edge_gb * 1e9).abs() <= 1e-3 * edge_bytes.max(1.0),
-        "{edge_bytes} vs {edge_gb} GB"
-    );
+    assert!((edge_bytes - edge_gb * 1e9).abs() <= 1e-3 * edge_bytes.max(1.0), "{edge_bytes} vs {edge_gb} GB");
     let php = s.value("cdn_month_to_date_cpu_seconds", &[MAIN, ("product", "php")]);
     let php_hours = s.value("cdn_billing_month_to_date_usage", &item("php_cpu_hours"));
-    assert!(
-        (php - php_hours * 3600.0).abs() <= 1e-3 * php.max(1.0),
-        "{php} s vs {php_hours} h"
-    );
+    assert!((php - php_hours * 3600.0).abs() <= 1e-3 * php.max(1.0), "{php} s vs {php_hours} h");
     assert_eq!(
         s.all("cdn_month_to_date_bandwidth_bytes", &[MAIN]).len(),
         5,
@@ -73,97 +44,41 @@ async fn serves_every_family_with_values_that_agree() {
     assert_eq!(s.all("cdn_month_to_date_requests", &[MAIN]).len(), 4);
     assert_eq!(s.all("cdn_month_to_date_sql_queries", &[MAIN]).len(), 3);
     assert_eq!(s.value("cdn_origin_processes", &[MAIN]), 6.0);
-    assert!(
-        s.get("cdn_month_to_date_origin_io_transactions", &[MAIN])
-            .is_some()
-    );
-    assert!(
-        s.get("cdn_month_to_date_origin_memory_seconds", &[MAIN])
-            .is_some()
-    );
+    assert!(s.get("cdn_month_to_date_origin_io_transactions", &[MAIN]).is_some());
+    assert!(s.get("cdn_month_to_date_origin_memory_seconds", &[MAIN]).is_some());
     // "Origin Disk:" has no mapping: kept under its slug, not dropped.
-    assert_eq!(
-        s.value("cdn_month_to_date_usage", &[MAIN, ("item", "origin_disk")]),
-        0.0
-    );
-    assert!(
-        s.all("cdn_month_to_date_usage", &[MAIN])
-            .iter()
-            .all(|x| !x.labels["item"].contains("total"))
-    );
+    assert_eq!(s.value("cdn_month_to_date_usage", &[MAIN, ("item", "origin_disk")]), 0.0);
+    assert!(s.all("cdn_month_to_date_usage", &[MAIN]).iter().all(|x| !x.labels["item"].contains("total")));
 
     // disk.usage: the newest complete day (yesterday) for the whole account.
     let yesterday = timeutil::now_unix().div_euclid(86_400) - 1;
     let user = [MAIN, ("user", "__all__")];
-    assert_eq!(
-        s.value("cdn_storage_bytes", &user),
-        800e9 + 2e9 * (yesterday % 1000) as f64
-    );
-    assert_eq!(
-        s.value("cdn_storage_sample_timestamp_seconds", &user),
-        (yesterday * 86_400) as f64
-    );
+    assert_eq!(s.value("cdn_storage_bytes", &user), 800e9 + 2e9 * (yesterday % 1000) as f64);
+    assert_eq!(s.value("cdn_storage_sample_timestamp_seconds", &user), (yesterday * 86_400) as f64);
 
     // video.usage: top 5 per app plus __other__; duplicates of a URL summed.
     let live = s.all("cdn_video_month_to_date_bytes", &[MAIN, ("app", "live")]);
     assert_eq!(live.len(), 3, "3 URLs, no __other__ needed");
     let vod = s.all("cdn_video_month_to_date_bytes", &[MAIN, ("app", "vod/è")]);
     assert_eq!(vod.len(), 6);
-    let top = s.value(
-        "cdn_video_month_to_date_bytes",
-        &[
-            MAIN,
-            ("app", "vod/è"),
-            ("url", "sestore/vod/è/clip-0000.mp4"),
-        ],
-    );
-    let second = s.value(
-        "cdn_video_month_to_date_bytes",
-        &[
-            MAIN,
-            ("app", "vod/è"),
-            ("url", "sestore/vod/è/clip-0001.mp4"),
-        ],
-    );
+    let top =
+        s.value("cdn_video_month_to_date_bytes", &[MAIN, ("app", "vod/è"), ("url", "sestore/vod/è/clip-0000.mp4")]);
+    let second =
+        s.value("cdn_video_month_to_date_bytes", &[MAIN, ("app", "vod/è"), ("url", "sestore/vod/è/clip-0001.mp4")]);
     assert!(top > second, "the two rows of clip-0000 are summed");
-    let other = s.value(
-        "cdn_video_month_to_date_bytes",
-        &[MAIN, ("app", "vod/è"), ("url", "__other__")],
-    );
+    let other = s.value("cdn_video_month_to_date_bytes", &[MAIN, ("app", "vod/è"), ("url", "__other__")]);
     assert!(other > top, "2,340 URLs outweigh one");
-    assert!(
-        s.value(
-            "cdn_video_month_to_date_requests",
-            &[MAIN, ("app", "vod/è"), ("url", "__other__")]
-        ) >= 2340.0
-    );
+    assert!(s.value("cdn_video_month_to_date_requests", &[MAIN, ("app", "vod/è"), ("url", "__other__")]) >= 2340.0);
 
     // Health.
-    for endpoint in [
-        "usage.summary",
-        "usage.billing.live",
-        "disk.usage",
-        "video.usage",
-    ] {
+    for endpoint in ["usage.summary", "usage.billing.live", "disk.usage", "video.usage"] {
         let l = [MAIN, ("endpoint", endpoint)];
         assert_eq!(s.value("cdn_exporter_poll_up", &l), 1.0);
         assert!(s.value("cdn_exporter_last_success_timestamp_seconds", &l) > 1.7e9);
-        assert_eq!(
-            s.value(
-                "cdn_exporter_poll_errors_total",
-                &[MAIN, ("endpoint", endpoint), ("reason", "auth")]
-            ),
-            0.0
-        );
+        assert_eq!(s.value("cdn_exporter_poll_errors_total", &[MAIN, ("endpoint", endpoint), ("reason", "auth")]), 0.0);
     }
     // 3 single-request endpoints + live (1 page) + vod (3 pages of 1000).
-    assert_eq!(
-        s.value(
-            "cdn_exporter_upstream_requests_total",
-            &[MAIN, ("code", "200")]
-        ),
-        7.0
-    );
+    assert_eq!(s.value("cdn_exporter_upstream_requests_total", &[MAIN, ("code", "200")]), 7.0);
     h.stop().await;
 }
 
@@ -178,16 +93,10 @@ async fn requests_are_signed_paged_and_typed_as_documented() {
         let v: serde_json::Value = serde_json::from_str(raw).unwrap();
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(keys.first().map(|k| k.as_str()), Some("command"), "{raw}");
-        assert_eq!(
-            keys.last().map(|k| k.as_str()),
-            Some("signature"),
-            "signature goes last: {raw}"
-        );
+        assert_eq!(keys.last().map(|k| k.as_str()), Some("signature"), "signature goes last: {raw}");
         assert!(v["cdn"].is_i64(), "cdn is an integer: {raw}");
         assert!((v["timestamp"].as_i64().unwrap() - timeutil::now_unix()).abs() < 60);
-        let unescaped_slash = raw
-            .match_indices('/')
-            .any(|(i, _)| !raw[..i].ends_with('\\'));
+        let unescaped_slash = raw.match_indices('/').any(|(i, _)| !raw[..i].ends_with('\\'));
         assert!(!unescaped_slash, "slashes are escaped as PHP does: {raw}");
         if v["command"] == "video.usage" {
             if v["app"] == "vod/è" {
@@ -205,26 +114,16 @@ async fn requests_are_signed_paged_and_typed_as_documented() {
 async fn errors(h: &Harness, endpoint: &str, reason: &str) -> f64 {
     h.scrape()
         .await
-        .get(
-            "cdn_exporter_poll_errors_total",
-            &[MAIN, ("endpoint", endpoint), ("reason", reason)],
-        )
+        .get("cdn_exporter_poll_errors_total", &[MAIN, ("endpoint", endpoint), ("reason", reason)])
         .unwrap_or(0.0)
 }
 
 async fn wait_error(h: &Harness, endpoint: &str, reason: &str, before: f64) -> Scrape {
-    wait_for(
-        Duration::from_secs(10),
-        &format!("a {reason} error on {endpoint}"),
-        || async {
-            let s = h.scrape().await;
-            let n = s.get(
-                "cdn_exporter_poll_errors_total",
-                &[MAIN, ("endpoint", endpoint), ("reason", reason)],
-            )?;
-            (n > before).then_some(s)
-        },
-    )
+    wait_for(Duration::from_secs(10), &format!("a {reason} error on {endpoint}"), || async {
+        let s = h.scrape().await;
+        let n = s.get("cdn_exporter_poll_errors_total", &[MAIN, ("endpoint", endpoint), ("reason", reason)])?;
+        (n > before).then_some(s)
+    })
     .await
 }
 
@@ -239,50 +138,22 @@ async fn a_failed_poll_keeps_the_last_good_values() {
         ..Faults::default()
     });
     let bad = wait_error(&h, "usage.billing.live", "http", 0.0).await;
-    assert_eq!(
-        bad.value(
-            "cdn_exporter_poll_up",
-            &[MAIN, ("endpoint", "usage.billing.live")]
-        ),
-        0.0
-    );
-    assert_eq!(
-        bad.value("cdn_billing_estimated_month_spend_usd", &[MAIN]),
-        spend,
-        "last good value kept"
-    );
-    assert_eq!(
-        bad.value(
-            "cdn_exporter_poll_up",
-            &[MAIN, ("endpoint", "usage.summary")]
-        ),
-        1.0,
-        "other jobs unaffected"
-    );
+    assert_eq!(bad.value("cdn_exporter_poll_up", &[MAIN, ("endpoint", "usage.billing.live")]), 0.0);
+    assert_eq!(bad.value("cdn_billing_estimated_month_spend_usd", &[MAIN]), spend, "last good value kept");
+    assert_eq!(bad.value("cdn_exporter_poll_up", &[MAIN, ("endpoint", "usage.summary")]), 1.0, "other jobs unaffected");
     let health = h
         .exporter
         .store
-        .health(&cdn_usage_exporter::job::JobKey {
-            provider: "scaleengine",
-            account: "main".into(),
-            endpoint: "usage.billing.live",
-        })
+        .health(&cdn_usage_exporter::job::JobKey::account("scaleengine", "main", "usage.billing.live"))
         .unwrap();
     let message = health.last_error.unwrap().message;
-    assert!(
-        message.contains("HTTP 500") && message.contains("Internal Server Error"),
-        "{message}"
-    );
+    assert!(message.contains("HTTP 500") && message.contains("Internal Server Error"), "{message}");
 
     // Recovery once the fault is gone.
     h.sim.state.set_faults(Faults::default());
     wait_for(Duration::from_secs(10), "billing back up", || async {
         let s = h.scrape().await;
-        (s.get(
-            "cdn_exporter_poll_up",
-            &[MAIN, ("endpoint", "usage.billing.live")],
-        )? == 1.0)
-            .then_some(())
+        (s.get("cdn_exporter_poll_up", &[MAIN, ("endpoint", "usage.billing.live")])? == 1.0).then_some(())
     })
     .await;
     h.stop().await;
@@ -292,13 +163,8 @@ async fn a_failed_poll_keeps_the_last_good_values() {
 async fn provider_failures_are_classified_by_reason() {
     let h = Harness::start("1s").await;
     h.wait_all_up().await;
-    let cases = [
-        ("0002", "clock_skew"),
-        ("0003", "auth"),
-        ("0001", "auth"),
-        ("1000", "throttled"),
-        ("0004", "provider"),
-    ];
+    let cases =
+        [("0002", "clock_skew"), ("0003", "auth"), ("0001", "auth"), ("1000", "throttled"), ("0004", "provider")];
     for (code, reason) in cases {
         let before = errors(&h, "usage.summary", reason).await;
         h.sim.state.set_faults(Faults {
@@ -308,11 +174,7 @@ async fn provider_failures_are_classified_by_reason() {
         });
         wait_error(&h, "usage.summary", reason, before).await;
     }
-    h.sim.state.set_faults(Faults {
-        latency_ms: 2_500,
-        only_command: None,
-        ..Faults::default()
-    });
+    h.sim.state.set_faults(Faults { latency_ms: 2_500, only_command: None, ..Faults::default() });
     wait_error(&h, "usage.summary", "timeout", 0.0).await;
     h.sim.state.set_faults(Faults::default());
     h.stop().await;
@@ -323,16 +185,11 @@ async fn numbers_as_strings_give_the_same_values() {
     let h = Harness::start("1s").await;
     let before = h.wait_all_up().await;
     let requests = h.sim.state.requests().len();
-    h.sim.state.set_faults(Faults {
-        numbers_as_strings: true,
-        ..Faults::default()
-    });
+    h.sim.state.set_faults(Faults { numbers_as_strings: true, ..Faults::default() });
     // Wait for a full round of polls made after the switch.
-    wait_for(
-        Duration::from_secs(10),
-        "a round of polls with string numbers",
-        || async { (h.sim.state.requests().len() >= requests + 14).then_some(()) },
-    )
+    wait_for(Duration::from_secs(10), "a round of polls with string numbers", || async {
+        (h.sim.state.requests().len() >= requests + 14).then_some(())
+    })
     .await;
     let after = h.wait_all_up().await;
     let edge = [MAIN, ("item", "edge_bandwidth")];
@@ -347,18 +204,11 @@ async fn numbers_as_strings_give_the_same_values() {
 
 #[tokio::test]
 async fn a_wrong_secret_is_an_auth_error_naming_the_code() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()]))
-        .await
-        .unwrap();
-    let toml =
-        account_toml("main", &sim.scaleengine_url(), "1h").replace(crate::support::SECRET, "wrong");
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let toml = account_toml("main", &sim.scaleengine_url(), "1h").replace(crate::support::SECRET, "wrong");
     let config = Config::from_toml_str(&toml, "test").unwrap();
     let exporter = app::start(&config, loopback()).await.unwrap();
-    let key = cdn_usage_exporter::job::JobKey {
-        provider: "scaleengine",
-        account: "main".into(),
-        endpoint: "usage.summary",
-    };
+    let key = cdn_usage_exporter::job::JobKey::account("scaleengine", "main", "usage.summary");
     let health = wait_for(Duration::from_secs(10), "first poll", || async {
         exporter.store.health(&key).filter(|h| h.polls > 0)
     })

@@ -6,10 +6,7 @@ use cdn_usage_exporter::job::Sample;
 use cdn_usage_exporter::providers::scaleengine::{client, normalize, wire};
 
 fn fixture(name: &str) -> serde_json::Value {
-    let path = format!(
-        "{}/tests/fixtures/scaleengine/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/scaleengine/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     // Through the client's own answer handling, as a live answer would go.
     client::interpret(200, &text).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -29,23 +26,10 @@ fn usage_summary_example() {
     assert_eq!(table.rows[19].name, "Origin I/O Transactions:");
     let (samples, unmapped) = normalize::summary(&table);
     let one = |f: FamilyId| samples.iter().find(|s| s.family == f).map(|s| s.value);
-    assert_eq!(
-        one(FamilyId::MonthToDateOriginIoTransactions),
-        Some(28_103.0)
-    );
-    assert_eq!(
-        one(FamilyId::MonthToDateOriginMemorySeconds),
-        Some(31_802.0)
-    );
+    assert_eq!(one(FamilyId::MonthToDateOriginIoTransactions), Some(28_103.0));
+    assert_eq!(one(FamilyId::MonthToDateOriginMemorySeconds), Some(31_802.0));
     assert_eq!(one(FamilyId::OriginProcesses), Some(0.0));
-    assert_eq!(
-        find(
-            &samples,
-            FamilyId::MonthToDateCpuSeconds,
-            ("product", "origin")
-        ),
-        Some(0.0)
-    );
+    assert_eq!(find(&samples, FamilyId::MonthToDateCpuSeconds, ("product", "origin")), Some(0.0));
     assert_eq!(unmapped, ["Origin Disk:"]);
     // 22 rows less 3 totals ("Total Bandwidth", "Total Requests", "SQL Query Total").
     assert_eq!(samples.len(), 19);
@@ -57,24 +41,9 @@ fn usage_billing_live_example() {
     let samples = normalize::billing(&table);
     // 15 items × 4 columns + the totals row's two figures.
     assert_eq!(samples.len(), 15 * 4 + 2);
-    assert_eq!(
-        find(
-            &samples,
-            FamilyId::BillingEstimatedMonthCostUsd,
-            ("item", "storage_usage")
-        ),
-        Some(0.0)
-    );
-    assert!(
-        samples
-            .iter()
-            .any(|s| s.family == FamilyId::BillingEstimatedMonthSpendUsd)
-    );
-    assert!(
-        samples
-            .iter()
-            .all(|s| s.labels.iter().all(|(_, v)| v != "totals"))
-    );
+    assert_eq!(find(&samples, FamilyId::BillingEstimatedMonthCostUsd, ("item", "storage_usage")), Some(0.0));
+    assert!(samples.iter().any(|s| s.family == FamilyId::BillingEstimatedMonthSpendUsd));
+    assert!(samples.iter().all(|s| s.labels.iter().all(|(_, v)| v != "totals")));
 }
 
 #[test]
@@ -83,15 +52,8 @@ fn disk_usage_example() {
     assert_eq!(days.len(), 2);
     let today = cdn_usage_exporter::timeutil::parse_ymd("2014-11-12").unwrap();
     let samples = normalize::disk(&days, today);
-    assert_eq!(
-        find(&samples, FamilyId::StorageBytes, ("user", "__all__")),
-        Some(1024.0)
-    );
-    let ts = find(
-        &samples,
-        FamilyId::StorageSampleTimestampSeconds,
-        ("user", "__all__"),
-    );
+    assert_eq!(find(&samples, FamilyId::StorageBytes, ("user", "__all__")), Some(1024.0));
+    let ts = find(&samples, FamilyId::StorageSampleTimestampSeconds, ("user", "__all__"));
     assert_eq!(ts, Some(1_415_664_000.0), "2014-11-11T00:00:00Z");
 }
 
@@ -101,43 +63,17 @@ fn video_usage_example() {
     assert_eq!(page.count, Some(2));
     assert_eq!(page.entries[0].url, "sestore/jb/my_video.mp4");
     let samples = normalize::video("demo-origin", &page.entries, 20);
-    assert_eq!(
-        find(
-            &samples,
-            FamilyId::VideoMonthToDateBytes,
-            ("url", "sestore/jb/my_video.mp4")
-        ),
-        Some(7_981_635.0)
-    );
-    assert_eq!(
-        find(
-            &samples,
-            FamilyId::VideoMonthToDateRequests,
-            ("url", "sestore/jb/my_video.mp4")
-        ),
-        Some(2.0)
-    );
+    assert_eq!(find(&samples, FamilyId::VideoMonthToDateBytes, ("url", "sestore/jb/my_video.mp4")), Some(7_981_635.0));
+    assert_eq!(find(&samples, FamilyId::VideoMonthToDateRequests, ("url", "sestore/jb/my_video.mp4")), Some(2.0));
 }
 
 #[test]
 fn malformed_answers_are_parse_errors_not_panics() {
-    for body in [
-        r#"{"status":"success"}"#,
-        r#"{"data":{"vals":[1]}}"#,
-        r#"{"data":{"vals":[[]]}}"#,
-        "[]",
-        "null",
-    ] {
+    for body in [r#"{"status":"success"}"#, r#"{"data":{"vals":[1]}}"#, r#"{"data":{"vals":[[]]}}"#, "[]", "null"] {
         let value: serde_json::Value = serde_json::from_str(body).unwrap();
         assert!(wire::parse_table(&value).is_err(), "{body}");
     }
     assert!(wire::parse_disk(&serde_json::json!({"usage": "x"})).is_err());
     assert!(wire::parse_video(&serde_json::json!({"usage": 5})).is_err());
-    assert_eq!(
-        wire::parse_video(&serde_json::json!({"usage": [], "count": 0}))
-            .unwrap()
-            .entries
-            .len(),
-        0
-    );
+    assert_eq!(wire::parse_video(&serde_json::json!({"usage": [], "count": 0})).unwrap().entries.len(), 0);
 }

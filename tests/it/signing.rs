@@ -20,12 +20,7 @@ fn run(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> String {
         .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{} failed: {}",
-        program.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{} failed: {}", program.display(), String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -35,31 +30,18 @@ fn signatures_match_openssl() {
         return;
     };
     let cases = [
-        signed_request(
-            "usage.summary",
-            "APX4GKLM0RKQLSP2FBO1ROPKSSW47DZE",
-            SECRET,
-            158,
-            1_763_800_000,
-            &[],
-        ),
+        signed_request("usage.summary", "APX4GKLM0RKQLSP2FBO1ROPKSSW47DZE", SECRET, 158, 1_763_800_000, &[]),
         signed_request(
             "video.usage",
             "k",
             SECRET,
             7,
             1_763_800_123,
-            &[
-                ("app", json!("démo/origin")),
-                ("url", json!(["a/b.mp4", "😀"])),
-                ("year", json!(2026)),
-            ],
+            &[("app", json!("démo/origin")), ("url", json!(["a/b.mp4", "😀"])), ("year", json!(2026))],
         ),
     ];
     for body in cases {
-        let (payload, signature) = body
-            .rsplit_once(r#","signature":""#)
-            .expect("signature last");
+        let (payload, signature) = body.rsplit_once(r#","signature":""#).expect("signature last");
         let payload = format!("{payload}}}");
         let signature = signature.trim_end_matches("\"}").replace("\\/", "/");
         // The doc's recipe: HMAC with openssl, padded base64 of the binary digest.
@@ -74,11 +56,7 @@ fn signatures_match_openssl() {
             .env("KEY", SECRET)
             .output()
             .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&b64.stdout).trim(),
-            signature,
-            "payload {payload}"
-        );
+        assert_eq!(String::from_utf8_lossy(&b64.stdout).trim(), signature, "payload {payload}");
     }
 }
 

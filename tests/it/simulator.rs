@@ -27,17 +27,11 @@ fn code(v: &Value) -> &str {
 
 #[tokio::test]
 async fn checks_signature_key_cdn_timestamp_fields_and_command() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()]))
-        .await
-        .unwrap();
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
     let url = sim.scaleengine_url();
     let now = now_unix();
 
-    let ok = post_form(
-        &url,
-        &signed_request("usage.summary", KEY, SECRET, 4242, now, &[]),
-    )
-    .await;
+    let ok = post_form(&url, &signed_request("usage.summary", KEY, SECRET, 4242, now, &[])).await;
     assert_eq!(ok["status"], "success", "{ok}");
 
     let wrong_secret = signed_request("usage.summary", KEY, "nope", 4242, now, &[]);
@@ -55,14 +49,7 @@ async fn checks_signature_key_cdn_timestamp_fields_and_command() {
     let unknown_command = signed_request("usage.nothing", KEY, SECRET, 4242, now, &[]);
     assert_eq!(code(&post_form(&url, &unknown_command).await), "0000");
 
-    let no_app = signed_request(
-        "video.usage",
-        KEY,
-        SECRET,
-        4242,
-        now,
-        &[("year", json!(2026)), ("month", json!(1))],
-    );
+    let no_app = signed_request("video.usage", KEY, SECRET, 4242, now, &[("year", json!(2026)), ("month", json!(1))]);
     assert_eq!(code(&post_form(&url, &no_app).await), "0006");
 
     // cdn as a string, signed correctly: refused, the field is an integer.
@@ -77,10 +64,7 @@ async fn checks_signature_key_cdn_timestamp_fields_and_command() {
     }
     let sig = client::sign(SECRET, &phpjson::encode(&Value::Object(req.clone())));
     req.insert("signature".into(), sig.into());
-    assert_eq!(
-        code(&post_form(&url, &phpjson::encode(&Value::Object(req))).await),
-        "0001"
-    );
+    assert_eq!(code(&post_form(&url, &phpjson::encode(&Value::Object(req))).await), "0001");
 
     // Signed over raw UTF-8 and unescaped slashes instead of PHP's encoding: refused.
     let mut req = serde_json::Map::new();
@@ -97,10 +81,7 @@ async fn checks_signature_key_cdn_timestamp_fields_and_command() {
     }
     let plain = serde_json::to_string(&Value::Object(req.clone())).unwrap();
     req.insert("signature".into(), client::sign(SECRET, &plain).into());
-    assert_eq!(
-        code(&post_form(&url, &serde_json::to_string(&Value::Object(req)).unwrap()).await),
-        "0003"
-    );
+    assert_eq!(code(&post_form(&url, &serde_json::to_string(&Value::Object(req)).unwrap()).await), "0003");
 
     assert_eq!(code(&post_form(&url, "not json").await), "0004");
     sim.stop().await;
@@ -108,9 +89,7 @@ async fn checks_signature_key_cdn_timestamp_fields_and_command() {
 
 #[tokio::test]
 async fn accepts_multipart_like_the_docs_php_example() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()]))
-        .await
-        .unwrap();
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
     let json_field = signed_request("usage.billing.live", KEY, SECRET, 4242, now_unix(), &[]);
     let boundary = "------------------------a1b2c3d4";
     let body = format!(
@@ -118,10 +97,7 @@ async fn accepts_multipart_like_the_docs_php_example() {
     );
     let response = reqwest::Client::new()
         .post(sim.scaleengine_url())
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
         .body(body)
         .send()
         .await
@@ -134,9 +110,7 @@ async fn accepts_multipart_like_the_docs_php_example() {
 
 #[tokio::test]
 async fn pages_video_usage_with_limit_offset_and_count() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()]))
-        .await
-        .unwrap();
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
     let page = |offset: u64| {
         signed_request(
             "video.usage",

@@ -33,17 +33,13 @@ impl Scrape {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let mut parts = rest.splitn(2, ' ');
                 let name = parts.next().unwrap_or_default().to_owned();
-                scrape
-                    .types
-                    .insert(name, parts.next().unwrap_or_default().to_owned());
+                scrape.types.insert(name, parts.next().unwrap_or_default().to_owned());
                 continue;
             }
             if line.starts_with('#') || line.trim().is_empty() {
                 continue;
             }
-            scrape.series.push(
-                parse_line(line).unwrap_or_else(|| panic!("malformed exposition line: {line:?}")),
-            );
+            scrape.series.push(parse_line(line).unwrap_or_else(|| panic!("malformed exposition line: {line:?}")));
         }
         scrape
     }
@@ -52,12 +48,7 @@ impl Scrape {
     pub fn all(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Series> {
         self.series
             .iter()
-            .filter(|s| {
-                s.name == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
+            .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
             .collect()
     }
 
@@ -65,18 +56,13 @@ impl Scrape {
     /// a panic if there are several.
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let found = self.all(name, labels);
-        assert!(
-            found.len() <= 1,
-            "{name}{labels:?} matches {} series",
-            found.len()
-        );
+        assert!(found.len() <= 1, "{name}{labels:?} matches {} series", found.len());
         found.first().map(|s| s.value)
     }
 
     /// Like [`Scrape::get`], but the series must exist.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.get(name, labels)
-            .unwrap_or_else(|| panic!("no series {name}{labels:?}"))
+        self.get(name, labels).unwrap_or_else(|| panic!("no series {name}{labels:?}"))
     }
 }
 
@@ -137,11 +123,7 @@ fn parse_line(line: &str) -> Option<Series> {
         "NaN" => f64::NAN,
         v => v.parse().ok()?,
     };
-    Some(Series {
-        name,
-        labels,
-        value,
-    })
+    Some(Series { name, labels, value })
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout` naming `what`.
@@ -155,10 +137,7 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -166,17 +145,11 @@ where
 /// Finds an outside tool. Without it the test is skipped with a notice, unless
 /// `CDN_EXPORTER_REQUIRE_TOOLS=1`, under which a missing tool fails the test.
 pub fn require_tool(name: &str) -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()));
     if found.is_none() {
         let required = std::env::var("CDN_EXPORTER_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "{name} is not installed and CDN_EXPORTER_REQUIRE_TOOLS=1"
-        );
+        assert!(!required, "{name} is not installed and CDN_EXPORTER_REQUIRE_TOOLS=1");
         eprintln!("SKIPPED: {name} is not installed (CI installs it; see .ci/run)");
     }
     found
@@ -194,14 +167,8 @@ pub fn sim_account() -> SeAccount {
         monthly_edge_gb: 1_000.0,
         users: vec![],
         video_apps: vec![
-            VideoAppSpec {
-                name: "live".into(),
-                urls: 3,
-            },
-            VideoAppSpec {
-                name: "vod/è".into(),
-                urls: 2_345,
-            },
+            VideoAppSpec { name: "live".into(), urls: 3 },
+            VideoAppSpec { name: "vod/è".into(), urls: 2_345 },
         ],
     }
 }
@@ -238,22 +205,11 @@ pub struct Harness {
 impl Harness {
     /// Starts both on loopback port 0, polling every `interval`.
     pub async fn start(interval: &str) -> Harness {
-        let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()]))
-            .await
-            .expect("simulator starts");
-        let config = Config::from_toml_str(
-            &account_toml("main", &sim.scaleengine_url(), interval),
-            "test",
-        )
-        .expect("valid config");
-        let exporter = app::start(&config, loopback())
-            .await
-            .expect("exporter starts");
-        Harness {
-            sim,
-            exporter,
-            http: reqwest::Client::new(),
-        }
+        let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.expect("simulator starts");
+        let config = Config::from_toml_str(&account_toml("main", &sim.scaleengine_url(), interval), "test")
+            .expect("valid config");
+        let exporter = app::start(&config, loopback()).await.expect("exporter starts");
+        Harness { sim, exporter, http: reqwest::Client::new() }
     }
 
     pub async fn scrape(&self) -> Scrape {
@@ -262,14 +218,7 @@ impl Harness {
 
     pub async fn metrics_text(&self) -> String {
         let url = format!("http://{}/metrics", self.exporter.addr);
-        self.http
-            .get(url)
-            .send()
-            .await
-            .expect("scrape answers")
-            .text()
-            .await
-            .expect("text body")
+        self.http.get(url).send().await.expect("scrape answers").text().await.expect("text body")
     }
 
     /// Waits until every job of account `main` has succeeded at least once.

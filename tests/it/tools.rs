@@ -20,13 +20,7 @@ impl Drop for Demo {
 fn start_demo() -> (Demo, String, Instant) {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"))
-        .args([
-            "demo",
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--log.level",
-            "warn",
-        ])
+        .args(["demo", "--web.listen-address", "127.0.0.1:0", "--log.level", "warn"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -34,9 +28,7 @@ fn start_demo() -> (Demo, String, Instant) {
     let stdout = child.stdout.take().expect("stdout");
     let demo = Demo(child);
     let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("demo prints its URL");
+    BufReader::new(stdout).read_line(&mut line).expect("demo prints its URL");
     let url = line
         .split_whitespace()
         .find(|w| w.ends_with("/metrics"))
@@ -64,19 +56,9 @@ async fn demo_shows_a_full_metrics_page_within_5_seconds_and_promtool_is_silent(
     let mut body = String::new();
     let mut complete = false;
     while started.elapsed() < Duration::from_secs(5) {
-        body = http
-            .get(&url)
-            .send()
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("body");
+        body = http.get(&url).send().await.expect("scrape").text().await.expect("body");
         let s = Scrape::parse(&body);
-        if EXPECTED
-            .iter()
-            .all(|(name, label)| !s.all(name, &[*label]).is_empty())
-        {
+        if EXPECTED.iter().all(|(name, label)| !s.all(name, &[*label]).is_empty()) {
             complete = true;
             break;
         }
@@ -85,8 +67,7 @@ async fn demo_shows_a_full_metrics_page_within_5_seconds_and_promtool_is_silent(
     assert!(complete, "demo /metrics incomplete after 5 s:\n{body}");
     let s = Scrape::parse(&body);
     assert!(
-        s.value("cdn_billing_estimated_month_spend_usd", &[])
-            > s.value("cdn_billing_budget_usd", &[]),
+        s.value("cdn_billing_estimated_month_spend_usd", &[]) > s.value("cdn_billing_budget_usd", &[]),
         "the demo's budget is set below its estimate so that the budget alert fires"
     );
 
@@ -101,20 +82,8 @@ async fn demo_shows_a_full_metrics_page_within_5_seconds_and_promtool_is_silent(
         .spawn()
         .expect("promtool runs");
     use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool check metrics: {said}"
-    );
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
 }

@@ -14,15 +14,12 @@ use crate::secret::Secret;
 use crate::store::Store;
 
 use super::phpjson;
-
-/// The largest answer we read; a bigger one is an error rather than unbounded memory.
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+use crate::providers::http::{preview, read_body, transport_error};
 
 /// Standard padded base64 of HMAC-SHA256(`secret`, `message`).
 pub fn sign(secret: &str, message: &str) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!());
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
     mac.update(message.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -84,43 +81,23 @@ pub fn interpret(status: u16, body: &[u8]) -> Result<Value, PollError> {
     let value = match parsed {
         Ok(v) => v,
         Err(e) => {
-            let reason = if (200..300).contains(&status) {
-                Reason::Parse
-            } else {
-                Reason::Http
-            };
-            return Err(PollError::new(
-                reason,
-                format!("HTTP {status}, answer is not JSON ({e}): {}", preview(body)),
-            ));
+            let reason = if (200..300).contains(&status) { Reason::Parse } else { Reason::Http };
+            return Err(PollError::new(reason, format!("HTTP {status}, answer is not JSON ({e}): {}", preview(body))));
         }
     };
     if value.get("status").and_then(Value::as_str) == Some("failure") {
         let code = value.get("code").map(normalize_code).unwrap_or_default();
-        let message = value
-            .get("message")
-            .and_then(super::wire::text)
-            .unwrap_or_default();
+        let message = value.get("message").and_then(super::wire::text).unwrap_or_default();
         return Err(PollError::new(
             classify_code(&code),
-            format!(
-                "ScaleEngine error {code} ({}): {}",
-                describe_code(&code),
-                message.trim()
-            ),
+            format!("ScaleEngine error {code} ({}): {}", describe_code(&code), message.trim()),
         ));
     }
     if !(200..300).contains(&status) {
-        return Err(PollError::new(
-            Reason::Http,
-            format!("HTTP {status}: {}", preview(body)),
-        ));
+        return Err(PollError::new(Reason::Http, format!("HTTP {status}: {}", preview(body))));
     }
     if !value.is_object() {
-        return Err(PollError::parse(format!(
-            "answer is not a JSON object: {}",
-            preview(body)
-        )));
+        return Err(PollError::parse(format!("answer is not a JSON object: {}", preview(body))));
     }
     Ok(value)
 }
@@ -132,23 +109,6 @@ fn normalize_code(code: &Value) -> String {
     match raw.parse::<u32>() {
         Ok(n) if raw.len() <= 4 => format!("{n:04}"),
         _ => raw.to_owned(),
-    }
-}
-
-/// The first bytes of a body, printable and on one line, for error messages.
-pub fn preview(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if body.len() > 120 {
-        out.push('…');
-    }
-    if out.trim().is_empty() {
-        "(empty body)".into()
-    } else {
-        out
     }
 }
 
@@ -178,16 +138,7 @@ impl Client {
         store: Arc<Store>,
         timeout: Duration,
     ) -> Self {
-        Client {
-            http,
-            url,
-            cdn,
-            api_key,
-            api_secret,
-            account,
-            store,
-            timeout,
-        }
+        Client { http, url, cdn, api_key, api_secret, account, store, timeout }
     }
 
     /// Runs one command with a fresh timestamp and returns the answer's JSON.
@@ -211,49 +162,15 @@ impl Client {
         let mut response = match result {
             Ok(r) => r,
             Err(e) => {
-                self.store
-                    .count_upstream(super::PROVIDER, &self.account, "error");
+                self.store.count_upstream(super::PROVIDER, &self.account, "error");
                 return Err(transport_error(&e));
             }
         };
         let status = response.status().as_u16();
-        self.store
-            .count_upstream(super::PROVIDER, &self.account, &status.to_string());
-        let mut bytes = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if bytes.len() + chunk.len() > MAX_BODY_BYTES {
-                        return Err(PollError::new(
-                            Reason::Http,
-                            format!("HTTP {status}, answer larger than {MAX_BODY_BYTES} bytes"),
-                        ));
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => return Err(transport_error(&e)),
-            }
-        }
+        self.store.count_upstream(super::PROVIDER, &self.account, &status.to_string());
+        let bytes = read_body(&mut response).await?;
         interpret(status, &bytes)
     }
-}
-
-/// A reqwest error as a poll error: timeouts apart, with the cause chain in the message.
-pub fn transport_error(e: &reqwest::Error) -> PollError {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    let reason = if e.is_timeout() {
-        Reason::Timeout
-    } else {
-        Reason::Http
-    };
-    PollError::new(reason, message)
 }
 
 #[cfg(test)]
@@ -293,10 +210,7 @@ mod tests {
             ],
         );
         assert!(body.contains(r#""app":"d\u00e9mo\/origin""#), "{body}");
-        assert!(
-            body.ends_with(r#","signature":"DLYNZ3vQTr0RtMXMB3h537zh3duF8rC0MCksXsMyPVY="}"#),
-            "{body}"
-        );
+        assert!(body.ends_with(r#","signature":"DLYNZ3vQTr0RtMXMB3h537zh3duF8rC0MCksXsMyPVY="}"#), "{body}");
     }
 
     #[test]
@@ -306,26 +220,11 @@ mod tests {
                 json!({"status":"failure","code":"0002","message":"Timestamp outside valid range, use UTC"}),
                 Reason::ClockSkew,
             ),
-            (
-                json!({"status":"failure","code":1,"message":"CDN authorization failed"}),
-                Reason::Auth,
-            ),
-            (
-                json!({"status":"failure","code":"0003","message":"bad sig","debug":{"x":1}}),
-                Reason::Auth,
-            ),
-            (
-                json!({"status":"failure","code":"0005","message":"no"}),
-                Reason::Auth,
-            ),
-            (
-                json!({"status":"failure","code":1000,"message":"Servers busy"}),
-                Reason::Throttled,
-            ),
-            (
-                json!({"status":"failure","code":"0006","message":"missing"}),
-                Reason::Provider,
-            ),
+            (json!({"status":"failure","code":1,"message":"CDN authorization failed"}), Reason::Auth),
+            (json!({"status":"failure","code":"0003","message":"bad sig","debug":{"x":1}}), Reason::Auth),
+            (json!({"status":"failure","code":"0005","message":"no"}), Reason::Auth),
+            (json!({"status":"failure","code":1000,"message":"Servers busy"}), Reason::Throttled),
+            (json!({"status":"failure","code":"0006","message":"missing"}), Reason::Provider),
         ];
         for (body, reason) in cases {
             let err = interpret(200, body.to_string().as_bytes()).unwrap_err();
@@ -337,18 +236,10 @@ mod tests {
 
     #[test]
     fn html_error_pages_name_the_status_and_the_body() {
-        let err = interpret(
-            502,
-            b"<html><head><title>502 Bad Gateway</title></head></html>",
-        )
-        .unwrap_err();
+        let err = interpret(502, b"<html><head><title>502 Bad Gateway</title></head></html>").unwrap_err();
         assert_eq!(err.reason, Reason::Http);
         assert!(err.message.contains("HTTP 502"), "{}", err.message);
-        assert!(
-            err.message.contains("<title>502 Bad Gateway"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("<title>502 Bad Gateway"), "{}", err.message);
         let err = interpret(200, b"<html>maintenance</html>").unwrap_err();
         assert_eq!(err.reason, Reason::Parse);
         let err = interpret(200, b"").unwrap_err();

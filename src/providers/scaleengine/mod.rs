@@ -33,11 +33,7 @@ pub const VIDEO_PAGE_LIMIT: u64 = 1000;
 pub const VIDEO_MAX_PAGES: u64 = 1000;
 
 /// Builds the jobs of one account.
-pub fn jobs(
-    account: &ScaleEngineAccount,
-    http: &reqwest::Client,
-    store: &Arc<Store>,
-) -> Vec<JobSpec> {
+pub fn jobs(account: &ScaleEngineAccount, http: &reqwest::Client, store: &Arc<Store>) -> Vec<JobSpec> {
     let name: Arc<str> = account.name.as_str().into();
     let client = Arc::new(Client::new(
         http.clone(),
@@ -49,35 +45,25 @@ pub fn jobs(
         store.clone(),
         account.timeout,
     ));
-    let key = |endpoint| JobKey {
-        provider: PROVIDER,
-        account: name.clone(),
-        endpoint,
-    };
+    let key = |endpoint| JobKey::account(PROVIDER, name.clone(), endpoint);
     let mut jobs = vec![
         JobSpec {
             key: key("usage.summary"),
             interval: account.summary_interval,
             timeout: account.timeout,
-            poller: Arc::new(Summary {
-                client: client.clone(),
-            }),
+            poller: Arc::new(Summary { client: client.clone() }),
         },
         JobSpec {
             key: key("usage.billing.live"),
             interval: account.billing_interval,
             timeout: account.timeout,
-            poller: Arc::new(Billing {
-                client: client.clone(),
-            }),
+            poller: Arc::new(Billing { client: client.clone() }),
         },
         JobSpec {
             key: key("disk.usage"),
             interval: account.disk_interval,
             timeout: account.timeout,
-            poller: Arc::new(Disk {
-                client: client.clone(),
-            }),
+            poller: Arc::new(Disk { client: client.clone() }),
         },
     ];
     if !account.video_apps.is_empty() {
@@ -86,11 +72,7 @@ pub fn jobs(
             interval: account.video_interval,
             // Pagination makes a video poll several requests long.
             timeout: account.timeout * 4,
-            poller: Arc::new(Video {
-                client,
-                apps: account.video_apps.clone(),
-                top_n: account.video_top_n,
-            }),
+            poller: Arc::new(Video { client, apps: account.video_apps.clone(), top_n: account.video_top_n }),
         });
     }
     jobs
@@ -98,11 +80,7 @@ pub fn jobs(
 
 /// Samples that come from the account's configuration (the budget).
 pub fn config_samples(account: &ScaleEngineAccount) -> Vec<Sample> {
-    account
-        .budget_usd
-        .map(|b| Sample::new(FamilyId::BillingBudgetUsd, b))
-        .into_iter()
-        .collect()
+    account.budget_usd.map(|b| Sample::new(FamilyId::BillingBudgetUsd, b)).into_iter().collect()
 }
 
 struct Summary {
@@ -155,13 +133,7 @@ impl Poll for Disk {
             let today = timeutil::now_unix().div_euclid(86_400);
             // The 30-day window ends yesterday: the newest complete day is the one we export.
             let start = (today - 30) * 86_400;
-            let answer = self
-                .client
-                .call(
-                    "disk.usage",
-                    &[("cpu", json!("")), ("starttime", json!(start))],
-                )
-                .await?;
+            let answer = self.client.call("disk.usage", &[("cpu", json!("")), ("starttime", json!(start))]).await?;
             Ok(normalize::disk(&wire::parse_disk(&answer)?, today))
         })
     }
@@ -174,12 +146,7 @@ struct Video {
 }
 
 impl Video {
-    async fn fetch_app(
-        &self,
-        app: &VideoApp,
-        year: i64,
-        month: u32,
-    ) -> Result<Vec<wire::VideoEntry>, PollError> {
+    async fn fetch_app(&self, app: &VideoApp, year: i64, month: u32) -> Result<Vec<wire::VideoEntry>, PollError> {
         let app_value: Value = match app {
             VideoApp::Id(id) => json!(id),
             VideoApp::Name(name) => json!(name),
@@ -214,8 +181,7 @@ impl Video {
 impl Poll for Video {
     fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
         Box::pin(async move {
-            let (year, month, _) =
-                timeutil::civil_from_days(timeutil::now_unix().div_euclid(86_400));
+            let (year, month, _) = timeutil::civil_from_days(timeutil::now_unix().div_euclid(86_400));
             let mut samples = Vec::new();
             for app in &self.apps {
                 let entries = self.fetch_app(app, year, month).await?;

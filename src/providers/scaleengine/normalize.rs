@@ -33,120 +33,30 @@ const fn map(
     label: Option<(&'static str, &'static str)>,
     factor: f64,
 ) -> RowMapping {
-    RowMapping {
-        row,
-        family,
-        label,
-        factor,
-    }
+    RowMapping { row, family, label, factor }
 }
 
 use FamilyId::*;
 
 /// The one table from `usage.summary` row names to families, labels and unit factors.
 pub const SUMMARY_ROWS: &[RowMapping] = &[
-    map(
-        "edge bandwidth",
-        MonthToDateBandwidthBytes,
-        Some(("product", "edge")),
-        GB,
-    ),
-    map(
-        "cdn bandwidth",
-        MonthToDateBandwidthBytes,
-        Some(("product", "cdn")),
-        GB,
-    ),
-    map(
-        "origin bandwidth",
-        MonthToDateBandwidthBytes,
-        Some(("product", "origin")),
-        GB,
-    ),
-    map(
-        "videocdn bandwidth",
-        MonthToDateBandwidthBytes,
-        Some(("product", "videocdn")),
-        GB,
-    ),
-    map(
-        "sql replication bandwidth",
-        MonthToDateBandwidthBytes,
-        Some(("product", "sql_replication")),
-        GB,
-    ),
-    map(
-        "edge requests",
-        MonthToDateRequests,
-        Some(("product", "edge")),
-        1.0,
-    ),
-    map(
-        "cdn requests",
-        MonthToDateRequests,
-        Some(("product", "cdn")),
-        1.0,
-    ),
-    map(
-        "origin requests",
-        MonthToDateRequests,
-        Some(("product", "origin")),
-        1.0,
-    ),
-    map(
-        "videocdn requests",
-        MonthToDateRequests,
-        Some(("product", "videocdn")),
-        1.0,
-    ),
-    map(
-        "sql select",
-        MonthToDateSqlQueries,
-        Some(("kind", "select")),
-        1.0,
-    ),
-    map(
-        "sql update",
-        MonthToDateSqlQueries,
-        Some(("kind", "update")),
-        1.0,
-    ),
-    map(
-        "sql other",
-        MonthToDateSqlQueries,
-        Some(("kind", "other")),
-        1.0,
-    ),
-    map(
-        "sql cpu hours",
-        MonthToDateCpuSeconds,
-        Some(("product", "sql")),
-        HOUR,
-    ),
-    map(
-        "php cpu hours",
-        MonthToDateCpuSeconds,
-        Some(("product", "php")),
-        HOUR,
-    ),
-    map(
-        "origin cpu hours",
-        MonthToDateCpuSeconds,
-        Some(("product", "origin")),
-        HOUR,
-    ),
-    map(
-        "origin i/o transactions",
-        MonthToDateOriginIoTransactions,
-        None,
-        1.0,
-    ),
-    map(
-        "origin memory seconds",
-        MonthToDateOriginMemorySeconds,
-        None,
-        1.0,
-    ),
+    map("edge bandwidth", MonthToDateBandwidthBytes, Some(("product", "edge")), GB),
+    map("cdn bandwidth", MonthToDateBandwidthBytes, Some(("product", "cdn")), GB),
+    map("origin bandwidth", MonthToDateBandwidthBytes, Some(("product", "origin")), GB),
+    map("videocdn bandwidth", MonthToDateBandwidthBytes, Some(("product", "videocdn")), GB),
+    map("sql replication bandwidth", MonthToDateBandwidthBytes, Some(("product", "sql_replication")), GB),
+    map("edge requests", MonthToDateRequests, Some(("product", "edge")), 1.0),
+    map("cdn requests", MonthToDateRequests, Some(("product", "cdn")), 1.0),
+    map("origin requests", MonthToDateRequests, Some(("product", "origin")), 1.0),
+    map("videocdn requests", MonthToDateRequests, Some(("product", "videocdn")), 1.0),
+    map("sql select", MonthToDateSqlQueries, Some(("kind", "select")), 1.0),
+    map("sql update", MonthToDateSqlQueries, Some(("kind", "update")), 1.0),
+    map("sql other", MonthToDateSqlQueries, Some(("kind", "other")), 1.0),
+    map("sql cpu hours", MonthToDateCpuSeconds, Some(("product", "sql")), HOUR),
+    map("php cpu hours", MonthToDateCpuSeconds, Some(("product", "php")), HOUR),
+    map("origin cpu hours", MonthToDateCpuSeconds, Some(("product", "origin")), HOUR),
+    map("origin i/o transactions", MonthToDateOriginIoTransactions, None, 1.0),
+    map("origin memory seconds", MonthToDateOriginMemorySeconds, None, 1.0),
     map("origin processes", OriginProcesses, None, 1.0),
 ];
 
@@ -220,17 +130,9 @@ struct BillingColumns {
 fn billing_columns(cols: &[String]) -> BillingColumns {
     // Documented order: Item, Usage To Date, Estimated Price (to date), Estimated Usage,
     // Estimated Total. Cell index = column index - 1 (the item name is not a cell).
-    let mut c = BillingColumns {
-        usage_to_date: 0,
-        price_to_date: 1,
-        estimated_usage: 2,
-        estimated_total: 3,
-    };
+    let mut c = BillingColumns { usage_to_date: 0, price_to_date: 1, estimated_usage: 2, estimated_total: 3 };
     let find = |pred: &dyn Fn(&str) -> bool| {
-        cols.iter()
-            .position(|h| pred(&h.to_lowercase()))
-            .filter(|&i| i > 0)
-            .map(|i| i - 1)
+        cols.iter().position(|h| pred(&h.to_lowercase())).filter(|&i| i > 0).map(|i| i - 1)
     };
     if let Some(i) = find(&|h| h.contains("usage") && h.contains("to date")) {
         c.usage_to_date = i;
@@ -311,9 +213,7 @@ pub fn disk(days: &[DiskDay], today: i64) -> Vec<Sample> {
     let mut samples = Vec::with_capacity(best.len() * 2);
     for (user, d) in best {
         samples.push(Sample::new(StorageBytes, d.bytes).label("user", user));
-        samples.push(
-            Sample::new(StorageSampleTimestampSeconds, (d.day * 86_400) as f64).label("user", user),
-        );
+        samples.push(Sample::new(StorageSampleTimestampSeconds, (d.day * 86_400) as f64).label("user", user));
     }
     samples
 }
@@ -336,31 +236,13 @@ pub fn video(app: &str, entries: &[VideoEntry], top_n: usize) -> Vec<Sample> {
     let mut samples = Vec::with_capacity(2 * (top_n.min(urls.len()) + 1));
     let (top, rest) = urls.split_at(top_n.min(urls.len()));
     for (url, (bytes, requests)) in top {
-        samples.push(
-            Sample::new(VideoMonthToDateBytes, *bytes)
-                .label("app", app)
-                .label("url", *url),
-        );
-        samples.push(
-            Sample::new(VideoMonthToDateRequests, *requests)
-                .label("app", app)
-                .label("url", *url),
-        );
+        samples.push(Sample::new(VideoMonthToDateBytes, *bytes).label("app", app).label("url", *url));
+        samples.push(Sample::new(VideoMonthToDateRequests, *requests).label("app", app).label("url", *url));
     }
     if !rest.is_empty() {
-        let (bytes, requests) = rest
-            .iter()
-            .fold((0.0, 0.0), |acc, (_, (b, r))| (acc.0 + b, acc.1 + r));
-        samples.push(
-            Sample::new(VideoMonthToDateBytes, bytes)
-                .label("app", app)
-                .label("url", OTHER_URLS),
-        );
-        samples.push(
-            Sample::new(VideoMonthToDateRequests, requests)
-                .label("app", app)
-                .label("url", OTHER_URLS),
-        );
+        let (bytes, requests) = rest.iter().fold((0.0, 0.0), |acc, (_, (b, r))| (acc.0 + b, acc.1 + r));
+        samples.push(Sample::new(VideoMonthToDateBytes, bytes).label("app", app).label("url", OTHER_URLS));
+        samples.push(Sample::new(VideoMonthToDateRequests, requests).label("app", app).label("url", OTHER_URLS));
     }
     samples
 }
@@ -371,19 +253,13 @@ mod tests {
     use crate::providers::scaleengine::wire::Row;
 
     fn row(name: &str, cells: &[f64]) -> Row {
-        Row {
-            name: name.into(),
-            cells: cells.iter().map(|v| Some(*v)).collect(),
-        }
+        Row { name: name.into(), cells: cells.iter().map(|v| Some(*v)).collect() }
     }
 
     fn value(samples: &[Sample], family: FamilyId, label: Option<(&str, &str)>) -> Option<f64> {
         samples
             .iter()
-            .find(|s| {
-                s.family == family
-                    && label.is_none_or(|(k, v)| s.labels.iter().any(|(a, b)| *a == k && b == v))
-            })
+            .find(|s| s.family == family && label.is_none_or(|(k, v)| s.labels.iter().any(|(a, b)| *a == k && b == v)))
             .map(|s| s.value)
     }
 
@@ -401,26 +277,10 @@ mod tests {
             ],
         };
         let (samples, unmapped) = summary(&table);
-        assert_eq!(
-            value(
-                &samples,
-                MonthToDateBandwidthBytes,
-                Some(("product", "edge"))
-            ),
-            Some(2.5e9)
-        );
-        assert_eq!(
-            value(&samples, MonthToDateCpuSeconds, Some(("product", "php"))),
-            Some(5400.0)
-        );
-        assert_eq!(
-            value(&samples, MonthToDateOriginIoTransactions, None),
-            Some(28_103.0)
-        );
-        assert_eq!(
-            value(&samples, MonthToDateUsage, Some(("item", "origin_disk"))),
-            Some(4.0)
-        );
+        assert_eq!(value(&samples, MonthToDateBandwidthBytes, Some(("product", "edge"))), Some(2.5e9));
+        assert_eq!(value(&samples, MonthToDateCpuSeconds, Some(("product", "php"))), Some(5400.0));
+        assert_eq!(value(&samples, MonthToDateOriginIoTransactions, None), Some(28_103.0));
+        assert_eq!(value(&samples, MonthToDateUsage, Some(("item", "origin_disk"))), Some(4.0));
         assert_eq!(unmapped, vec!["Origin Disk:".to_owned()]);
         assert_eq!(samples.len(), 4, "totals must not be exported: {samples:?}");
     }
@@ -428,53 +288,16 @@ mod tests {
     #[test]
     fn billing_reads_items_and_totals() {
         let table = Table {
-            cols: [
-                "Item",
-                "Usage To Date:",
-                "Estimated Price:",
-                "Estimated Usage:",
-                "Estimated Total:",
-            ]
-            .map(String::from)
-            .to_vec(),
-            rows: vec![
-                row("Edge Bandwidth:", &[100.0, 5.0, 300.0, 15.0]),
-                row("Totals: ", &[0.0, 42.5, 0.0, 120.0]),
-            ],
+            cols: ["Item", "Usage To Date:", "Estimated Price:", "Estimated Usage:", "Estimated Total:"]
+                .map(String::from)
+                .to_vec(),
+            rows: vec![row("Edge Bandwidth:", &[100.0, 5.0, 300.0, 15.0]), row("Totals: ", &[0.0, 42.5, 0.0, 120.0])],
         };
         let s = billing(&table);
-        assert_eq!(
-            value(
-                &s,
-                BillingMonthToDateUsage,
-                Some(("item", "edge_bandwidth"))
-            ),
-            Some(100.0)
-        );
-        assert_eq!(
-            value(
-                &s,
-                BillingMonthToDateCostUsd,
-                Some(("item", "edge_bandwidth"))
-            ),
-            Some(5.0)
-        );
-        assert_eq!(
-            value(
-                &s,
-                BillingEstimatedMonthUsage,
-                Some(("item", "edge_bandwidth"))
-            ),
-            Some(300.0)
-        );
-        assert_eq!(
-            value(
-                &s,
-                BillingEstimatedMonthCostUsd,
-                Some(("item", "edge_bandwidth"))
-            ),
-            Some(15.0)
-        );
+        assert_eq!(value(&s, BillingMonthToDateUsage, Some(("item", "edge_bandwidth"))), Some(100.0));
+        assert_eq!(value(&s, BillingMonthToDateCostUsd, Some(("item", "edge_bandwidth"))), Some(5.0));
+        assert_eq!(value(&s, BillingEstimatedMonthUsage, Some(("item", "edge_bandwidth"))), Some(300.0));
+        assert_eq!(value(&s, BillingEstimatedMonthCostUsd, Some(("item", "edge_bandwidth"))), Some(15.0));
         assert_eq!(value(&s, BillingMonthToDateSpendUsd, None), Some(42.5));
         assert_eq!(value(&s, BillingEstimatedMonthSpendUsd, None), Some(120.0));
         assert_eq!(s.len(), 6);
@@ -482,78 +305,29 @@ mod tests {
 
     #[test]
     fn disk_takes_the_newest_complete_day_per_user() {
-        let d = |day, user: &str, bytes| DiskDay {
-            day,
-            user: user.into(),
-            bytes,
-        };
-        let days = [
-            d(10, "a", 1.0),
-            d(11, "a", 2.0),
-            d(12, "a", 3.0),
-            d(11, "", 50.0),
-            d(12, "b", 7.0),
-        ];
+        let d = |day, user: &str, bytes| DiskDay { day, user: user.into(), bytes };
+        let days = [d(10, "a", 1.0), d(11, "a", 2.0), d(12, "a", 3.0), d(11, "", 50.0), d(12, "b", 7.0)];
         let s = disk(&days, 12);
         assert_eq!(value(&s, StorageBytes, Some(("user", "a"))), Some(2.0));
-        assert_eq!(
-            value(&s, StorageSampleTimestampSeconds, Some(("user", "a"))),
-            Some(11.0 * 86_400.0)
-        );
-        assert_eq!(
-            value(&s, StorageBytes, Some(("user", "b"))),
-            Some(7.0),
-            "only today's row: use it"
-        );
+        assert_eq!(value(&s, StorageSampleTimestampSeconds, Some(("user", "a"))), Some(11.0 * 86_400.0));
+        assert_eq!(value(&s, StorageBytes, Some(("user", "b"))), Some(7.0), "only today's row: use it");
         assert_eq!(value(&s, StorageBytes, Some(("user", ALL_USERS))), None);
         let s = disk(&[d(11, "", 50.0)], 12);
-        assert_eq!(
-            value(&s, StorageBytes, Some(("user", ALL_USERS))),
-            Some(50.0)
-        );
+        assert_eq!(value(&s, StorageBytes, Some(("user", ALL_USERS))), Some(50.0));
     }
 
     #[test]
     fn video_keeps_top_n_and_sums_the_rest() {
-        let e = |url: &str, bytes, requests| VideoEntry {
-            url: url.into(),
-            bytes,
-            requests,
-        };
-        let entries = [
-            e("a", 10.0, 1.0),
-            e("b", 30.0, 1.0),
-            e("a", 25.0, 2.0),
-            e("c", 5.0, 4.0),
-            e("d", 1.0, 1.0),
-        ];
+        let e = |url: &str, bytes, requests| VideoEntry { url: url.into(), bytes, requests };
+        let entries = [e("a", 10.0, 1.0), e("b", 30.0, 1.0), e("a", 25.0, 2.0), e("c", 5.0, 4.0), e("d", 1.0, 1.0)];
         let s = video("app1", &entries, 2);
-        assert_eq!(
-            value(&s, VideoMonthToDateBytes, Some(("url", "a"))),
-            Some(35.0)
-        );
-        assert_eq!(
-            value(&s, VideoMonthToDateRequests, Some(("url", "a"))),
-            Some(3.0)
-        );
-        assert_eq!(
-            value(&s, VideoMonthToDateBytes, Some(("url", "b"))),
-            Some(30.0)
-        );
-        assert_eq!(
-            value(&s, VideoMonthToDateBytes, Some(("url", OTHER_URLS))),
-            Some(6.0)
-        );
-        assert_eq!(
-            value(&s, VideoMonthToDateRequests, Some(("url", OTHER_URLS))),
-            Some(5.0)
-        );
+        assert_eq!(value(&s, VideoMonthToDateBytes, Some(("url", "a"))), Some(35.0));
+        assert_eq!(value(&s, VideoMonthToDateRequests, Some(("url", "a"))), Some(3.0));
+        assert_eq!(value(&s, VideoMonthToDateBytes, Some(("url", "b"))), Some(30.0));
+        assert_eq!(value(&s, VideoMonthToDateBytes, Some(("url", OTHER_URLS))), Some(6.0));
+        assert_eq!(value(&s, VideoMonthToDateRequests, Some(("url", OTHER_URLS))), Some(5.0));
         assert_eq!(s.len(), 6);
-        let total: f64 = s
-            .iter()
-            .filter(|x| x.family == VideoMonthToDateBytes)
-            .map(|x| x.value)
-            .sum();
+        let total: f64 = s.iter().filter(|x| x.family == VideoMonthToDateBytes).map(|x| x.value).sum();
         assert_eq!(total, 71.0, "no byte lost or counted twice");
     }
 

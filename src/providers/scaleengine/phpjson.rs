@@ -85,8 +85,7 @@ mod tests {
     #[test]
     fn matches_php_escaping() {
         // Expected strings were produced by PHP 8.2: php -r 'echo json_encode([...]);'
-        let v =
-            json!({"url": "sestore/jb/my video.mp4", "name": "café ☃ 😀", "ctl": "a\u{1}\t\"\\"});
+        let v = json!({"url": "sestore/jb/my video.mp4", "name": "café ☃ 😀", "ctl": "a\u{1}\t\"\\"});
         assert_eq!(
             encode(&v),
             r#"{"url":"sestore\/jb\/my video.mp4","name":"caf\u00e9 \u2603 \ud83d\ude00","ctl":"a\u0001\t\"\\"}"#

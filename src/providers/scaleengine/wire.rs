@@ -12,10 +12,7 @@ pub fn num(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => {
-            let cleaned: String = s
-                .chars()
-                .filter(|c| !matches!(c, ',' | ' ' | '$'))
-                .collect();
+            let cleaned: String = s.chars().filter(|c| !matches!(c, ',' | ' ' | '$')).collect();
             cleaned.parse::<f64>().ok().filter(|f| f.is_finite())
         }
         Value::Object(map) => map.get("v").and_then(num),
@@ -53,9 +50,7 @@ pub struct Row {
 
 /// Parses the `data` of a `usage.summary` or `usage.billing.live` answer.
 pub fn parse_table(response: &Value) -> Result<Table, PollError> {
-    let data = response
-        .get("data")
-        .ok_or_else(|| PollError::parse("answer has no \"data\" table"))?;
+    let data = response.get("data").ok_or_else(|| PollError::parse("answer has no \"data\" table"))?;
     let vals = data
         .get("vals")
         .and_then(Value::as_array)
@@ -74,16 +69,11 @@ pub fn parse_table(response: &Value) -> Result<Table, PollError> {
         .unwrap_or_default();
     let mut rows = Vec::with_capacity(vals.len());
     for (i, row) in vals.iter().enumerate() {
-        let cells = row
-            .as_array()
-            .ok_or_else(|| PollError::parse(format!("row {i} of \"vals\" is not an array")))?;
+        let cells = row.as_array().ok_or_else(|| PollError::parse(format!("row {i} of \"vals\" is not an array")))?;
         let Some(name) = cells.first().and_then(text) else {
             return Err(PollError::parse(format!("row {i} of \"vals\" has no name")));
         };
-        rows.push(Row {
-            name,
-            cells: cells[1..].iter().map(num).collect(),
-        });
+        rows.push(Row { name, cells: cells[1..].iter().map(num).collect() });
     }
     Ok(Table { cols, rows })
 }
@@ -108,10 +98,7 @@ pub fn parse_disk(response: &Value) -> Result<Vec<DiskDay>, PollError> {
     Ok(usage
         .iter()
         .filter_map(|entry| {
-            let day = entry
-                .get("summary_date")
-                .and_then(text)
-                .and_then(|d| crate::timeutil::parse_ymd(&d))?;
+            let day = entry.get("summary_date").and_then(text).and_then(|d| crate::timeutil::parse_ymd(&d))?;
             let bytes = entry.get("bytes_total").and_then(num)?;
             let user = entry.get("cpu_user").and_then(text).unwrap_or_default();
             Some(DiskDay { day, user, bytes })
@@ -156,16 +143,10 @@ pub fn parse_video(response: &Value) -> Result<VideoPage, PollError> {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Object(m)) if m.is_empty() => Vec::new(),
         Some(_) => {
-            return Err(PollError::parse(
-                "video.usage answer's \"usage\" is not an array",
-            ));
+            return Err(PollError::parse("video.usage answer's \"usage\" is not an array"));
         }
     };
-    let count = response
-        .get("count")
-        .and_then(num)
-        .filter(|c| *c >= 0.0)
-        .map(|c| c as u64);
+    let count = response.get("count").and_then(num).filter(|c| *c >= 0.0).map(|c| c as u64);
     Ok(VideoPage { entries, count })
 }
 

@@ -1,0 +1,258 @@
+//! CDNetworks: local storage usage per domain from `POST /api/domain-usage`. One job per
+//! configured (domain, contract); an account's jobs share a rate limiter (300 requests per
+//! 5 minutes) and a small concurrency limit.
+
+pub mod auth;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE, HeaderMap, HeaderValue};
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::config::{CdnetworksAccount, CdnetworksAuth, CdnetworksDomain};
+use crate::families::FamilyId;
+use crate::job::{BoxFuture, JobKey, JobSpec, Poll, PollError, Reason, Sample};
+use crate::providers::http::{preview, read_body, transport_error};
+use crate::ratelimit::RateLimiter;
+use crate::store::Store;
+use crate::timeutil;
+
+/// The `provider` label value.
+pub const PROVIDER: &str = "cdnetworks";
+/// The public endpoint.
+pub const DEFAULT_BASE_URL: &str = "https://api.cdnetworks.com";
+/// The API path.
+pub const PATH: &str = "/api/domain-usage";
+/// The `endpoint` label value.
+pub const ENDPOINT: &str = "domain-usage";
+/// The provider's limit: requests per account per [`RATE_WINDOW`].
+pub const RATE_LIMIT: usize = 300;
+/// The provider's rate-limit window.
+pub const RATE_WINDOW: Duration = Duration::from_secs(300);
+/// Requests of one account in flight at once.
+pub const MAX_IN_FLIGHT: usize = 4;
+/// Days before today (in the configured zone) that the polling window starts: enough for the
+/// newest complete daily point, and for hourly points across midnight.
+pub const WINDOW_DAYS: i64 = 2;
+/// The request id header, logged with errors.
+pub const REQUEST_ID: &str = "x-cnc-request-id";
+
+/// One account's connection to the API.
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    host: String,
+    auth: CdnetworksAuth,
+    time_zone: HeaderValue,
+    utc_offset: i64,
+    granularity: &'static str,
+    account: Arc<str>,
+    store: Arc<Store>,
+    limiter: RateLimiter,
+    in_flight: Semaphore,
+    timeout: Duration,
+}
+
+/// The polling window `(dateFrom, dateTo)`: the last [`WINDOW_DAYS`] days up to today, in the
+/// zone `utc_offset` seconds east of UTC.
+pub fn window(now: i64, utc_offset: i64) -> (String, String) {
+    let today = (now + utc_offset).div_euclid(86_400);
+    (timeutil::format_ymd(today - WINDOW_DAYS), timeutil::format_ymd(today))
+}
+
+impl Client {
+    /// A client for one account. Fails only on a base URL that validation let through.
+    pub fn new(account: &CdnetworksAccount, http: &reqwest::Client, store: &Arc<Store>) -> Result<Self, String> {
+        let url = reqwest::Url::parse(account.base_url.trim_end_matches('/'))
+            .and_then(|u| u.join(PATH))
+            .map_err(|e| format!("{}.base_url: {e}", account.path))?;
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => return Err(format!("{}.base_url has no host", account.path)),
+        };
+        let time_zone =
+            HeaderValue::from_str(&account.time_zone).map_err(|e| format!("{}.time_zone: {e}", account.path))?;
+        Ok(Client {
+            http: http.clone(),
+            url,
+            host,
+            auth: account.auth.clone(),
+            time_zone,
+            utc_offset: account.utc_offset,
+            granularity: account.granularity.as_str(),
+            account: account.name.as_str().into(),
+            store: store.clone(),
+            limiter: RateLimiter::new(RATE_LIMIT, RATE_WINDOW),
+            in_flight: Semaphore::new(MAX_IN_FLIGHT),
+            timeout: account.timeout,
+        })
+    }
+
+    fn headers(&self, body: &[u8], now: i64) -> Result<HeaderMap, PollError> {
+        let value = |s: String| {
+            HeaderValue::from_str(&s).map_err(|_| {
+                PollError::new(Reason::Auth, "credentials contain characters not allowed in an HTTP header")
+            })
+        };
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert("x-time-zone", self.time_zone.clone());
+        match &self.auth {
+            CdnetworksAuth::ApiKey { username, api_key } => {
+                let date = timeutil::format_http_date(now);
+                let password = auth::api_key_password(api_key.expose(), &date);
+                h.insert(AUTHORIZATION, value(auth::basic_authorization(username, &password))?);
+                h.insert(DATE, value(date)?);
+            }
+            CdnetworksAuth::AkSk { access_key, secret_key } => {
+                let req = auth::SignedRequest {
+                    method: "POST",
+                    path: self.url.path(),
+                    query: "",
+                    content_type: "application/json",
+                    host: &self.host,
+                    body,
+                    timestamp: now,
+                };
+                let signature = auth::aksk_signature(secret_key.expose(), &req);
+                h.insert("x-cnc-accesskey", value(access_key.expose().to_owned())?);
+                h.insert("x-cnc-timestamp", value(now.to_string())?);
+                h.insert("x-cnc-auth-method", HeaderValue::from_static("AKSK"));
+                h.insert(AUTHORIZATION, value(auth::aksk_authorization(access_key.expose(), &signature))?);
+            }
+        }
+        Ok(h)
+    }
+
+    /// Fetches the domain's points over the polling window.
+    pub async fn domain_usage(&self, domain: &CdnetworksDomain, path: &str) -> Result<Vec<wire::Point>, PollError> {
+        let _permit =
+            self.in_flight.acquire().await.map_err(|_| PollError::new(Reason::Http, "client is shutting down"))?;
+        self.limiter.acquire().await;
+        let now = timeutil::now_unix();
+        let (date_from, date_to) = window(now, self.utc_offset);
+        let body = json!({
+            "dateFrom": date_from,
+            "dateTo": date_to,
+            "domain": domain.domain,
+            "contract": domain.contract,
+            "type": self.granularity,
+        })
+        .to_string()
+        .into_bytes();
+        let headers = self.headers(&body, now)?;
+        let sent = self.http.post(self.url.clone()).timeout(self.timeout).headers(headers).body(body).send().await;
+        let mut response = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                self.store.count_upstream(PROVIDER, &self.account, "error");
+                return Err(transport_error(&e));
+            }
+        };
+        let status = response.status().as_u16();
+        self.store.count_upstream(PROVIDER, &self.account, &status.to_string());
+        let request_id = response.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = read_body(&mut response).await?;
+        let ctx = wire::Context {
+            domain: &domain.domain,
+            contract: &domain.contract,
+            path,
+            date_from: &date_from,
+            date_to: &date_to,
+        };
+        interpret(status, &bytes, &ctx, self.utc_offset).map_err(|mut e| {
+            if let Some(id) = request_id {
+                e.message.push_str(&format!(" (X-Cnc-Request-Id {id})"));
+            }
+            e
+        })
+    }
+}
+
+/// Turns an HTTP answer into points, or a classified error.
+pub fn interpret(
+    status: u16,
+    body: &[u8],
+    ctx: &wire::Context<'_>,
+    utc_offset: i64,
+) -> Result<Vec<wire::Point>, PollError> {
+    let answer: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) if (200..300).contains(&status) => {
+            return Err(PollError::parse(format!("HTTP {status}, answer is not JSON: {}", preview(body))));
+        }
+        Err(_) => return Err(wire::classify(status, None, &preview(body), ctx)),
+    };
+    if let Some((code, message)) = wire::error_code(&answer) {
+        return Err(wire::classify(status, Some(&code), &message, ctx));
+    }
+    if !(200..300).contains(&status) {
+        let message =
+            answer.get("message").and_then(crate::providers::scaleengine::wire::text).unwrap_or_else(|| preview(body));
+        return Err(wire::classify(status, None, &message, ctx));
+    }
+    wire::parse_points(&answer, utc_offset)
+}
+
+/// Builds one job per configured domain of the account.
+pub fn jobs(account: &CdnetworksAccount, http: &reqwest::Client, store: &Arc<Store>) -> Result<Vec<JobSpec>, String> {
+    let client = Arc::new(Client::new(account, http, store)?);
+    let name: Arc<str> = account.name.as_str().into();
+    Ok(account
+        .domains
+        .iter()
+        .enumerate()
+        .map(|(j, d)| JobSpec {
+            key: JobKey {
+                provider: PROVIDER,
+                account: name.clone(),
+                endpoint: ENDPOINT,
+                domain: Some(d.domain.as_str().into()),
+            },
+            interval: account.interval,
+            // Waiting for the rate limiter is part of a poll; its interval bounds it.
+            timeout: account.interval.max(account.timeout),
+            poller: Arc::new(DomainUsage {
+                client: client.clone(),
+                domain: d.clone(),
+                path: format!("{}.domains[{j}]", account.path),
+            }),
+        })
+        .collect())
+}
+
+struct DomainUsage {
+    client: Arc<Client>,
+    domain: CdnetworksDomain,
+    path: String,
+}
+
+impl Poll for DomainUsage {
+    fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
+        Box::pin(async move {
+            let points = self.client.domain_usage(&self.domain, &self.path).await?;
+            let now = timeutil::now_unix();
+            let Some(point) = wire::newest_complete(&points, now) else {
+                return Err(PollError::new(
+                    Reason::Provider,
+                    format!(
+                        "no complete point for domain {} in the last {WINDOW_DAYS} days ({} points, none finished)",
+                        self.domain.domain,
+                        points.len()
+                    ),
+                ));
+            };
+            Ok(vec![
+                Sample::new(FamilyId::StorageBytes, point.bytes).label("domain", self.domain.domain.clone()),
+                Sample::new(FamilyId::StorageSampleTimestampSeconds, point.end as f64)
+                    .label("domain", self.domain.domain.clone()),
+            ])
+        })
+    }
+}
