@@ -945,6 +945,61 @@ mod tests {
     }
 
     #[test]
+    fn cdnetworks_accounts_validate_with_paths() {
+        let good = r#"
+            [[cdnetworks]]
+            name = "cn"
+            username = "u"
+            api_key = "k"
+            domains = [{ domain = "a.example.net", contract = "C-1" }]
+        "#;
+        let c = Config::from_toml_str(good, "test").unwrap();
+        let a = &c.cdnetworks[0];
+        assert_eq!(a.base_url, "https://api.cdnetworks.com");
+        assert_eq!((a.time_zone.as_str(), a.utc_offset), ("GMT+09:00", 9 * 3600));
+        assert_eq!(a.granularity, Granularity::Hourly);
+        assert_eq!(a.interval, Duration::from_secs(3600));
+        assert!(matches!(a.auth, CdnetworksAuth::ApiKey { .. }));
+
+        let bad = r#"
+            [[cdnetworks]]
+            name = "cn"
+            username = "u"
+            api_key = "k"
+            access_key = "ak"
+            time_zone = "Asia/Seoul"
+            granularity = "m"
+            domains = [
+              { domain = "a.example.net", contract = "C-1" },
+              { domain = "a.example.net", contract = "C-2" },
+              { domain = "b.example.net" },
+              { domain = "c.example.net", contract = "C-3", extra = 1 },
+            ]
+            [[cdnetworks]]
+            name = "other"
+            access_key = "ak"
+            domains = []
+        "#;
+        let err = Config::from_toml_str(bad, "test").unwrap_err();
+        let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "cdnetworks[0].auth",
+                "cdnetworks[0].time_zone",
+                "cdnetworks[0].granularity",
+                "cdnetworks[0].domains[1].domain",
+                "cdnetworks[0].domains[2].contract",
+                "cdnetworks[0].domains[3].extra",
+                "cdnetworks[1].secret_key",
+                "cdnetworks[1].domains",
+            ],
+            "{err}"
+        );
+        assert!(err.to_string().contains("GMT±HH:MM"), "{err}");
+    }
+
+    #[test]
     fn no_account_is_an_error() {
         let err = Config::from_toml_str("", "test").unwrap_err();
         assert_eq!(err.problems[0].path, "scaleengine");

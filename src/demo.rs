@@ -1,7 +1,6 @@
 //! `demo`: the simulator and the exporter in one process, wired by an embedded configuration.
 
 use crate::config::{Config, ConfigError};
-use crate::simulator::demo_accounts;
 
 /// The embedded configuration; `{base_url}` is the simulator's address.
 pub const DEMO_CONFIG: &str = r#"
@@ -20,11 +19,42 @@ video_apps = ["live", "vod/archive"]
 video_top_n = 10
 # Below the simulator's estimated month-end spend, so the budget alert fires in the demo.
 budget_usd = 400
+
+[[cdnetworks]]
+name = "demo"
+base_url = "{cdn_base_url}"
+username = "demo-user"
+api_key = "demo-cdn-api-key"
+time_zone = "GMT+09:00"
+granularity = "h"
+interval = "30s"
+timeout = "5s"
+domains = [
+  { domain = "static.demo.example", contract = "CT-1001" },
+  { domain = "video.demo.example", contract = "CT-1001" },
+]
 "#;
 
-/// The demo configuration pointing at a simulator's ScaleEngine URL.
-pub fn config(scaleengine_url: &str) -> Result<Config, ConfigError> {
-    // The demo's credentials must match the simulator's accounts.
-    debug_assert!(demo_accounts().iter().any(|a| DEMO_CONFIG.contains(&a.api_key)));
-    Config::from_toml_str(&DEMO_CONFIG.replace("{base_url}", scaleengine_url), "the embedded demo configuration")
+/// The demo configuration pointing at a simulator's URLs.
+pub fn config(scaleengine_url: &str, cdnetworks_url: &str) -> Result<Config, ConfigError> {
+    let toml = DEMO_CONFIG.replace("{base_url}", scaleengine_url).replace("{cdn_base_url}", cdnetworks_url);
+    Config::from_toml_str(&toml, "the embedded demo configuration")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulator::{demo_accounts, demo_cdn_accounts};
+
+    #[test]
+    fn demo_credentials_match_the_simulator() {
+        assert!(
+            demo_accounts().iter().any(|a| DEMO_CONFIG.contains(&a.api_key) && DEMO_CONFIG.contains(&a.api_secret))
+        );
+        assert!(
+            demo_cdn_accounts().iter().any(|a| DEMO_CONFIG.contains(&a.api_key) && DEMO_CONFIG.contains(&a.username))
+        );
+        let config = config("http://127.0.0.1:1/stable/", "http://127.0.0.1:1").unwrap();
+        assert_eq!(config.cdnetworks[0].domains.len(), 2);
+    }
 }

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use cdn_usage_exporter::config::{Config, DEFAULT_PORT, LogFormat};
-use cdn_usage_exporter::simulator::{SimState, Simulator, demo_accounts};
+use cdn_usage_exporter::simulator::{Simulator, demo_state};
 use cdn_usage_exporter::{app, demo};
 
 /// Exit code for bad usage or configuration (EX_USAGE of sysexits.h).
@@ -59,7 +59,7 @@ enum Command {
     Serve,
     /// Run the built-in simulator and the exporter against it: a full /metrics, no account needed.
     Demo,
-    /// Run only the provider simulator (ScaleEngine API at /stable/), for trying other clients.
+    /// Run only the provider simulator (ScaleEngine at /stable/, CDNetworks at /api/domain-usage).
     Simulate,
     /// Validate the configuration, print every problem, and exit (0 when valid, 64 when not).
     CheckConfig,
@@ -149,10 +149,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             init_logging(&cli, None)?;
             let addr = listen(&cli, None, default_listen());
             runtime()?.block_on(async {
-                let sim = Simulator::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), SimState::new(demo_accounts()))
+                let sim = Simulator::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), demo_state())
                     .await
                     .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot start the simulator: {e}")))?;
-                let config = demo::config(&sim.scaleengine_url()).map_err(|e| (EXIT_CONFIG, e.to_string()))?;
+                let config = demo::config(&sim.scaleengine_url(), &sim.cdnetworks_url())
+                    .map_err(|e| (EXIT_CONFIG, e.to_string()))?;
                 let running = app::start(&config, addr).await.map_err(|e| (EXIT_UNAVAILABLE, e.to_string()))?;
                 println!(
                     "Demo running: simulator at {}, exporter at {}/metrics (Ctrl-C to stop)",
@@ -169,12 +170,26 @@ fn run(cli: Cli) -> Result<(), Failure> {
             init_logging(&cli, None)?;
             let addr = cli.listen_address.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, SIMULATOR_PORT)));
             runtime()?.block_on(async {
-                let sim = Simulator::start(addr, SimState::new(demo_accounts()))
+                let sim = Simulator::start(addr, demo_state())
                     .await
                     .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot listen on {addr}: {e}")))?;
                 println!("ScaleEngine simulator at {}", sim.scaleengine_url());
                 for a in &sim.state.scaleengine {
                     println!("  account: cdn = {}, api_key = {:?}, api_secret = {:?}", a.cdn, a.api_key, a.api_secret);
+                }
+                println!(
+                    "CDNetworks simulator at {}{}",
+                    sim.cdnetworks_url(),
+                    cdn_usage_exporter::providers::cdnetworks::PATH
+                );
+                for a in &sim.state.cdnetworks {
+                    println!(
+                        "  account: username = {:?}, api_key = {:?}, access_key = {:?}, secret_key = {:?}",
+                        a.username, a.api_key, a.access_key, a.secret_key
+                    );
+                    for (domain, contract, _) in &a.domains {
+                        println!("    domain = {domain:?}, contract = {contract:?}");
+                    }
                 }
                 println!("Faults: GET/POST {}/_sim/faults (JSON). Ctrl-C to stop.", browsable(sim.addr));
                 app::shutdown_signal().await;

@@ -82,7 +82,8 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     let rest = s.trim().split_once(", ")?.1;
     let mut parts = rest.split(' ');
     let d: u32 = parts.next()?.parse().ok()?;
-    let m = MONTHS.iter().position(|n| Some(*n) == parts.next())? as u32 + 1;
+    let month = parts.next()?;
+    let m = MONTHS.iter().position(|n| *n == month)? as u32 + 1;
     let y: i64 = parts.next()?.parse().ok()?;
     let mut hms = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
     let (h, mi, se) = (hms.next()??, hms.next()??, hms.next()??);

@@ -2,6 +2,7 @@
 //! PROVIDERS.md describe, with deterministic data and fault switches. Used by `simulate`,
 //! `demo`, the integration tests and the benchmarks.
 
+pub mod cdnetworks;
 pub mod scaleengine;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use cdnetworks::{CdnAccount, CdnRequest};
 pub use scaleengine::{SeAccount, VideoAppSpec};
 
 /// Faults a test (or `POST /_sim/faults`) switches on.
@@ -32,6 +34,10 @@ pub struct Faults {
     pub latency_ms: u64,
     /// Send every number as a string, Google-table cells included.
     pub numbers_as_strings: bool,
+    /// CDNetworks: answer HTTP 446 (`WPLUS_AccountApiTooFrequence`), the throttle signal.
+    pub http_446: bool,
+    /// CDNetworks: answer with the bare `{domain, usage}` envelope.
+    pub bare_envelope: bool,
 }
 
 /// The simulator's shared state.
@@ -39,17 +45,31 @@ pub struct Faults {
 pub struct SimState {
     /// ScaleEngine accounts it knows.
     pub scaleengine: Vec<SeAccount>,
+    /// CDNetworks accounts it knows.
+    pub cdnetworks: Vec<CdnAccount>,
     faults: Mutex<Faults>,
     requests: Mutex<Vec<String>>,
+    cdn_requests: Mutex<Vec<CdnRequest>>,
 }
 
 /// How many received request bodies are kept for inspection.
 const KEEP_REQUESTS: usize = 10_000;
 
 impl SimState {
-    /// State with these accounts and no faults.
+    /// State with these ScaleEngine accounts and no faults.
     pub fn new(scaleengine: Vec<SeAccount>) -> Arc<Self> {
-        Arc::new(SimState { scaleengine, faults: Mutex::default(), requests: Mutex::default() })
+        Self::with(scaleengine, Vec::new())
+    }
+
+    /// State with accounts of both providers and no faults.
+    pub fn with(scaleengine: Vec<SeAccount>, cdnetworks: Vec<CdnAccount>) -> Arc<Self> {
+        Arc::new(SimState {
+            scaleengine,
+            cdnetworks,
+            faults: Mutex::default(),
+            requests: Mutex::default(),
+            cdn_requests: Mutex::default(),
+        })
     }
 
     fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,6 +89,19 @@ impl SimState {
     /// The `json` form fields received so far (the most recent [`KEEP_REQUESTS`]).
     pub fn requests(&self) -> Vec<String> {
         Self::lock(&self.requests).clone()
+    }
+
+    /// The CDNetworks requests received so far (the most recent [`KEEP_REQUESTS`]).
+    pub fn cdn_requests(&self) -> Vec<CdnRequest> {
+        Self::lock(&self.cdn_requests).clone()
+    }
+
+    fn record_cdn(&self, request: CdnRequest) {
+        let mut r = Self::lock(&self.cdn_requests);
+        if r.len() >= KEEP_REQUESTS {
+            r.remove(0);
+        }
+        r.push(request);
     }
 
     fn record(&self, json: &str) {
@@ -112,6 +145,11 @@ impl Simulator {
         format!("http://{}/stable/", self.addr)
     }
 
+    /// The CDNetworks base URL to configure.
+    pub fn cdnetworks_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// Stops it.
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
@@ -127,6 +165,7 @@ pub fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/stable/", post(scaleengine::handle))
         .route("/stable", post(scaleengine::handle))
+        .route(crate::providers::cdnetworks::PATH, post(cdnetworks::handle))
         .route("/_sim/faults", get(get_faults).post(set_faults))
         .with_state(state)
 }
@@ -140,7 +179,26 @@ async fn set_faults(State(state): State<Arc<SimState>>, axum::Json(faults): axum
     axum::Json(faults)
 }
 
-/// The accounts `demo` and `simulate` serve.
+/// The CDNetworks accounts `demo` and `simulate` serve.
+pub fn demo_cdn_accounts() -> Vec<CdnAccount> {
+    vec![CdnAccount {
+        username: "demo-user".into(),
+        api_key: "demo-cdn-api-key".into(),
+        access_key: "DEMOACCESSKEY".into(),
+        secret_key: "demo-cdn-secret-key".into(),
+        domains: vec![
+            ("static.demo.example".into(), "CT-1001".into(), 3.2e12),
+            ("video.demo.example".into(), "CT-1001".into(), 18.5e12),
+        ],
+    }]
+}
+
+/// The simulator state `demo` and `simulate` use: the demo accounts of every provider.
+pub fn demo_state() -> Arc<SimState> {
+    SimState::with(demo_accounts(), demo_cdn_accounts())
+}
+
+/// The ScaleEngine accounts `demo` and `simulate` serve.
 pub fn demo_accounts() -> Vec<SeAccount> {
     vec![SeAccount {
         cdn: 158,

@@ -54,7 +54,7 @@ async fn serves_every_family_with_values_that_agree() {
     let yesterday = timeutil::now_unix().div_euclid(86_400) - 1;
     let user = [MAIN, ("user", "__all__")];
     assert_eq!(s.value("cdn_storage_bytes", &user), 800e9 + 2e9 * (yesterday % 1000) as f64);
-    assert_eq!(s.value("cdn_storage_sample_timestamp_seconds", &user), (yesterday * 86_400) as f64);
+    assert_eq!(s.value("cdn_storage_sample_timestamp_seconds", &user), ((yesterday + 1) * 86_400) as f64);
 
     // video.usage: top 5 per app plus __other__; duplicates of a URL summed.
     let live = s.all("cdn_video_month_to_date_bytes", &[MAIN, ("app", "live")]);

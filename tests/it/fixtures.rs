@@ -54,7 +54,7 @@ fn disk_usage_example() {
     let samples = normalize::disk(&days, today);
     assert_eq!(find(&samples, FamilyId::StorageBytes, ("user", "__all__")), Some(1024.0));
     let ts = find(&samples, FamilyId::StorageSampleTimestampSeconds, ("user", "__all__"));
-    assert_eq!(ts, Some(1_415_664_000.0), "2014-11-11T00:00:00Z");
+    assert_eq!(ts, Some(1_415_750_400.0), "the end of 2014-11-11: 2014-11-12T00:00:00Z");
 }
 
 #[test]
@@ -76,4 +76,76 @@ fn malformed_answers_are_parse_errors_not_panics() {
     assert!(wire::parse_disk(&serde_json::json!({"usage": "x"})).is_err());
     assert!(wire::parse_video(&serde_json::json!({"usage": 5})).is_err());
     assert_eq!(wire::parse_video(&serde_json::json!({"usage": [], "count": 0})).unwrap().entries.len(), 0);
+}
+
+mod cdnetworks {
+    use cdn_usage_exporter::job::Reason;
+    use cdn_usage_exporter::providers::cdnetworks::{interpret, wire};
+    use cdn_usage_exporter::timeutil;
+
+    const NINE: i64 = 9 * 3600;
+
+    fn ctx() -> wire::Context<'static> {
+        wire::Context {
+            domain: "edu.xxx.net",
+            contract: "xxxxxx-xxx",
+            path: "cdnetworks[0].domains[0]",
+            date_from: "2022-08-01",
+            date_to: "2022-08-05",
+        }
+    }
+
+    fn read(path: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/cdnetworks/{path}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn domain_usage_example() {
+        let points = interpret(200, &read("domain-usage.json"), &ctx(), NINE).unwrap();
+        assert_eq!(points.len(), 5);
+        assert_eq!(points[0].bytes, 2135.0);
+        // On 2022-08-05 at noon in GMT+9, the 08-05 point is still filling: 08-04's is shown.
+        let noon = timeutil::days_from_civil(2022, 8, 5) * 86_400 + 12 * 3600 - NINE;
+        let shown = wire::newest_complete(&points, noon).unwrap();
+        assert_eq!(shown.bytes, 2141.0);
+        assert_eq!(shown.end, timeutil::days_from_civil(2022, 8, 5) * 86_400 - NINE);
+    }
+
+    #[test]
+    fn every_error_of_the_docs_table() {
+        let dir = format!("{}/tests/fixtures/cdnetworks/errors", env!("CARGO_MANIFEST_DIR"));
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let status: u16 = name[..3].parse().unwrap();
+            let body = std::fs::read(&path).unwrap();
+            let code = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["code"].as_str().unwrap().to_owned();
+            let err = interpret(status, &body, &ctx(), NINE).unwrap_err();
+            let expected = match code.as_str() {
+                "34102022" => Reason::Auth,
+                "24102500" => Reason::Http,
+                _ => Reason::Provider,
+            };
+            assert_eq!(err.reason, expected, "{name}: {}", err.message);
+            assert!(err.message.contains(&code), "{name}: {}", err.message);
+            assert!(
+                err.message.contains("edu.xxx.net") || err.message.contains("2022-08-01") || code == "24102500",
+                "{name}: the message names what to fix: {}",
+                err.message
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, 8, "one fixture per row of the doc's table");
+    }
+
+    #[test]
+    fn xml_and_html_answers_are_errors() {
+        let err = interpret(200, b"<?xml version=\"1.0\"?><x/>", &ctx(), NINE).unwrap_err();
+        assert_eq!(err.reason, Reason::Parse);
+        let err = interpret(502, b"<html>bad gateway</html>", &ctx(), NINE).unwrap_err();
+        assert_eq!(err.reason, Reason::Http);
+        assert!(err.message.contains("bad gateway"), "{}", err.message);
+    }
 }

@@ -91,3 +91,49 @@ async fn every_request_sent_verifies_the_php_way() {
     let out = run(&php, &["-r", PHP_VERIFY, SECRET], input.as_bytes());
     assert_eq!(out.trim(), format!("{} checked, 0 bad", requests.len()));
 }
+
+#[test]
+fn cdnetworks_api_key_password_matches_the_docs_shell_recipe() {
+    let Some(openssl) = require_tool("openssl") else { return };
+    use cdn_usage_exporter::providers::cdnetworks::auth::api_key_password;
+    let date = cdn_usage_exporter::timeutil::format_http_date(cdn_usage_exporter::timeutil::now_unix());
+    // The doc: echo -en "$date" | openssl dgst -sha1 -hmac $apiKey -binary | openssl enc -base64
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf '%s' \"$DATE\" | '{o}' dgst -sha1 -hmac \"$KEY\" -binary | '{o}' enc -base64",
+            o = openssl.display()
+        ))
+        .env("DATE", &date)
+        .env("KEY", "example_apiKey")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), api_key_password("example_apiKey", &date), "{date}");
+}
+
+#[test]
+fn cdnetworks_aksk_signature_matches_openssl() {
+    let Some(openssl) = require_tool("openssl") else { return };
+    use cdn_usage_exporter::providers::cdnetworks::auth::{SignedRequest, aksk_signature};
+    let body =
+        r#"{"dateFrom":"2026-11-20","dateTo":"2026-11-22","domain":"a.example.net","contract":"C-1","type":"h"}"#;
+    let script = format!(
+        r#"o='{o}'
+bh=$(printf '%s' "$BODY" | "$o" dgst -sha256 -hex | awk '{{print $NF}}')
+canon=$(printf 'POST\n/api/domain-usage\n\ncontent-type:application/json\nhost:127.0.0.1:8080\n\ncontent-type;host\n%s' "$bh")
+ch=$(printf '%s' "$canon" | "$o" dgst -sha256 -hex | awk '{{print $NF}}')
+printf 'CNC-HMAC-SHA256\n1795341600\n%s' "$ch" | "$o" dgst -sha256 -hmac "$KEY" -hex | awk '{{print $NF}}'"#,
+        o = openssl.display()
+    );
+    let out = Command::new("sh").arg("-c").arg(script).env("BODY", body).env("KEY", "sk-1").output().unwrap();
+    let req = SignedRequest {
+        method: "POST",
+        path: "/api/domain-usage",
+        query: "",
+        content_type: "application/json",
+        host: "127.0.0.1:8080",
+        body: body.as_bytes(),
+        timestamp: 1_795_341_600,
+    };
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), aksk_signature("sk-1", &req));
+}

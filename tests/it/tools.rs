@@ -47,6 +47,8 @@ const EXPECTED: &[(&str, (&str, &str))] = &[
     ("cdn_billing_month_to_date_spend_usd", ("account", "demo")),
     ("cdn_billing_estimated_month_spend_usd", ("account", "demo")),
     ("cdn_billing_budget_usd", ("account", "demo")),
+    ("cdn_storage_bytes", ("domain", "static.demo.example")),
+    ("cdn_storage_bytes", ("domain", "video.demo.example")),
 ];
 
 #[tokio::test]

@@ -105,6 +105,9 @@ pub fn classify(status: u16, code: Option<&str>, message: &str, ctx: &Context<'_
         }
         Some("24102500") => (Reason::Http, format!("internal error at CDNetworks: {message}")),
         Some(c) if c.contains("TooFrequence") => (Reason::Throttled, format!("too many requests ({c}): {message}")),
+        Some(c) if c.contains("Skew") || c.contains("Expired") => {
+            (Reason::ClockSkew, format!("request time refused ({c}): {message}. Check this host's clock (NTP)"))
+        }
         _ => match status {
             401 | 403 => (Reason::Auth, format!("credentials refused (HTTP {status}): {message}")),
             429 | 446 => (Reason::Throttled, format!("too many requests (HTTP {status}): {message}")),
@@ -197,6 +200,7 @@ mod tests {
             assert_eq!(e.reason, reason, "{code}");
             assert!(e.message.contains(needle) && e.message.contains(code), "{code}: {}", e.message);
         }
+        assert_eq!(classify(403, Some("RequestTimeTooSkewed"), "", &ctx()).reason, Reason::ClockSkew);
         assert_eq!(classify(401, None, "", &ctx()).reason, Reason::Auth);
         assert_eq!(classify(403, None, "", &ctx()).reason, Reason::Auth);
         assert_eq!(classify(429, None, "", &ctx()).reason, Reason::Throttled);

@@ -213,7 +213,8 @@ pub fn disk(days: &[DiskDay], today: i64) -> Vec<Sample> {
     let mut samples = Vec::with_capacity(best.len() * 2);
     for (user, d) in best {
         samples.push(Sample::new(StorageBytes, d.bytes).label("user", user));
-        samples.push(Sample::new(StorageSampleTimestampSeconds, (d.day * 86_400) as f64).label("user", user));
+        // The time of a point is the end of the interval it covers: the day's following midnight.
+        samples.push(Sample::new(StorageSampleTimestampSeconds, ((d.day + 1) * 86_400) as f64).label("user", user));
     }
     samples
 }
@@ -309,7 +310,7 @@ mod tests {
         let days = [d(10, "a", 1.0), d(11, "a", 2.0), d(12, "a", 3.0), d(11, "", 50.0), d(12, "b", 7.0)];
         let s = disk(&days, 12);
         assert_eq!(value(&s, StorageBytes, Some(("user", "a"))), Some(2.0));
-        assert_eq!(value(&s, StorageSampleTimestampSeconds, Some(("user", "a"))), Some(11.0 * 86_400.0));
+        assert_eq!(value(&s, StorageSampleTimestampSeconds, Some(("user", "a"))), Some(12.0 * 86_400.0));
         assert_eq!(value(&s, StorageBytes, Some(("user", "b"))), Some(7.0), "only today's row: use it");
         assert_eq!(value(&s, StorageBytes, Some(("user", ALL_USERS))), None);
         let s = disk(&[d(11, "", 50.0)], 12);
