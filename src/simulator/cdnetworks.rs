@@ -163,6 +163,19 @@ pub async fn handle(State(state): State<Arc<SimState>>, headers: HeaderMap, body
     if faults.http_446 {
         return error(446, "WPLUS_AccountApiTooFrequence", "Account API access too frequent");
     }
+    // A failure code of the doc's table (eight digits) applies here; ScaleEngine's do not.
+    if let Some(code) = faults.failure_code.as_deref().filter(|c| c.len() == 8) {
+        let (status, message) = match code {
+            "24102500" => (500, "We encountered an internal error. Please try again."),
+            "24102006" => (400, "The date specified is invalid."),
+            "24102021" => (400, "Date format error."),
+            "24102008" => (400, "Domain not found"),
+            "24102023" => (400, "Failed to get ids. Please check the domain."),
+            "34102022" => (400, "No contract permission"),
+            _ => (400, "Simulated failure"),
+        };
+        return error(status, code, message);
+    }
     let now = timeutil::now_unix();
     let account = match authenticate(&state, &headers, &body, now) {
         Ok(a) => a,

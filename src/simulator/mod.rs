@@ -24,7 +24,8 @@ pub use scaleengine::{SeAccount, VideoAppSpec};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
-    /// Answer every ScaleEngine command with this failure code (e.g. `"0003"`, `"1000"`).
+    /// Answer with this failure code: a ScaleEngine code (`"0003"`, `"1000"`) to every
+    /// ScaleEngine command, a CDNetworks code of the doc's table (`"24102500"`) to domain-usage.
     pub failure_code: Option<String>,
     /// Limit `failure_code` and `http_500` to this command (e.g. `"usage.billing.live"`).
     pub only_command: Option<String>,

@@ -184,6 +184,12 @@ async fn wrong_credentials_are_auth_errors_and_throttling_is_throttled() {
     .await;
     // The last good value stays while throttled.
     assert_eq!(c.scrape().await.all("cdn_storage_bytes", &[]).len(), 2);
+    c.sim.state.set_faults(Faults { failure_code: Some("24102500".into()), ..Faults::default() });
+    wait_for(Duration::from_secs(10), "an internal error classified as http", || async {
+        let s = c.scrape().await;
+        (s.get("cdn_exporter_poll_errors_total", &[("domain", "a.example.net"), ("reason", "http")])? >= 1.0).then_some(())
+    })
+    .await;
     c.sim.state.set_faults(Faults { bare_envelope: true, ..Faults::default() });
     let before = c.health("a.example.net").unwrap().polls;
     wait_for(Duration::from_secs(10), "a successful poll on the bare envelope", || async {
