@@ -22,7 +22,15 @@ pub const ENV_PREFIX: &str = "CDN_EXPORTER_";
 pub const DEFAULT_PORT: u16 = 9862;
 
 /// Top-level keys that may come from the environment (`CDN_EXPORTER_LISTEN_ADDRESS`, …).
-pub const ENV_KEYS: &[&str] = &["listen_address", "log_level", "log_format"];
+pub const ENV_KEYS: &[&str] = &[
+    "listen_address",
+    "log_level",
+    "log_format",
+    "max_in_flight",
+    "max_in_flight_per_provider",
+    "retries",
+    "max_series",
+];
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -47,6 +55,32 @@ pub struct Config {
     pub scaleengine: Vec<ScaleEngineAccount>,
     /// `[[cdnetworks]]` accounts.
     pub cdnetworks: Vec<CdnetworksAccount>,
+    /// Limits on upstream requests and on the series served.
+    pub limits: Limits,
+}
+
+/// Top-level limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `max_in_flight` (default 32): upstream requests in flight, all providers together.
+    pub max_in_flight: usize,
+    /// `max_in_flight_per_provider` (default 8): upstream requests in flight per provider.
+    pub max_in_flight_per_provider: usize,
+    /// `retries` (default 2): retries of a failed request that may succeed on a retry.
+    pub retries: u32,
+    /// `max_series` (default 50000): series served; new series past it are dropped.
+    pub max_series: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_in_flight: 32,
+            max_in_flight_per_provider: 8,
+            retries: 2,
+            max_series: crate::store::DEFAULT_MAX_SERIES,
+        }
+    }
 }
 
 /// How a CDNetworks account signs its requests.
@@ -119,6 +153,8 @@ pub struct CdnetworksAccount {
     pub interval: Duration,
     /// `timeout` (default 30s): per request.
     pub timeout: Duration,
+    /// `max_age` (default 3 × interval): samples older than this leave `/metrics`.
+    pub max_age: Option<Duration>,
 }
 
 /// A video app named by id or by name (`video_apps = ["live", 42]`).
@@ -168,6 +204,8 @@ pub struct ScaleEngineAccount {
     pub video_top_n: usize,
     /// `budget_usd` (optional): exported as `cdn_billing_budget_usd`.
     pub budget_usd: Option<f64>,
+    /// `max_age` (default: 3 × each endpoint's interval): samples older than this leave `/metrics`.
+    pub max_age: Option<Duration>,
 }
 
 /// One thing wrong with the configuration.
@@ -364,6 +402,14 @@ impl Validator {
         }
     }
 
+    /// A duration that may be absent: `Some(None)` when absent, `None` after a problem.
+    fn optional_duration(&mut self, t: &mut Table<'_>, key: &str) -> Option<Option<Duration>> {
+        if !t.fields.contains_key(key) {
+            return Some(None);
+        }
+        self.duration(t, key, Duration::ZERO).map(Some)
+    }
+
     /// `key`, `key_env` or `key_file`: exactly one, resolved now.
     fn secret(&mut self, t: &mut Table<'_>, key: &str) -> Option<Secret> {
         match self.secret_opt(t, key) {
@@ -453,10 +499,31 @@ impl Validator {
                 None
             }
         });
+        let d = Limits::default();
+        let max_in_flight = self.integer(&mut t, "max_in_flight", 1, 10_000).map_or(d.max_in_flight, |n| n as usize);
+        let max_in_flight_per_provider = self
+            .integer(&mut t, "max_in_flight_per_provider", 1, 10_000)
+            .map_or(d.max_in_flight_per_provider, |n| n as usize);
+        let retries = self.integer(&mut t, "retries", 0, 10).map_or(d.retries, |n| n as u32);
+        let max_series = self.integer(&mut t, "max_series", 1, 100_000_000).map_or(d.max_series, |n| n as usize);
+        let limits = Limits { max_in_flight, max_in_flight_per_provider, retries, max_series };
         let scaleengine = self.accounts(&mut t, "scaleengine", Self::scaleengine);
         let cdnetworks = self.accounts(&mut t, "cdnetworks", Self::cdnetworks);
-        self.unknown(t, &["listen_address", "log_level", "log_format", "scaleengine", "cdnetworks"]);
-        let config = Config { listen_address, log_level, log_format, scaleengine, cdnetworks };
+        self.unknown(
+            t,
+            &[
+                "listen_address",
+                "log_level",
+                "log_format",
+                "max_in_flight",
+                "max_in_flight_per_provider",
+                "retries",
+                "max_series",
+                "scaleengine",
+                "cdnetworks",
+            ],
+        );
+        let config = Config { listen_address, log_level, log_format, scaleengine, cdnetworks, limits };
         if config.account_count() == 0 && self.problems.is_empty() {
             self.problem(
                 "scaleengine",
@@ -555,6 +622,7 @@ impl Validator {
         let video_apps = self.video_apps(&mut t);
         let video_top_n = self.integer(&mut t, "video_top_n", 1, 10_000).unwrap_or(20) as usize;
         let budget_usd = self.number(&mut t, "budget_usd");
+        let max_age = self.optional_duration(&mut t, "max_age");
         self.unknown(
             t,
             &[
@@ -594,6 +662,7 @@ impl Validator {
             video_apps,
             video_top_n,
             budget_usd,
+            max_age: max_age?,
         })
     }
 
@@ -623,6 +692,7 @@ impl Validator {
         let domains = self.cdnetworks_domains(&mut t);
         let interval = self.duration(&mut t, "interval", Duration::from_secs(3600));
         let timeout = self.duration(&mut t, "timeout", Duration::from_secs(30));
+        let max_age = self.optional_duration(&mut t, "max_age");
         let path = t.path.clone();
         self.unknown(
             t,
@@ -660,6 +730,7 @@ impl Validator {
             domains,
             interval: interval?,
             timeout: timeout?,
+            max_age: max_age?,
         })
     }
 

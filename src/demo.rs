@@ -35,10 +35,17 @@ domains = [
 ]
 "#;
 
+/// How the demo's configuration is named in messages.
+pub const SOURCE_NAME: &str = "the embedded demo configuration";
+
+/// The demo configuration's TOML, pointing at a simulator's URLs.
+pub fn toml(scaleengine_url: &str, cdnetworks_url: &str) -> String {
+    DEMO_CONFIG.replace("{base_url}", scaleengine_url).replace("{cdn_base_url}", cdnetworks_url)
+}
+
 /// The demo configuration pointing at a simulator's URLs.
 pub fn config(scaleengine_url: &str, cdnetworks_url: &str) -> Result<Config, ConfigError> {
-    let toml = DEMO_CONFIG.replace("{base_url}", scaleengine_url).replace("{cdn_base_url}", cdnetworks_url);
-    Config::from_toml_str(&toml, "the embedded demo configuration")
+    Config::from_toml_str(&toml(scaleengine_url, cdnetworks_url), SOURCE_NAME)
 }
 
 #[cfg(test)]

@@ -133,6 +133,12 @@ families! {
     /// Failed polls by reason.
     ExporterPollErrorsTotal => { "cdn_exporter_poll_errors_total", Counter, None, ["endpoint", "reason"], true,
         "Failed polls since the exporter started, by reason (auth, clock_skew, throttled, timeout, http, parse, provider)." }
+    /// Series exported.
+    ExporterSeries => { "cdn_exporter_series", Gauge, None, [], false,
+        "Series the exporter serves from provider data and configuration (health and process metrics not counted)." }
+    /// Series refused by the cardinality guard.
+    ExporterSeriesDroppedTotal => { "cdn_exporter_series_dropped_total", Counter, None, [], false,
+        "New series dropped because the exporter already served max_series series." }
     /// Upstream HTTP requests by outcome.
     ExporterUpstreamRequestsTotal => { "cdn_exporter_upstream_requests_total", Counter, None, ["code"], true,
         "HTTP requests sent to the provider's API, by HTTP status code (\"error\" when no response arrived)." }

@@ -125,12 +125,20 @@ pub struct PollError {
     pub reason: Reason,
     /// What went wrong, with the provider's own code and message where there is one.
     pub message: String,
+    /// How long the provider asked us to wait (`Retry-After`), if it said.
+    pub retry_after: Option<Duration>,
 }
 
 impl PollError {
     /// An error of the given reason.
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        PollError { reason, message: message.into() }
+        PollError { reason, message: message.into(), retry_after: None }
+    }
+
+    /// Whether trying again may help: timeouts, connection errors, 5xx and throttling. Auth,
+    /// clock, validation and parse errors would only fail again.
+    pub fn retryable(&self) -> bool {
+        matches!(self.reason, Reason::Timeout | Reason::Http | Reason::Throttled)
     }
 
     /// A response we could not understand.
@@ -158,6 +166,8 @@ pub struct JobSpec {
     pub interval: Duration,
     /// The longest a poll may take, pagination included.
     pub timeout: Duration,
+    /// Samples older than this leave `/metrics`.
+    pub max_age: Duration,
     /// The endpoint.
     pub poller: Arc<dyn Poll>,
 }
@@ -168,6 +178,7 @@ impl fmt::Debug for JobSpec {
             .field("key", &self.key)
             .field("interval", &self.interval)
             .field("timeout", &self.timeout)
+            .field("max_age", &self.max_age)
             .finish_non_exhaustive()
     }
 }

@@ -44,6 +44,10 @@ struct Cli {
     #[arg(long = "web.listen-address", global = true, value_name = "HOST:PORT")]
     listen_address: Option<SocketAddr>,
 
+    /// Web configuration file (exporter-toolkit format): TLS and basic auth for every endpoint.
+    #[arg(long = "web.config.file", global = true, value_name = "PATH")]
+    web_config_file: Option<PathBuf>,
+
     /// Log line format [default: text].
     #[arg(long = "log.format", global = true, value_enum, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
@@ -106,6 +110,14 @@ fn init_logging(cli: &Cli, config: Option<&Config>) -> Result<(), Failure> {
     result.map_err(|e| (EXIT_UNAVAILABLE, format!("cannot set up logging: {e}")))
 }
 
+/// A web configuration problem is a configuration problem (64); anything else cannot start (69).
+fn start_failure(e: app::StartError) -> Failure {
+    match e {
+        app::StartError::Web(_) => (EXIT_CONFIG, e.to_string()),
+        _ => (EXIT_UNAVAILABLE, e.to_string()),
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -132,9 +144,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let config = load(&cli)?;
             init_logging(&cli, Some(&config))?;
             let addr = listen(&cli, Some(&config), default_listen());
+            let source = app::ConfigSource::File(cli.config.clone().unwrap_or_default());
+            let web = app::WebOptions { config_file: cli.web_config_file.clone() };
             runtime()?.block_on(async {
-                let running = app::start(&config, addr).await.map_err(|e| (EXIT_UNAVAILABLE, e.to_string()))?;
-                app::shutdown_signal().await;
+                let running = app::start_from(source, &config, addr, &web).await.map_err(start_failure)?;
+                app::run_until_shutdown(&running).await;
                 running.stop().await;
                 Ok(())
             })
@@ -160,7 +174,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     sim.scaleengine_url(),
                     browsable(running.addr)
                 );
-                app::shutdown_signal().await;
+                app::run_until_shutdown(&running).await;
                 running.stop().await;
                 sim.stop().await;
                 Ok(())

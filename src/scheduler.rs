@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
@@ -23,10 +23,15 @@ pub const MAX_FIRST_DELAY: Duration = Duration::from_secs(1);
 pub fn spawn_all(jobs: Vec<JobSpec>, store: &Arc<Store>, stop: &watch::Receiver<bool>) -> JoinSet<()> {
     let mut set = JoinSet::new();
     for job in jobs {
-        store.register_job(&job.key);
-        set.spawn(run_job(job, store.clone(), stop.clone()));
+        spawn(&mut set, job, store, stop);
     }
     set
+}
+
+/// Starts one job in `set`; it stops when `stop` turns true or when aborted.
+pub fn spawn(set: &mut JoinSet<()>, job: JobSpec, store: &Arc<Store>, stop: &watch::Receiver<bool>) -> AbortHandle {
+    store.register_job(&job.key, job.max_age);
+    set.spawn(run_job(job, store.clone(), stop.clone()))
 }
 
 fn jittered(interval: Duration) -> Duration {
@@ -37,7 +42,9 @@ fn jittered(interval: Duration) -> Duration {
 pub async fn poll_once(job: &JobSpec, store: &Store) -> Result<usize, PollError> {
     let span = tracing::info_span!("poll", provider = job.key.provider, account = %job.key.account, endpoint = job.key.endpoint);
     let start = Instant::now();
-    let outcome = match tokio::time::timeout(job.timeout, job.poller.poll().instrument(span.clone())).await {
+    let deadline = start + job.timeout;
+    let poll = crate::providers::http::POLL_DEADLINE.scope(deadline, job.poller.poll().instrument(span.clone()));
+    let outcome = match tokio::time::timeout_at(deadline, poll).await {
         Ok(result) => result,
         Err(_) => Err(PollError::new(Reason::Timeout, format!("poll did not finish within {:?}", job.timeout))),
     };
@@ -60,6 +67,7 @@ pub async fn poll_once(job: &JobSpec, store: &Store) -> Result<usize, PollError>
 async fn run_job(job: JobSpec, store: Arc<Store>, mut stop: watch::Receiver<bool>) {
     let first = MAX_FIRST_DELAY.min(job.interval / 10).mul_f64(fastrand::f64());
     let mut next = Instant::now() + first;
+    store.set_next_poll(&job.key, std::time::SystemTime::now() + first);
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
@@ -70,7 +78,9 @@ async fn run_job(job: JobSpec, store: Arc<Store>, mut stop: watch::Receiver<bool
             _ = poll_once(&job, &store) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        next = started + jittered(job.interval);
+        let wait = jittered(job.interval);
+        next = started + wait;
+        store.set_next_poll(&job.key, std::time::SystemTime::now() + wait.saturating_sub(started.elapsed()));
     }
 }
 
@@ -103,7 +113,7 @@ mod tests {
     }
 
     fn job(poller: Arc<Slow>, interval: Duration, timeout: Duration) -> JobSpec {
-        JobSpec { key: JobKey::account("test", "a", "e"), interval, timeout, poller }
+        JobSpec { key: JobKey::account("test", "a", "e"), interval, timeout, max_age: interval * 3, poller }
     }
 
     fn slow(delay: Duration) -> Arc<Slow> {

@@ -2,9 +2,12 @@
 //! job's samples (pre-rendered into text lines, on the poll path); a render concatenates those
 //! lines under each family's header once per change; a scrape only clones the cached body.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -14,7 +17,21 @@ use crate::expo;
 use crate::families::FamilyId;
 use crate::job::{JobKey, PollError, Reason, Sample};
 
-/// How a job's polls have gone, for health metrics (and later the status page).
+/// How many poll outcomes each job keeps for the status page.
+pub const RECENT_POLLS: usize = 10;
+
+/// One finished poll, for the status page.
+#[derive(Debug, Clone)]
+pub struct PollLog {
+    /// When it finished.
+    pub at: SystemTime,
+    /// How long it took.
+    pub duration: Duration,
+    /// Series exported, or the error.
+    pub outcome: Result<usize, PollError>,
+}
+
+/// How a job's polls have gone, for health metrics and the status page.
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     /// Polls finished, successful or not.
@@ -23,27 +40,56 @@ pub struct Health {
     pub up: bool,
     /// When the last successful poll finished.
     pub last_success: Option<SystemTime>,
+    /// When the last poll finished.
+    pub last_poll: Option<SystemTime>,
+    /// When the next poll is due.
+    pub next_poll: Option<SystemTime>,
     /// How long the last poll took.
     pub last_duration: Duration,
     /// Failed polls by reason.
     pub errors: BTreeMap<Reason, u64>,
     /// The last failure, if the last poll failed.
     pub last_error: Option<PollError>,
+    /// The last [`RECENT_POLLS`] outcomes, oldest first.
+    pub recent: VecDeque<PollLog>,
+    /// Series of this job's last poll that the cardinality guard dropped.
+    pub dropped: usize,
+    /// Whether the job's samples were removed for being older than its `max_age`.
+    pub stale: bool,
+}
+
+impl Health {
+    fn log(&mut self, log: PollLog) {
+        if self.recent.len() == RECENT_POLLS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(log);
+    }
 }
 
 #[derive(Debug, Default)]
 struct JobEntry {
     /// Pre-rendered sample lines per family, indexed by `FamilyId::index`.
     lines: Vec<String>,
-    series: usize,
+    /// Hashes of the series in `lines`, for the cardinality guard.
+    ids: HashSet<u64>,
+    /// When `lines` were produced (for `max_age`).
+    fresh_at: Option<Instant>,
+    /// Samples older than this leave `/metrics`; `None` for configured samples.
+    max_age: Option<Duration>,
     /// `None` for entries that are not polled (configured values such as the budget).
     health: Option<Health>,
+    /// Whether the cardinality guard has logged for this job.
+    drop_logged: bool,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     jobs: BTreeMap<JobKey, JobEntry>,
     upstream: BTreeMap<(&'static str, Arc<str>, String), u64>,
+    /// Series exported, all jobs together.
+    series: usize,
+    dropped_total: u64,
 }
 
 /// Shared state between the scheduler, the renderer and the HTTP server.
@@ -52,9 +98,14 @@ pub struct Store {
     inner: Mutex<Inner>,
     body: ArcSwap<Bytes>,
     dirty: Notify,
+    max_series: AtomicUsize,
+    ready: AtomicBool,
     version: String,
     revision: String,
 }
+
+/// The default of `max_series`.
+pub const DEFAULT_MAX_SERIES: usize = 50_000;
 
 impl Store {
     /// An empty store; `version` and `revision` go into `cdn_exporter_build_info`.
@@ -63,6 +114,8 @@ impl Store {
             inner: Mutex::new(Inner::default()),
             body: ArcSwap::from_pointee(Bytes::new()),
             dirty: Notify::new(),
+            max_series: AtomicUsize::new(DEFAULT_MAX_SERIES),
+            ready: AtomicBool::new(false),
             version: version.into(),
             revision: revision.into(),
         });
@@ -75,61 +128,138 @@ impl Store {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The exporter's version, for the status page.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The source revision, for the status page.
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    /// Sets the global cardinality limit (applies from the next poll on).
+    pub fn set_max_series(&self, max: usize) {
+        self.max_series.store(max, Ordering::Relaxed);
+    }
+
     /// Declares a polled job, so that `poll_up 0` shows before its first poll finishes.
-    pub fn register_job(&self, key: &JobKey) {
+    pub fn register_job(&self, key: &JobKey, max_age: Duration) {
         let mut inner = self.lock();
         let entry = inner.jobs.entry(key.clone()).or_default();
         entry.health.get_or_insert_with(Health::default);
+        entry.max_age = Some(max_age);
         drop(inner);
         self.mark_dirty();
     }
 
     /// Forgets a job and its samples.
     pub fn remove_job(&self, key: &JobKey) {
-        self.lock().jobs.remove(key);
+        let mut inner = self.lock();
+        if let Some(entry) = inner.jobs.remove(key) {
+            inner.series -= entry.ids.len();
+        }
+        drop(inner);
         self.mark_dirty();
+    }
+
+    /// The keys of every job and configured entry.
+    pub fn keys(&self) -> Vec<JobKey> {
+        self.lock().jobs.keys().cloned().collect()
     }
 
     /// Sets samples that come from configuration rather than a poll (e.g. the budget).
     pub fn set_static(&self, key: &JobKey, samples: &[Sample]) {
-        let (lines, series) = prerender(key, samples);
         let mut inner = self.lock();
-        let entry = inner.jobs.entry(key.clone()).or_default();
-        entry.lines = lines;
-        entry.series = series;
+        let budget = self.max_series.load(Ordering::Relaxed);
+        let (lines, ids, _) = prerender(key, samples, inner.jobs.get(key).map(|e| &e.ids), inner.series, budget);
+        replace_lines(&mut inner, key, lines, ids);
         drop(inner);
         self.mark_dirty();
     }
 
-    /// Records a successful poll: its samples replace the job's previous ones.
+    /// Notes when a job's next poll is due (for the status page).
+    pub fn set_next_poll(&self, key: &JobKey, at: SystemTime) {
+        if let Some(h) = self.lock().jobs.get_mut(key).and_then(|e| e.health.as_mut()) {
+            h.next_poll = Some(at);
+        }
+    }
+
+    /// Records a successful poll: its samples replace the job's previous ones, less any new
+    /// series past the cardinality limit.
     pub fn record_success(&self, key: &JobKey, samples: &[Sample], duration: Duration) {
-        let (lines, series) = prerender(key, samples);
         let mut inner = self.lock();
+        let budget = self.max_series.load(Ordering::Relaxed);
+        let (lines, ids, dropped) = prerender(key, samples, inner.jobs.get(key).map(|e| &e.ids), inner.series, budget);
+        let exported = ids.len();
+        replace_lines(&mut inner, key, lines, ids);
+        inner.dropped_total += dropped as u64;
         let entry = inner.jobs.entry(key.clone()).or_default();
-        entry.lines = lines;
-        entry.series = series;
+        entry.fresh_at = Some(Instant::now());
+        if dropped > 0 && !entry.drop_logged {
+            entry.drop_logged = true;
+            tracing::warn!(job = %key, dropped, max_series = budget, "Series limit reached; new series of this job are dropped (logged once per job)");
+        }
         let health = entry.health.get_or_insert_with(Health::default);
+        let now = SystemTime::now();
         health.polls += 1;
         health.up = true;
-        health.last_success = Some(SystemTime::now());
+        health.last_success = Some(now);
+        health.last_poll = Some(now);
         health.last_duration = duration;
         health.last_error = None;
+        health.dropped = dropped;
+        health.stale = false;
+        health.log(PollLog { at: now, duration, outcome: Ok(exported) });
         drop(inner);
         self.mark_dirty();
     }
 
-    /// Records a failed poll. The job's last good samples stay.
+    /// Records a failed poll. The job's last good samples stay (until its `max_age`).
     pub fn record_failure(&self, key: &JobKey, error: &PollError, duration: Duration) {
         let mut inner = self.lock();
         let entry = inner.jobs.entry(key.clone()).or_default();
         let health = entry.health.get_or_insert_with(Health::default);
+        let now = SystemTime::now();
         health.polls += 1;
         health.up = false;
+        health.last_poll = Some(now);
         health.last_duration = duration;
         *health.errors.entry(error.reason).or_default() += 1;
         health.last_error = Some(error.clone());
+        health.log(PollLog { at: now, duration, outcome: Err(error.clone()) });
         drop(inner);
         self.mark_dirty();
+    }
+
+    /// Removes the samples of jobs whose last success is older than their `max_age`. Returns
+    /// whether anything was removed.
+    pub fn expire_stale(&self) -> bool {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let stale: Vec<JobKey> = inner
+            .jobs
+            .iter()
+            .filter(|(_, e)| {
+                !e.ids.is_empty()
+                    && matches!((e.fresh_at, e.max_age), (Some(at), Some(max)) if now.duration_since(at) > max)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &stale {
+            replace_lines(&mut inner, key, Vec::new(), HashSet::new());
+            if let Some(entry) = inner.jobs.get_mut(key) {
+                if let Some(h) = entry.health.as_mut() {
+                    h.stale = true;
+                }
+                tracing::warn!(job = %key, max_age = ?entry.max_age, "Samples older than max_age removed from /metrics");
+            }
+        }
+        drop(inner);
+        if !stale.is_empty() {
+            self.mark_dirty();
+        }
+        !stale.is_empty()
     }
 
     /// Counts one upstream HTTP request by status code (`"error"` if no response arrived).
@@ -138,14 +268,32 @@ impl Store {
         *inner.upstream.entry((provider, account.clone(), code.to_owned())).or_default() += 1;
     }
 
+    /// Every polled job with its health, in key order.
+    pub fn jobs(&self) -> Vec<(JobKey, Health)> {
+        self.lock().jobs.iter().filter_map(|(k, e)| e.health.clone().map(|h| (k.clone(), h))).collect()
+    }
+
+    /// Whether every polled job has finished a poll. Once true it stays true (a reload that
+    /// adds jobs does not take a running exporter out of service).
+    pub fn ready(&self) -> bool {
+        if self.ready.load(Ordering::Relaxed) {
+            return true;
+        }
+        let ready = self.lock().jobs.values().filter_map(|e| e.health.as_ref()).all(|h| h.polls > 0);
+        if ready {
+            self.ready.store(true, Ordering::Relaxed);
+        }
+        ready
+    }
+
     /// A job's health, if it is a polled job.
     pub fn health(&self, key: &JobKey) -> Option<Health> {
         self.lock().jobs.get(key).and_then(|e| e.health.clone())
     }
 
-    /// Number of series currently exported by provider jobs.
+    /// Number of series currently exported by provider jobs and configured entries.
     pub fn series(&self) -> usize {
-        self.lock().jobs.values().map(|e| e.series).sum()
+        self.lock().series
     }
 
     /// Asks the renderer for a new body.
@@ -169,10 +317,17 @@ impl Store {
     /// polls costs one render. Returns when `shutdown` resolves.
     pub async fn run_renderer(self: Arc<Self>, min_gap: Duration, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = self.dirty.notified() => {}
+                _ = sweep.tick() => {
+                    if !self.expire_stale() {
+                        continue;
+                    }
+                }
             }
             self.render_now();
             tokio::select! {
@@ -202,6 +357,14 @@ impl Store {
                 | FamilyId::ExporterLastSuccessTimestampSeconds
                 | FamilyId::ExporterPollDurationSeconds
                 | FamilyId::ExporterPollErrorsTotal => render_health(&mut out, family, &inner.jobs),
+                FamilyId::ExporterSeries => {
+                    expo::write_header(&mut out, def);
+                    expo::write_sample(&mut out, def.name, std::iter::empty(), inner.series as f64);
+                }
+                FamilyId::ExporterSeriesDroppedTotal => {
+                    expo::write_header(&mut out, def);
+                    expo::write_sample(&mut out, def.name, std::iter::empty(), inner.dropped_total as f64);
+                }
                 FamilyId::ExporterUpstreamRequestsTotal => {
                     if !inner.upstream.is_empty() {
                         expo::write_header(&mut out, def);
@@ -271,23 +434,64 @@ fn render_health(out: &mut String, family: FamilyId, jobs: &BTreeMap<JobKey, Job
     }
 }
 
-/// Renders a job's samples into per-family text, dropping duplicate series (the first wins).
-fn prerender(key: &JobKey, samples: &[Sample]) -> (Vec<String>, usize) {
-    let mut lines = vec![String::new(); FamilyId::COUNT];
-    let mut seen: HashSet<(FamilyId, &[(&'static str, String)])> = HashSet::with_capacity(samples.len());
-    let mut series = 0;
-    for s in samples {
-        if !seen.insert((s.family, &s.labels)) {
-            tracing::debug!(job = %key, family = s.family.def().name, "Dropping a duplicate series");
-            continue;
+/// Replaces a job's lines and series ids, keeping the global series count right.
+fn replace_lines(inner: &mut Inner, key: &JobKey, lines: Vec<String>, ids: HashSet<u64>) {
+    let entry = inner.jobs.entry(key.clone()).or_default();
+    let old = std::mem::replace(&mut entry.ids, ids).len();
+    let new = entry.ids.len();
+    entry.lines = lines;
+    inner.series = inner.series - old + new;
+}
+
+fn series_id(family: FamilyId, labels: &[(&'static str, String)]) -> u64 {
+    let mut h = DefaultHasher::new();
+    family.hash(&mut h);
+    labels.hash(&mut h);
+    h.finish()
+}
+
+/// Renders a job's samples into per-family text. Duplicate series are written once (the first
+/// wins). A series the job did not export before is dropped when the total would pass
+/// `max_series`; series it already exported are kept. Returns the lines, the ids of the series
+/// kept, and how many were dropped.
+fn prerender(
+    key: &JobKey,
+    samples: &[Sample],
+    previous: Option<&HashSet<u64>>,
+    total: usize,
+    max_series: usize,
+) -> (Vec<String>, HashSet<u64>, usize) {
+    let known = |id: &u64| previous.is_some_and(|p| p.contains(id));
+    let mut room = max_series.saturating_sub(total - previous.map_or(0, HashSet::len));
+    let series: Vec<u64> = samples.iter().map(|s| series_id(s.family, &s.labels)).collect();
+    let mut keep = vec![false; samples.len()];
+    let mut ids = HashSet::with_capacity(samples.len());
+    let mut dropped = 0;
+    // Series the job already exports go first, so that a full store drops only new ones.
+    for pass_known in [true, false] {
+        for (i, id) in series.iter().enumerate() {
+            if known(id) != pass_known {
+                continue;
+            }
+            if ids.contains(id) {
+                tracing::debug!(job = %key, family = samples[i].family.def().name, "Dropping a duplicate series");
+            } else if room == 0 {
+                dropped += 1;
+            } else {
+                room -= 1;
+                ids.insert(*id);
+                keep[i] = true;
+            }
         }
+    }
+    let mut lines = vec![String::new(); FamilyId::COUNT];
+    for (s, _) in samples.iter().zip(&keep).filter(|(_, k)| **k) {
         let labels = [("provider", key.provider), ("account", &*key.account)]
             .into_iter()
             .chain(s.labels.iter().map(|(k, v)| (*k, v.as_str())));
         expo::write_sample(&mut lines[s.family.index()], s.family.def().name, labels, s.value);
-        series += 1;
     }
-    (lines, series)
+    (lines, ids, dropped)
 }
 
 #[cfg(test)]

@@ -1,7 +1,14 @@
 //! HTTP plumbing every provider client shares: bounded body reads, transport errors as poll
 //! errors, and printable previews of bodies for error messages.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use crate::job::{PollError, Reason};
+use crate::timeutil;
 
 /// The largest answer read; a bigger one is an error rather than unbounded memory.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -43,4 +50,188 @@ pub fn preview(body: &[u8]) -> String {
         out.push('…');
     }
     if out.trim().is_empty() { "(empty body)".into() } else { out }
+}
+
+/// How failed requests are retried: jittered exponential backoff, `Retry-After` honoured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all (1 = no retry).
+    pub attempts: u32,
+    /// The first backoff.
+    pub base: Duration,
+    /// The longest backoff.
+    pub cap: Duration,
+    /// A `Retry-After` longer than this is not waited for: the poll fails and the next one
+    /// comes at its interval.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 3,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (0-based): half of `min(cap, base × 2^retry)`
+    /// plus a random share of the other half, and never less than the provider's `Retry-After`.
+    pub fn backoff(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        let full = self.base.saturating_mul(1u32 << retry.min(16)).min(self.cap);
+        let jittered = full / 2 + (full / 2).mul_f64(fastrand::f64());
+        retry_after.map_or(jittered, |r| r.max(jittered))
+    }
+}
+
+tokio::task_local! {
+    /// When the current poll must be finished; set by the scheduler around each poll.
+    pub static POLL_DEADLINE: tokio::time::Instant;
+}
+
+/// Runs `attempt` until it succeeds, fails with an error that is not retryable, or the policy's
+/// attempts are spent. A retry whose wait would run past the poll's deadline is not made: the
+/// poll ends with the real error rather than being cut as a timeout.
+pub async fn with_retries<T, F, Fut>(policy: &RetryPolicy, mut attempt: F) -> Result<T, PollError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, PollError>>,
+{
+    let mut retry = 0;
+    loop {
+        let error = match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        if !error.retryable() || retry + 1 >= policy.attempts {
+            return Err(error);
+        }
+        if error.retry_after.is_some_and(|r| r > policy.max_retry_after) {
+            return Err(error);
+        }
+        let wait = policy.backoff(retry, error.retry_after);
+        let deadline = POLL_DEADLINE.try_with(|d| *d).ok();
+        if deadline.is_some_and(|d| tokio::time::Instant::now() + wait >= d) {
+            return Err(error);
+        }
+        tracing::debug!(reason = error.reason.as_str(), error = %error.message, wait_ms = wait.as_millis() as u64, "Retrying");
+        tokio::time::sleep(wait).await;
+        retry += 1;
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = timeutil::parse_http_date(value)?;
+    Some(Duration::from_secs((at - timeutil::now_unix()).max(0) as u64))
+}
+
+/// The limits every request of one provider passes: a global cap on requests in flight and the
+/// provider's own, plus the retry policy.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    global: Arc<Semaphore>,
+    provider: Arc<Semaphore>,
+    /// How failed requests are retried.
+    pub retry: RetryPolicy,
+}
+
+impl Upstream {
+    /// Limits sharing `global` with other providers.
+    pub fn new(global: Arc<Semaphore>, per_provider: usize, retry: RetryPolicy) -> Self {
+        Upstream { global, provider: Arc::new(Semaphore::new(per_provider.max(1))), retry }
+    }
+
+    /// Limits for tests and tools: generous, retries as given.
+    pub fn unlimited(retry: RetryPolicy) -> Self {
+        Self::new(Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)), Semaphore::MAX_PERMITS, retry)
+    }
+
+    /// Waits for a place under both limits; hold the permits for the length of one request.
+    pub async fn permit(&self) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), PollError> {
+        let closed = |_| PollError::new(Reason::Http, "shutting down");
+        let provider = self.provider.clone().acquire_owned().await.map_err(closed)?;
+        let global = self.global.clone().acquire_owned().await.map_err(closed)?;
+        Ok((provider, global))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn backoff_grows_with_jitter_and_respects_retry_after() {
+        let p = RetryPolicy::default();
+        for retry in 0..8 {
+            let full = Duration::from_secs(1 << retry).min(p.cap);
+            let w = p.backoff(retry, None);
+            assert!(w >= full / 2 && w <= full, "retry {retry}: {w:?}");
+        }
+        assert_eq!(p.backoff(0, Some(Duration::from_secs(10))), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_only_what_may_succeed() {
+        let policy = RetryPolicy::default();
+        for (reason, expected) in [
+            (Reason::Http, 3),
+            (Reason::Timeout, 3),
+            (Reason::Throttled, 3),
+            (Reason::Auth, 1),
+            (Reason::Parse, 1),
+            (Reason::Provider, 1),
+            (Reason::ClockSkew, 1),
+        ] {
+            let calls = AtomicU32::new(0);
+            let r: Result<(), _> = with_retries(&policy, || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(PollError::new(reason, "x"))
+            })
+            .await;
+            assert!(r.is_err());
+            assert_eq!(calls.load(Ordering::SeqCst), expected, "{reason:?}");
+        }
+        let calls = AtomicU32::new(0);
+        let r = with_retries(&policy, || async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err(PollError::new(Reason::Http, "flaky")) } else { Ok(7) }
+        })
+        .await;
+        assert_eq!(r, Ok(7));
+        // A Retry-After beyond the policy's patience is not waited for.
+        let calls = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let _: Result<(), _> = with_retries(&policy, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(PollError {
+                retry_after: Some(Duration::from_secs(3600)),
+                ..PollError::new(Reason::Throttled, "later")
+            })
+        })
+        .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // Nor is a retry that would end past the poll's deadline.
+        let calls = AtomicU32::new(0);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
+        let r: Result<(), _> = POLL_DEADLINE
+            .scope(
+                deadline,
+                with_retries(&policy, || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err(PollError::new(Reason::Throttled, "busy"))
+                }),
+            )
+            .await;
+        assert_eq!(r.unwrap_err().reason, Reason::Throttled, "the real error, not a timeout");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
 }

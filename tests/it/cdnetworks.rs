@@ -187,7 +187,8 @@ async fn wrong_credentials_are_auth_errors_and_throttling_is_throttled() {
     c.sim.state.set_faults(Faults { failure_code: Some("24102500".into()), ..Faults::default() });
     wait_for(Duration::from_secs(10), "an internal error classified as http", || async {
         let s = c.scrape().await;
-        (s.get("cdn_exporter_poll_errors_total", &[("domain", "a.example.net"), ("reason", "http")])? >= 1.0).then_some(())
+        (s.get("cdn_exporter_poll_errors_total", &[("domain", "a.example.net"), ("reason", "http")])? >= 1.0)
+            .then_some(())
     })
     .await;
     c.sim.state.set_faults(Faults { bare_envelope: true, ..Faults::default() });

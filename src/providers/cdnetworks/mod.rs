@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use crate::config::{CdnetworksAccount, CdnetworksAuth, CdnetworksDomain};
 use crate::families::FamilyId;
 use crate::job::{BoxFuture, JobKey, JobSpec, Poll, PollError, Reason, Sample};
-use crate::providers::http::{preview, read_body, transport_error};
+use crate::providers::http::{Upstream, preview, read_body, retry_after, transport_error, with_retries};
 use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 use crate::timeutil;
@@ -55,6 +55,7 @@ pub struct Client {
     limiter: RateLimiter,
     in_flight: Semaphore,
     timeout: Duration,
+    upstream: Upstream,
 }
 
 /// The polling window `(dateFrom, dateTo)`: the last [`WINDOW_DAYS`] days up to today, in the
@@ -66,7 +67,12 @@ pub fn window(now: i64, utc_offset: i64) -> (String, String) {
 
 impl Client {
     /// A client for one account. Fails only on a base URL that validation let through.
-    pub fn new(account: &CdnetworksAccount, http: &reqwest::Client, store: &Arc<Store>) -> Result<Self, String> {
+    pub fn new(
+        account: &CdnetworksAccount,
+        http: &reqwest::Client,
+        store: &Arc<Store>,
+        upstream: Upstream,
+    ) -> Result<Self, String> {
         let url = reqwest::Url::parse(account.base_url.trim_end_matches('/'))
             .and_then(|u| u.join(PATH))
             .map_err(|e| format!("{}.base_url: {e}", account.path))?;
@@ -90,6 +96,7 @@ impl Client {
             limiter: RateLimiter::new(RATE_LIMIT, RATE_WINDOW),
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
             timeout: account.timeout,
+            upstream,
         })
     }
 
@@ -130,11 +137,16 @@ impl Client {
         Ok(h)
     }
 
-    /// Fetches the domain's points over the polling window.
+    /// Fetches the domain's points over the polling window, retrying what may succeed.
     pub async fn domain_usage(&self, domain: &CdnetworksDomain, path: &str) -> Result<Vec<wire::Point>, PollError> {
-        let _permit =
+        with_retries(&self.upstream.retry, || self.attempt(domain, path)).await
+    }
+
+    async fn attempt(&self, domain: &CdnetworksDomain, path: &str) -> Result<Vec<wire::Point>, PollError> {
+        let _account_permit =
             self.in_flight.acquire().await.map_err(|_| PollError::new(Reason::Http, "client is shutting down"))?;
         self.limiter.acquire().await;
+        let _permits = self.upstream.permit().await?;
         let now = timeutil::now_unix();
         let (date_from, date_to) = window(now, self.utc_offset);
         let body = json!({
@@ -158,6 +170,7 @@ impl Client {
         let status = response.status().as_u16();
         self.store.count_upstream(PROVIDER, &self.account, &status.to_string());
         let request_id = response.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let wait = retry_after(response.headers());
         let bytes = read_body(&mut response).await?;
         let ctx = wire::Context {
             domain: &domain.domain,
@@ -170,6 +183,7 @@ impl Client {
             if let Some(id) = request_id {
                 e.message.push_str(&format!(" (X-Cnc-Request-Id {id})"));
             }
+            e.retry_after = wait;
             e
         })
     }
@@ -201,8 +215,13 @@ pub fn interpret(
 }
 
 /// Builds one job per configured domain of the account.
-pub fn jobs(account: &CdnetworksAccount, http: &reqwest::Client, store: &Arc<Store>) -> Result<Vec<JobSpec>, String> {
-    let client = Arc::new(Client::new(account, http, store)?);
+pub fn jobs(
+    account: &CdnetworksAccount,
+    http: &reqwest::Client,
+    store: &Arc<Store>,
+    upstream: &Upstream,
+) -> Result<Vec<JobSpec>, String> {
+    let client = Arc::new(Client::new(account, http, store, upstream.clone())?);
     let name: Arc<str> = account.name.as_str().into();
     Ok(account
         .domains
@@ -218,6 +237,7 @@ pub fn jobs(account: &CdnetworksAccount, http: &reqwest::Client, store: &Arc<Sto
             interval: account.interval,
             // Waiting for the rate limiter is part of a poll; its interval bounds it.
             timeout: account.interval.max(account.timeout),
+            max_age: account.max_age.unwrap_or(account.interval * 3),
             poller: Arc::new(DomainUsage {
                 client: client.clone(),
                 domain: d.clone(),

@@ -14,7 +14,8 @@ use crate::secret::Secret;
 use crate::store::Store;
 
 use super::phpjson;
-use crate::providers::http::{preview, read_body, transport_error};
+use crate::config::ScaleEngineAccount;
+use crate::providers::http::{Upstream, preview, read_body, retry_after, transport_error, with_retries};
 
 /// Standard padded base64 of HMAC-SHA256(`secret`, `message`).
 pub fn sign(secret: &str, message: &str) -> String {
@@ -81,7 +82,11 @@ pub fn interpret(status: u16, body: &[u8]) -> Result<Value, PollError> {
     let value = match parsed {
         Ok(v) => v,
         Err(e) => {
-            let reason = if (200..300).contains(&status) { Reason::Parse } else { Reason::Http };
+            let reason = match status {
+                200..=299 => Reason::Parse,
+                429 => Reason::Throttled,
+                _ => Reason::Http,
+            };
             return Err(PollError::new(reason, format!("HTTP {status}, answer is not JSON ({e}): {}", preview(body))));
         }
     };
@@ -94,7 +99,8 @@ pub fn interpret(status: u16, body: &[u8]) -> Result<Value, PollError> {
         ));
     }
     if !(200..300).contains(&status) {
-        return Err(PollError::new(Reason::Http, format!("HTTP {status}: {}", preview(body))));
+        let reason = if status == 429 { Reason::Throttled } else { Reason::Http };
+        return Err(PollError::new(reason, format!("HTTP {status}: {}", preview(body))));
     }
     if !value.is_object() {
         return Err(PollError::parse(format!("answer is not a JSON object: {}", preview(body))));
@@ -123,26 +129,33 @@ pub struct Client {
     account: Arc<str>,
     store: Arc<Store>,
     timeout: Duration,
+    upstream: Upstream,
 }
 
 impl Client {
     /// A client for one account; `store` receives the upstream request counts.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        http: reqwest::Client,
-        url: String,
-        cdn: i64,
-        api_key: Secret,
-        api_secret: Secret,
-        account: Arc<str>,
-        store: Arc<Store>,
-        timeout: Duration,
-    ) -> Self {
-        Client { http, url, cdn, api_key, api_secret, account, store, timeout }
+    pub fn new(account: &ScaleEngineAccount, http: &reqwest::Client, store: &Arc<Store>, upstream: Upstream) -> Self {
+        Client {
+            http: http.clone(),
+            url: account.base_url.clone(),
+            cdn: account.cdn,
+            api_key: account.api_key.clone(),
+            api_secret: account.api_secret.clone(),
+            account: account.name.as_str().into(),
+            store: store.clone(),
+            timeout: account.timeout,
+            upstream,
+        }
     }
 
-    /// Runs one command with a fresh timestamp and returns the answer's JSON.
+    /// Runs one command and returns the answer's JSON, retrying what may succeed on a retry.
     pub async fn call(&self, command: &str, params: &[(&str, Value)]) -> Result<Value, PollError> {
+        with_retries(&self.upstream.retry, || self.attempt(command, params)).await
+    }
+
+    /// One request, signed with a fresh timestamp.
+    async fn attempt(&self, command: &str, params: &[(&str, Value)]) -> Result<Value, PollError> {
+        let _permits = self.upstream.permit().await?;
         let body = signed_request(
             command,
             self.api_key.expose(),
@@ -168,8 +181,9 @@ impl Client {
         };
         let status = response.status().as_u16();
         self.store.count_upstream(super::PROVIDER, &self.account, &status.to_string());
+        let wait = retry_after(response.headers());
         let bytes = read_body(&mut response).await?;
-        interpret(status, &bytes)
+        interpret(status, &bytes).map_err(|e| PollError { retry_after: wait, ..e })
     }
 }
 

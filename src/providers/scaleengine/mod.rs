@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::config::{ScaleEngineAccount, VideoApp};
 use crate::families::FamilyId;
 use crate::job::{BoxFuture, JobKey, JobSpec, Poll, PollError, Sample};
+use crate::providers::http::Upstream;
 use crate::store::Store;
 use crate::timeutil;
 
@@ -33,36 +34,37 @@ pub const VIDEO_PAGE_LIMIT: u64 = 1000;
 pub const VIDEO_MAX_PAGES: u64 = 1000;
 
 /// Builds the jobs of one account.
-pub fn jobs(account: &ScaleEngineAccount, http: &reqwest::Client, store: &Arc<Store>) -> Vec<JobSpec> {
+pub fn jobs(
+    account: &ScaleEngineAccount,
+    http: &reqwest::Client,
+    store: &Arc<Store>,
+    upstream: &Upstream,
+) -> Vec<JobSpec> {
     let name: Arc<str> = account.name.as_str().into();
-    let client = Arc::new(Client::new(
-        http.clone(),
-        account.base_url.clone(),
-        account.cdn,
-        account.api_key.clone(),
-        account.api_secret.clone(),
-        name.clone(),
-        store.clone(),
-        account.timeout,
-    ));
+    let client = Arc::new(Client::new(account, http, store, upstream.clone()));
     let key = |endpoint| JobKey::account(PROVIDER, name.clone(), endpoint);
+    // A poll (retries, pagination and waits for a free connection included) is bounded by its
+    // interval, so that polls of one job never pile up; `timeout` bounds each request.
     let mut jobs = vec![
         JobSpec {
             key: key("usage.summary"),
             interval: account.summary_interval,
-            timeout: account.timeout,
+            timeout: account.summary_interval.max(account.timeout),
+            max_age: account.max_age.unwrap_or(account.summary_interval * 3),
             poller: Arc::new(Summary { client: client.clone() }),
         },
         JobSpec {
             key: key("usage.billing.live"),
             interval: account.billing_interval,
-            timeout: account.timeout,
+            timeout: account.billing_interval.max(account.timeout),
+            max_age: account.max_age.unwrap_or(account.billing_interval * 3),
             poller: Arc::new(Billing { client: client.clone() }),
         },
         JobSpec {
             key: key("disk.usage"),
             interval: account.disk_interval,
-            timeout: account.timeout,
+            timeout: account.disk_interval.max(account.timeout),
+            max_age: account.max_age.unwrap_or(account.disk_interval * 3),
             poller: Arc::new(Disk { client: client.clone() }),
         },
     ];
@@ -70,8 +72,8 @@ pub fn jobs(account: &ScaleEngineAccount, http: &reqwest::Client, store: &Arc<St
         jobs.push(JobSpec {
             key: key("video.usage"),
             interval: account.video_interval,
-            // Pagination makes a video poll several requests long.
-            timeout: account.timeout * 4,
+            timeout: account.video_interval.max(account.timeout),
+            max_age: account.max_age.unwrap_or(account.video_interval * 3),
             poller: Arc::new(Video { client, apps: account.video_apps.clone(), top_n: account.video_top_n }),
         });
     }
