@@ -234,6 +234,7 @@ impl Control {
             if let Some(a) = jobs.accounts.remove(&key) {
                 summary.removed += 1;
                 self.stop_account(a);
+                self.store.forget_account(key.0, &key.1);
             }
         }
         for account in wanted {

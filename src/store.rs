@@ -163,6 +163,12 @@ impl Store {
         self.mark_dirty();
     }
 
+    /// Forgets an account's upstream request counters (when the account is removed).
+    pub fn forget_account(&self, provider: &str, account: &str) {
+        self.lock().upstream.retain(|(p, a, _), _| !(*p == provider && &**a == account));
+        self.mark_dirty();
+    }
+
     /// The keys of every job and configured entry.
     pub fn keys(&self) -> Vec<JobKey> {
         self.lock().jobs.keys().cloned().collect()

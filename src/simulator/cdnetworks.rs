@@ -142,8 +142,8 @@ fn authenticate<'a>(
 /// `POST /api/domain-usage`.
 pub async fn handle(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
     let faults = state.faults();
-    if faults.latency_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
+    if let Some(injected) = super::inject(&state, &faults, super::Api::Cdnetworks).await {
+        return injected;
     }
     state.record_cdn(CdnRequest {
         headers: headers

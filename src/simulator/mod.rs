@@ -6,6 +6,7 @@ pub mod cdnetworks;
 pub mod scaleengine;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -39,6 +40,82 @@ pub struct Faults {
     pub http_446: bool,
     /// CDNetworks: answer with the bare `{domain, usage}` envelope.
     pub bare_envelope: bool,
+    /// The next N requests (any provider) get HTTP 500, then all is well again.
+    pub flaky: u32,
+    /// Probability (0 to 1) that a request meets a random fault: a failure envelope, HTTP 500
+    /// with HTML, HTTP 502 with nothing, truncated JSON, a connection reset mid-answer, or a
+    /// delay of up to 2.5 s.
+    pub chaos: f64,
+}
+
+/// Which provider an injected fault should look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    ScaleEngine,
+    Cdnetworks,
+}
+
+/// A body that fails after the headers went out: the client sees the connection drop mid-answer.
+struct Broken;
+
+impl http_body::Body for Broken {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated reset"))))
+    }
+}
+
+/// Applies latency, `flaky` and `chaos`; returns the answer to send instead of the real one.
+pub(crate) async fn inject(state: &SimState, faults: &Faults, api: Api) -> Option<axum::response::Response> {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    let html = || {
+        (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/html")], "<!DOCTYPE html><html><head><title>500 Internal Server Error</title></head><body><h1>Internal Server Error</h1></body></html>")
+            .into_response()
+    };
+    if state.flaky.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        return Some(html());
+    }
+    if faults.chaos <= 0.0 || fastrand::f64() >= faults.chaos {
+        return None;
+    }
+    match fastrand::u8(0..6) {
+        0 => Some(match api {
+            Api::ScaleEngine => {
+                let code = ["0001", "0002", "0003", "0004", "1000"][fastrand::usize(0..5)];
+                axum::Json(serde_json::json!({"status": "failure", "code": code, "message": "Simulated failure"}))
+                    .into_response()
+            }
+            Api::Cdnetworks => {
+                let (status, code) = [(500, "24102500"), (400, "24102023"), (446, "WPLUS_AccountApiTooFrequence")]
+                    [fastrand::usize(0..3)];
+                (
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                    axum::Json(serde_json::json!({"code": code, "message": "Simulated failure"})),
+                )
+                    .into_response()
+            }
+        }),
+        1 => Some(html()),
+        2 => Some((StatusCode::BAD_GATEWAY, "").into_response()),
+        3 => Some(
+            ([(header::CONTENT_TYPE, "application/json")], "{\"status\":\"success\",\"data\":{\"vals\":[[\"Edge")
+                .into_response(),
+        ),
+        4 => Some(axum::response::Response::new(axum::body::Body::new(Broken))),
+        _ => {
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(500..2500))).await;
+            None
+        }
+    }
 }
 
 /// The simulator's shared state.
@@ -49,6 +126,7 @@ pub struct SimState {
     /// CDNetworks accounts it knows.
     pub cdnetworks: Vec<CdnAccount>,
     faults: Mutex<Faults>,
+    flaky: AtomicU32,
     requests: Mutex<Vec<String>>,
     cdn_requests: Mutex<Vec<CdnRequest>>,
 }
@@ -68,6 +146,7 @@ impl SimState {
             scaleengine,
             cdnetworks,
             faults: Mutex::default(),
+            flaky: AtomicU32::new(0),
             requests: Mutex::default(),
             cdn_requests: Mutex::default(),
         })
@@ -82,8 +161,9 @@ impl SimState {
         Self::lock(&self.faults).clone()
     }
 
-    /// Replaces the faults.
+    /// Replaces the faults (`flaky` starts counting down anew).
     pub fn set_faults(&self, faults: Faults) {
+        self.flaky.store(faults.flaky, Ordering::SeqCst);
         *Self::lock(&self.faults) = faults;
     }
 

@@ -79,8 +79,8 @@ async fn json_field(state: &Arc<SimState>, request: Request) -> Option<String> {
 /// `POST /stable/`.
 pub async fn handle(State(state): State<Arc<SimState>>, request: Request) -> Response {
     let faults = state.faults();
-    if faults.latency_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
+    if let Some(injected) = super::inject(&state, &faults, super::Api::ScaleEngine).await {
+        return injected;
     }
     let Some(raw) = json_field(&state, request).await else {
         return failure("0006", "Required fields missing: json");

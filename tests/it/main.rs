@@ -5,6 +5,7 @@ mod cli;
 mod docs;
 mod exporter;
 mod fixtures;
+mod operations;
 mod signing;
 mod simulator;
 mod support;

@@ -1,0 +1,210 @@
+//! Running it like a production exporter: reload, readiness, staleness, the cardinality guard,
+//! retries, and a slow provider that delays nobody else.
+
+use std::time::{Duration, Instant};
+
+use cdn_usage_exporter::app::{self, ConfigSource, Running, WebOptions};
+use cdn_usage_exporter::config::Config;
+use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
+
+use crate::support::{Scrape, account_toml, loopback, sim_account, wait_for};
+
+async fn start_file(path: &std::path::Path) -> Running {
+    let config = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
+    app::start_from(ConfigSource::File(path.to_owned()), &config, loopback(), &WebOptions::default()).await.unwrap()
+}
+
+async fn scrape(r: &Running) -> Scrape {
+    Scrape::parse(&reqwest::get(format!("http://{}/metrics", r.addr)).await.unwrap().text().await.unwrap())
+}
+
+async fn post(r: &Running, path: &str) -> (u16, String) {
+    let response = reqwest::Client::new().post(format!("http://{}{path}", r.addr)).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn get_status(r: &Running, path: &str) -> u16 {
+    reqwest::get(format!("http://{}{path}", r.addr)).await.unwrap().status().as_u16()
+}
+
+async fn wait_up(r: &Running, account: &str, jobs: usize) -> Scrape {
+    wait_for(Duration::from_secs(10), &format!("{account} up"), || async {
+        let s = scrape(r).await;
+        let up = s.all("cdn_exporter_poll_up", &[("account", account)]);
+        (up.len() == jobs && up.iter().all(|x| x.value == 1.0)).then_some(s)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn reload_adds_removes_keeps_and_refuses_a_bad_file() {
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let a = account_toml("a", &sim.scaleengine_url(), "1h");
+    let b = account_toml("b", &sim.scaleengine_url(), "1h");
+    std::fs::write(&path, &a).unwrap();
+    let r = start_file(&path).await;
+    wait_up(&r, "a", 4).await;
+    let key = cdn_usage_exporter::job::JobKey::account("scaleengine", "a", "usage.summary");
+    let last_success = r.store.health(&key).unwrap().last_success;
+
+    // Add b, keep a.
+    std::fs::write(&path, format!("{a}\n{b}")).unwrap();
+    let (status, text) = post(&r, "/-/reload").await;
+    assert_eq!((status, text.as_str()), (200, "reloaded: 1 added, 0 removed, 0 changed, 1 unchanged\n"));
+    wait_up(&r, "b", 4).await;
+    let kept = r.store.health(&key).unwrap();
+    assert_eq!(kept.polls, 1, "a's job kept running untouched (interval 1h: no new poll)");
+    assert_eq!(kept.last_success, last_success);
+
+    // A bad file changes nothing.
+    std::fs::write(&path, format!("{a}\n{b}\n[[scaleengine]]\nname = \"c\"\n")).unwrap();
+    let (status, text) = post(&r, "/-/reload").await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("scaleengine[2].cdn: missing") && text.contains("scaleengine[2].api_key: missing"), "{text}");
+    assert_eq!(scrape(&r).await.all("cdn_exporter_poll_up", &[]).len(), 8, "both accounts still run");
+
+    // Remove a: its series leave; b stays.
+    std::fs::write(&path, &b).unwrap();
+    let (status, text) = post(&r, "/-/reload").await;
+    assert_eq!((status, text.as_str()), (200, "reloaded: 0 added, 1 removed, 0 changed, 1 unchanged\n"));
+    let s = wait_for(Duration::from_secs(5), "a's series gone", || async {
+        let s = scrape(&r).await;
+        s.series.iter().all(|x| x.labels.get("account").map(String::as_str) != Some("a")).then_some(s)
+    })
+    .await;
+    assert!(s.get("cdn_billing_budget_usd", &[("account", "b")]).is_some());
+
+    // Change b (its budget): restarted with the new value.
+    std::fs::write(&path, b.replace("budget_usd = 123.5", "budget_usd = 99")).unwrap();
+    let (_, text) = post(&r, "/-/reload").await;
+    assert_eq!(text, "reloaded: 0 added, 0 removed, 1 changed, 0 unchanged\n");
+    wait_for(Duration::from_secs(5), "the new budget", || async {
+        (scrape(&r).await.get("cdn_billing_budget_usd", &[("account", "b")])? == 99.0).then_some(())
+    })
+    .await;
+    r.stop().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_turns_200_once_every_job_has_polled() {
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    sim.state.set_faults(Faults { latency_ms: 1_500, ..Faults::default() });
+    let config = Config::from_toml_str(&account_toml("main", &sim.scaleengine_url(), "1h"), "t").unwrap();
+    let r = app::start(&config, loopback()).await.unwrap();
+    assert_eq!(get_status(&r, "/readyz").await, 503);
+    assert_eq!(get_status(&r, "/healthz").await, 200, "alive while not ready");
+    wait_for(Duration::from_secs(15), "ready", || async { (get_status(&r, "/readyz").await == 200).then_some(()) })
+        .await;
+    r.stop().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn samples_older_than_max_age_leave_and_come_back() {
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let toml = account_toml("main", &sim.scaleengine_url(), "1s").replace("budget_usd", "max_age = \"3s\"\nbudget_usd");
+    let config = Config::from_toml_str(&toml, "t").unwrap();
+    let r = app::start(&config, loopback()).await.unwrap();
+    wait_up(&r, "main", 4).await;
+    sim.state.set_faults(Faults { http_500: true, ..Faults::default() });
+    let failed_at = Instant::now();
+    let s = wait_for(Duration::from_secs(10), "stale samples removed", || async {
+        let s = scrape(&r).await;
+        s.get("cdn_billing_estimated_month_spend_usd", &[]).is_none().then_some(s)
+    })
+    .await;
+    assert!(failed_at.elapsed() >= Duration::from_secs(2), "kept until max_age, not dropped at the first failure");
+    assert_eq!(s.value("cdn_exporter_poll_up", &[("endpoint", "usage.billing.live")]), 0.0);
+    assert!(s.get("cdn_exporter_last_success_timestamp_seconds", &[("endpoint", "usage.billing.live")]).is_some());
+    assert_eq!(s.value("cdn_billing_budget_usd", &[]), 123.5, "configured values do not age");
+    sim.state.set_faults(Faults::default());
+    wait_up(&r, "main", 4).await;
+    assert!(scrape(&r).await.get("cdn_billing_estimated_month_spend_usd", &[]).is_some());
+    r.stop().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn the_cardinality_guard_drops_new_series_and_counts_them() {
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let toml = format!("max_series = 40\n{}", account_toml("main", &sim.scaleengine_url(), "1h"));
+    let config = Config::from_toml_str(&toml, "t").unwrap();
+    let r = app::start(&config, loopback()).await.unwrap();
+    let s = wait_up(&r, "main", 4).await;
+    let served = s.value("cdn_exporter_series", &[]);
+    assert_eq!(served, 40.0);
+    let provider_series =
+        s.series.iter().filter(|x| x.name.starts_with("cdn_") && !x.name.starts_with("cdn_exporter_")).count();
+    assert_eq!(provider_series, 40);
+    // Without the guard this account serves 1 + 19 + 62 + 2 + 18 = 102 series.
+    assert_eq!(s.value("cdn_exporter_series_dropped_total", &[]), 62.0);
+    assert!(s.get("cdn_billing_budget_usd", &[]).is_some(), "configured series came first and stay");
+    r.stop().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_and_auth_failures_are_not() {
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    sim.state.set_faults(Faults { flaky: 2, ..Faults::default() });
+    let config = Config::from_toml_str(&account_toml("main", &sim.scaleengine_url(), "10s"), "t").unwrap();
+    let r = app::start(&config, loopback()).await.unwrap();
+    let s = wait_up(&r, "main", 4).await;
+    assert_eq!(s.value("cdn_exporter_upstream_requests_total", &[("code", "500")]), 2.0);
+    let errors: f64 = s.all("cdn_exporter_poll_errors_total", &[]).iter().map(|x| x.value).sum();
+    assert_eq!(errors, 0.0, "both 500s were retried away");
+    r.stop().await;
+
+    let wrong = account_toml("main", &sim.scaleengine_url(), "1h").replace(crate::support::SECRET, "wrong-secret");
+    let r = app::start(&Config::from_toml_str(&wrong, "t").unwrap(), loopback()).await.unwrap();
+    let s = wait_for(Duration::from_secs(10), "4 failed polls", || async {
+        let s = scrape(&r).await;
+        let failed: f64 = s.all("cdn_exporter_poll_errors_total", &[("reason", "auth")]).iter().map(|x| x.value).sum();
+        (failed == 4.0).then_some(s)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s2 = scrape(&r).await;
+    assert_eq!(
+        s2.value("cdn_exporter_upstream_requests_total", &[("code", "200")]),
+        4.0,
+        "one request per poll: {s:?}"
+    );
+    r.stop().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_provider_delays_no_other_job_and_no_scrape() {
+    let slow = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    slow.state.set_faults(Faults { latency_ms: 30_000, ..Faults::default() });
+    let fast = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let toml = format!(
+        "{}\n{}",
+        account_toml("slow", &slow.scaleengine_url(), "1h").replace("timeout = \"2s\"", "timeout = \"60s\""),
+        account_toml("fast", &fast.scaleengine_url(), "1h")
+    );
+    let r = app::start(&Config::from_toml_str(&toml, "t").unwrap(), loopback()).await.unwrap();
+    let started = Instant::now();
+    let slowest = std::sync::Mutex::new(Duration::ZERO);
+    wait_for(Duration::from_secs(10), "the fast account up", || async {
+        let t = Instant::now();
+        let s = scrape(&r).await;
+        let mut slowest = slowest.lock().unwrap();
+        *slowest = (*slowest).max(t.elapsed());
+        let up = s.all("cdn_exporter_poll_up", &[("account", "fast")]);
+        (up.len() == 4 && up.iter().all(|x| x.value == 1.0)).then_some(())
+    })
+    .await;
+    let slowest_scrape = *slowest.lock().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let s = scrape(&r).await;
+    assert!(s.all("cdn_exporter_poll_up", &[("account", "slow")]).iter().all(|x| x.value == 0.0), "slow still waiting");
+    assert!(slowest_scrape < Duration::from_secs(1), "scrapes never wait on a provider: {slowest_scrape:?}");
+    r.stop().await;
+    fast.stop().await;
+    slow.stop().await;
+}
