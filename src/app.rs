@@ -66,6 +66,8 @@ pub enum ConfigSource {
     File(PathBuf),
     /// TOML text (the demo's embedded configuration), and a name for messages.
     Text(String, String),
+    /// A configuration built in memory (tests): a reload finds it unchanged.
+    Fixed(Box<Config>),
 }
 
 impl ConfigSource {
@@ -74,6 +76,7 @@ impl ConfigSource {
         match self {
             ConfigSource::File(path) => Config::load(path),
             ConfigSource::Text(toml, name) => Config::from_toml_str(toml, name),
+            ConfigSource::Fixed(config) => Ok((**config).clone()),
         }
     }
 }
@@ -345,7 +348,7 @@ pub async fn start_from(
 
 /// [`start_from`] for a configuration given as TOML text (tests, demo).
 pub async fn start(config: &Config, listen: SocketAddr) -> Result<Running, StartError> {
-    start_from(ConfigSource::Text(String::new(), "(in memory)".into()), config, listen, &WebOptions::default()).await
+    start_from(ConfigSource::Fixed(Box::new(config.clone())), config, listen, &WebOptions::default()).await
 }
 
 async fn wait_true(mut rx: watch::Receiver<bool>) {

@@ -166,9 +166,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let sim = Simulator::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), demo_state())
                     .await
                     .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot start the simulator: {e}")))?;
-                let config = demo::config(&sim.scaleengine_url(), &sim.cdnetworks_url())
-                    .map_err(|e| (EXIT_CONFIG, e.to_string()))?;
-                let running = app::start(&config, addr).await.map_err(|e| (EXIT_UNAVAILABLE, e.to_string()))?;
+                let toml = demo::toml(&sim.scaleengine_url(), &sim.cdnetworks_url());
+                let source = app::ConfigSource::Text(toml, demo::SOURCE_NAME.into());
+                let config = source.load().map_err(|e| (EXIT_CONFIG, e.to_string()))?;
+                let web = app::WebOptions { config_file: cli.web_config_file.clone() };
+                let running = app::start_from(source, &config, addr, &web).await.map_err(start_failure)?;
                 println!(
                     "Demo running: simulator at {}, exporter at {}/metrics (Ctrl-C to stop)",
                     sim.scaleengine_url(),

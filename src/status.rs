@@ -123,11 +123,12 @@ pub fn render(store: &Store) -> String {
     for (key, h) in &jobs {
         let _ = write!(
             out,
-            "<details{}><summary>{} <span class=\"muted\">({} polls, last {})</span></summary>\
+            "<details{}><summary>{} <span class=\"muted\">({} poll{}, {} shown)</span></summary>\
              <table><thead><tr><th>Finished</th><th>Duration</th><th>Outcome</th><th>Message</th></tr></thead><tbody>",
             if h.polls > 0 && !h.up { " open" } else { "" },
             escape(&key.to_string()),
             h.polls,
+            if h.polls == 1 { "" } else { "s" },
             h.recent.len(),
         );
         for log in h.recent.iter().rev() {

@@ -10,3 +10,4 @@ mod signing;
 mod simulator;
 mod support;
 mod tools;
+mod web;
