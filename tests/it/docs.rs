@@ -23,3 +23,15 @@ fn metrics_doc_lists_every_declared_family() {
         "undocumented: {missing:?}; documented but not declared: {extra:?}"
     );
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn metrics_doc_lists_every_process_metric() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    let rendered = cdn_usage_exporter::process::render();
+    let names: Vec<&str> = rendered.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    assert_eq!(names.len(), 6, "{rendered}");
+    for name in names {
+        assert!(doc.contains(&format!("| `{name}` |")), "docs/metrics.md lacks {name}");
+    }
+}

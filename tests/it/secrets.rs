@@ -1,0 +1,199 @@
+//! Known credentials go through success, failure, reload (HTTP and SIGHUP), a refused reload
+//! and debug logging; none of them may appear in a log line, /metrics, the status page or a
+//! reload answer.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cdn_usage_exporter::simulator::{CdnAccount, Faults, SeAccount, SimState, Simulator, VideoAppSpec};
+
+use crate::support::{Scrape, loopback, wait_for};
+
+const SE_KEY: &str = "SECRETsekey4b1d";
+const SE_SECRET: &str = "SECRET-se-secret-9f2a";
+const CDN_KEY: &str = "SECRET-cdn-key-77c3";
+const AK: &str = "SECRETak1x";
+const SK: &str = "SECRET-sk-2y";
+const ALL: [&str; 5] = [SE_KEY, SE_SECRET, CDN_KEY, AK, SK];
+
+struct Exporter {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    addr: String,
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(se_url: &str, cdn_url: &str, secret_file: &std::path::Path, budget: u32) -> String {
+    format!(
+        r#"
+[[scaleengine]]
+name = "se"
+cdn = 7
+api_key = "{SE_KEY}"
+api_secret_file = "{}"
+base_url = "{se_url}"
+summary_interval = "1s"
+billing_interval = "1s"
+disk_interval = "1s"
+timeout = "2s"
+budget_usd = {budget}
+
+[[cdnetworks]]
+name = "cn-key"
+base_url = "{cdn_url}"
+username = "ops"
+api_key_env = "TEST_CDN_API_KEY"
+interval = "1s"
+timeout = "2s"
+domains = [{{ domain = "a.example.net", contract = "C-1" }}]
+
+[[cdnetworks]]
+name = "cn-aksk"
+base_url = "{cdn_url}"
+access_key = "{AK}"
+secret_key = "{SK}"
+interval = "1s"
+timeout = "2s"
+domains = [{{ domain = "a.example.net", contract = "C-1" }}]
+"#,
+        secret_file.display()
+    )
+}
+
+fn start(config_path: &std::path::Path) -> Exporter {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"))
+        .args([
+            "--config",
+            config_path.to_str().unwrap(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--log.level",
+            "debug",
+        ])
+        .env("TEST_CDN_API_KEY", CDN_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exporter starts");
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("the exporter logs its address");
+    Exporter { child, log, addr }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_logs_metrics_pages_or_reload_answers() {
+    let sim = Simulator::start(
+        loopback(),
+        SimState::with(
+            vec![SeAccount {
+                cdn: 7,
+                api_key: SE_KEY.into(),
+                api_secret: SE_SECRET.into(),
+                monthly_edge_gb: 10.0,
+                users: vec![],
+                video_apps: vec![VideoAppSpec { name: "live".into(), urls: 2 }],
+            }],
+            vec![CdnAccount {
+                username: "ops".into(),
+                api_key: CDN_KEY.into(),
+                access_key: AK.into(),
+                secret_key: SK.into(),
+                domains: vec![("a.example.net".into(), "C-1".into(), 1e9)],
+            }],
+        ),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("se_secret");
+    std::fs::write(&secret_file, format!("{SE_SECRET}\n")).unwrap();
+    let path = dir.path().join("config.toml");
+    let (se_url, cdn_url) = (sim.scaleengine_url(), sim.cdnetworks_url());
+    std::fs::write(&path, config(&se_url, &cdn_url, &secret_file, 100)).unwrap();
+    let exporter = start(&path);
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", exporter.addr);
+    let mut seen = Vec::new();
+    let scrape = || async { http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap() };
+
+    // Success.
+    let body = wait_for(Duration::from_secs(15), "every job up", || async {
+        let text = scrape().await;
+        let s = Scrape::parse(&text);
+        let up = s.all("cdn_exporter_poll_up", &[]);
+        (up.len() == 5 && up.iter().all(|x| x.value == 1.0)).then_some(text)
+    })
+    .await;
+    seen.push(body);
+    seen.push(http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap());
+
+    // Failures of every kind the providers can give.
+    for faults in [
+        Faults { failure_code: Some("0003".into()), ..Faults::default() },
+        Faults { failure_code: Some("24102500".into()), http_500: false, ..Faults::default() },
+        Faults { http_500: true, ..Faults::default() },
+    ] {
+        sim.state.set_faults(faults);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        seen.push(scrape().await);
+        seen.push(http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap());
+    }
+    sim.state.set_faults(Faults::default());
+
+    // Reload over HTTP, by SIGHUP, and a refused one.
+    std::fs::write(&path, config(&se_url, &cdn_url, &secret_file, 200)).unwrap();
+    let answer = http.post(format!("{base}/-/reload")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    seen.push(answer.text().await.unwrap());
+    std::fs::write(&path, config(&se_url, &cdn_url, &secret_file, 300)).unwrap();
+    let hup = Command::new("kill").args(["-HUP", &exporter.child.id().to_string()]).status().unwrap();
+    assert!(hup.success());
+    wait_for(Duration::from_secs(10), "the SIGHUP reload", || async {
+        (Scrape::parse(&scrape().await).get("cdn_billing_budget_usd", &[])? == 300.0).then_some(())
+    })
+    .await;
+    std::fs::write(&path, config(&se_url, &cdn_url, &secret_file, 300).replace("cdn = 7", "cdn = \"7\"")).unwrap();
+    let answer = http.post(format!("{base}/-/reload")).send().await.unwrap();
+    assert_eq!(answer.status(), 400);
+    seen.push(answer.text().await.unwrap());
+    seen.push(scrape().await);
+    seen.push(http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap());
+
+    let _ = Command::new("kill").args(["-TERM", &exporter.child.id().to_string()]).status();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = exporter.log.lock().unwrap().clone();
+    assert!(log.contains("DEBUG"), "debug logging was on");
+    assert!(
+        log.contains("Poll failed") && log.contains("Configuration reloaded") && log.contains("Reload refused"),
+        "{log}"
+    );
+    seen.push(log);
+    for text in &seen {
+        for secret in ALL {
+            assert!(!text.contains(secret), "secret {secret} leaked into:\n{text}");
+        }
+    }
+    drop(exporter);
+    sim.stop().await;
+}
