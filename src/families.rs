@@ -130,6 +130,9 @@ families! {
     /// Duration of the job's last poll.
     ExporterPollDurationSeconds => { "cdn_exporter_poll_duration_seconds", Gauge, Some("seconds"), ["endpoint"], true,
         "How long the job's last poll took, retries and pagination included." }
+    /// The job's max_age.
+    ExporterMaxAgeSeconds => { "cdn_exporter_max_age_seconds", Gauge, Some("seconds"), ["endpoint"], true,
+        "How old the job's samples may grow before they leave /metrics (max_age)." }
     /// Failed polls by reason.
     ExporterPollErrorsTotal => { "cdn_exporter_poll_errors_total", Counter, None, ["endpoint", "reason"], true,
         "Failed polls since the exporter started, by reason (auth, clock_skew, throttled, timeout, http, parse, provider)." }

@@ -362,6 +362,7 @@ impl Store {
                 FamilyId::ExporterPollUp
                 | FamilyId::ExporterLastSuccessTimestampSeconds
                 | FamilyId::ExporterPollDurationSeconds
+                | FamilyId::ExporterMaxAgeSeconds
                 | FamilyId::ExporterPollErrorsTotal => render_health(&mut out, family, &inner.jobs),
                 FamilyId::ExporterSeries => {
                     expo::write_header(&mut out, def);
@@ -425,6 +426,12 @@ fn render_health(out: &mut String, family: FamilyId, jobs: &BTreeMap<JobKey, Job
             FamilyId::ExporterPollDurationSeconds if h.polls > 0 => {
                 header(out);
                 expo::write_sample(out, def.name, key.labels(), h.last_duration.as_secs_f64());
+            }
+            FamilyId::ExporterMaxAgeSeconds => {
+                if let Some(max_age) = entry.max_age {
+                    header(out);
+                    expo::write_sample(out, def.name, key.labels(), max_age.as_secs_f64());
+                }
             }
             FamilyId::ExporterPollErrorsTotal => {
                 header(out);

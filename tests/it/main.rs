@@ -7,6 +7,7 @@ mod exporter;
 mod fixtures;
 mod operations;
 mod props;
+mod rules;
 mod secrets;
 mod signing;
 mod simulator;
