@@ -19,5 +19,10 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/cdn-usage-exporter /usr/local/bin/cdn-usage-exporter
 USER 65534:65534
 EXPOSE 9862
+# The binary probes itself (the image has no curl): /healthz over HTTP, or HTTPS with TLS on.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["/usr/local/bin/cdn-usage-exporter", "healthcheck", "--web.listen-address", "127.0.0.1:9862"]
 ENTRYPOINT ["/usr/local/bin/cdn-usage-exporter"]
+# Configuration by mount (-v ./config:/etc/cdn-usage-exporter:ro) and credentials by env
+# (-e SCALEENGINE_API_KEY ...) or mounted secret files (*_file keys).
 CMD ["--config", "/etc/cdn-usage-exporter/config.toml"]

@@ -3,6 +3,7 @@
 mod cdnetworks;
 mod cli;
 mod docs;
+mod e2e;
 mod exporter;
 mod fixtures;
 mod operations;

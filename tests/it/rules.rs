@@ -32,15 +32,30 @@ pub fn alert_names() -> BTreeSet<String> {
 fn promtool_checks_and_tests_the_rules() {
     let Some(promtool) = require_tool("promtool") else { return };
     let check = Command::new(&promtool).args(["check", "rules", "rules.yml"]).current_dir(DIR).output().unwrap();
-    assert!(check.status.success(), "{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
     let test = Command::new(&promtool)
         .args(["test", "rules", "rules_test.yml", "rules_test_days.yml"])
         .current_dir(DIR)
         .output()
         .unwrap();
-    assert!(test.status.success(), "{}{}", String::from_utf8_lossy(&test.stdout), String::from_utf8_lossy(&test.stderr));
+    assert!(
+        test.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
     let config = Command::new(&promtool).args(["check", "config", "prometheus.yml"]).current_dir(DIR).output().unwrap();
-    assert!(config.status.success(), "{}{}", String::from_utf8_lossy(&config.stdout), String::from_utf8_lossy(&config.stderr));
+    assert!(
+        config.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&config.stdout),
+        String::from_utf8_lossy(&config.stderr)
+    );
 }
 
 #[test]

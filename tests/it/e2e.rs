@@ -1,0 +1,394 @@
+//! End to end against a real Prometheus: the demo exporter is scraped with the shipped rules
+//! loaded; every dashboard query and every template variable must return data, every rule must
+//! evaluate cleanly over data that exists, and the demo's budget alert must fire. Also: the
+//! deployment manifests parse and the PrometheusRule carries the shipped rules.
+//!
+//! The rules are loaded with `for:` set to 0s and `offset 1d` shortened to `offset 10s`, so that
+//! a test of a minute can evaluate rules written for hours and days; their real timing is
+//! covered by the promtool unit tests (tests/it/rules.rs).
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{require_tool, wait_for};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_demo() -> (Kill, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"))
+        .args(["demo", "--web.listen-address", "127.0.0.1:0", "--log.level", "warn"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.ends_with("/metrics")).expect("demo URL").to_owned();
+    let target = url.trim_start_matches("http://").trim_end_matches("/metrics").to_owned();
+    (Kill(child), target)
+}
+
+/// Every PromQL expression of a dashboard, with the panel it belongs to.
+fn dashboard_queries(path: &std::path::Path) -> (Vec<(String, String)>, Vec<String>) {
+    let d: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut exprs = Vec::new();
+    for panel in d["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            exprs.push((panel["title"].as_str().unwrap().to_owned(), t["expr"].as_str().unwrap().to_owned()));
+        }
+    }
+    let vars = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["query"]["query"].as_str().map(str::to_owned))
+        .collect();
+    (exprs, vars)
+}
+
+/// Template variables as "All" selects them, and Grafana's interval macros.
+fn substitute(expr: &str) -> String {
+    expr.replace("$provider", ".+").replace("$account", ".+").replace("$app", ".+").replace("$__rate_interval", "1m")
+}
+
+async fn query(http: &reqwest::Client, base: &str, expr: &str) -> Result<Vec<Value>, String> {
+    let bytes = http
+        .post(format!("{base}/api/v1/query"))
+        .form(&[("query", expr)])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .bytes()
+        .await
+        .map_err(|e| e.to_string())?;
+    let response: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    if response["status"] != "success" {
+        return Err(format!("{response}"));
+    }
+    Ok(response["data"]["result"].as_array().cloned().unwrap_or_default())
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
+    serde_json::from_slice(&http.get(url).send().await.ok()?.bytes().await.ok()?).ok()
+}
+
+/// Metric and recorded-series names an expression reads.
+fn selectors(expr: &str) -> Vec<String> {
+    let functions = [
+        "max",
+        "sum",
+        "count",
+        "topk",
+        "rate",
+        "increase",
+        "scalar",
+        "vector",
+        "time",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "and",
+        "or",
+        "unless",
+        "offset",
+        "hour",
+        "minute",
+        "day_of_month",
+        "days_in_month",
+        "bool",
+        "group_left",
+    ];
+    let mut names = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    let mut in_braces = 0;
+    let mut in_quotes = false;
+    let mut in_parens_after_by = false;
+    while i < bytes.len() {
+        let c = bytes[i] as char;
+        if c == '"' {
+            in_quotes = !in_quotes;
+        }
+        if in_quotes {
+            i += 1;
+            continue;
+        }
+        match c {
+            '{' => in_braces += 1,
+            '}' => in_braces -= 1,
+            ')' => in_parens_after_by = false,
+            _ => {}
+        }
+        if in_braces == 0
+            && (c.is_ascii_alphabetic() || c == '_')
+            && (i == 0 || !(bytes[i - 1] as char).is_ascii_alphanumeric())
+        {
+            let start = i;
+            while i < bytes.len()
+                && ((bytes[i] as char).is_ascii_alphanumeric() || matches!(bytes[i] as char, '_' | ':'))
+            {
+                i += 1;
+            }
+            let word = &expr[start..i];
+            let next = expr[i..].trim_start().chars().next();
+            if matches!(word, "by" | "without" | "on" | "ignoring") {
+                in_parens_after_by = true;
+            } else if !in_parens_after_by && next != Some('(') && !functions.contains(&word) {
+                names.push(word.to_owned());
+            }
+            continue;
+        }
+        i += 1;
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboards_and_rules_work_against_a_real_prometheus() {
+    let Some(prometheus) = require_tool("prometheus") else { return };
+    let Some(promtool) = require_tool("promtool") else { return };
+    let (_demo, target) = start_demo();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = std::fs::read_to_string(format!("{ROOT}/deploy/prometheus/rules.yml")).unwrap();
+    let shortened = regex_replace_for(&rules).replace("offset 1d", "offset 10s");
+    std::fs::write(dir.path().join("rules.yml"), &shortened).unwrap();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n\
+             scrape_configs:\n  - job_name: cdn-usage-exporter\n    static_configs:\n      - targets: [\"{target}\"]\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _prom = Kill(
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    wait_for(Duration::from_secs(60), "Prometheus ready", || async {
+        http.get(format!("{base}/-/ready")).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())
+    })
+    .await;
+    // A few scrapes, and storage data for rate() and the shortened offsets.
+    wait_for(Duration::from_secs(60), "15 scrapes of the demo", || async {
+        let r = query(&http, &base, "count_over_time(up{job=\"cdn-usage-exporter\"}[1m]) >= 15").await.ok()?;
+        (!r.is_empty()).then_some(())
+    })
+    .await;
+    wait_for(Duration::from_secs(30), "the recording rules' data", || async {
+        let r = query(&http, &base, "cdn:billing_spend_usd:increase1d").await.ok()?;
+        (!r.is_empty()).then_some(())
+    })
+    .await;
+
+    let mut empty = Vec::new();
+    let mut checked = 0;
+    for file in ["cdn-usage-overview.json", "cdn-usage-video.json", "cdn-usage-exporter-health.json"] {
+        let (exprs, vars) = dashboard_queries(&std::path::Path::new(ROOT).join("dashboards").join(file));
+        for (panel, expr) in exprs {
+            let expr = substitute(&expr);
+            match query(&http, &base, &expr).await {
+                Ok(r) if !r.is_empty() => checked += 1,
+                Ok(_) => empty.push(format!("{file} / {panel}: {expr} returned nothing")),
+                Err(e) => empty.push(format!("{file} / {panel}: {expr} failed: {e}")),
+            }
+        }
+        for var in vars {
+            // label_values(metric{...}, label): the metric must have that label.
+            let inner = var.trim_start_matches("label_values(").trim_end_matches(')');
+            let (selector, label) = inner.rsplit_once(',').unwrap();
+            let expr = substitute(&format!("count by ({}) ({selector})", label.trim()));
+            match query(&http, &base, &expr).await {
+                Ok(r) if r.iter().any(|s| s["metric"][label.trim()].is_string()) => checked += 1,
+                other => empty.push(format!("{file} variable {var}: {other:?}")),
+            }
+        }
+    }
+
+    // Rules: every one evaluates without error, and everything it reads has data.
+    let groups = get_json(&http, &format!("{base}/api/v1/rules")).await.expect("rules API");
+    let mut rules_seen = 0;
+    for group in groups["data"]["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            rules_seen += 1;
+            let name = rule["name"].as_str().unwrap();
+            if rule["health"] != "ok" {
+                empty.push(format!("rule {name}: health {} ({})", rule["health"], rule["lastError"]));
+            }
+            let expr = rule["query"].as_str().unwrap();
+            if let Err(e) = query(&http, &base, expr).await {
+                empty.push(format!("rule {name}: {e}"));
+            }
+            for selector in selectors(expr) {
+                match query(&http, &base, &format!("count({selector})")).await {
+                    Ok(r) if !r.is_empty() => checked += 1,
+                    other => empty.push(format!("rule {name} reads {selector}, which has no data: {other:?}")),
+                }
+            }
+        }
+    }
+    assert_eq!(rules_seen, 16, "every shipped rule loaded");
+    assert!(empty.is_empty(), "{} problem(s):\n{}", empty.len(), empty.join("\n"));
+    assert!(checked > 50, "{checked} queries checked");
+
+    // The demo's budget is below its estimate: the alert fires; the near-budget one does not.
+    let alerts = wait_for(Duration::from_secs(30), "the budget alert firing", || async {
+        let a = get_json(&http, &format!("{base}/api/v1/alerts")).await?;
+        let alerts = a["data"]["alerts"].as_array()?.clone();
+        alerts
+            .iter()
+            .any(|x| {
+                x["labels"]["alertname"] == "CdnEstimatedSpendOverBudget"
+                    && x["state"] == "firing"
+                    && x["labels"]["account"] == "demo"
+            })
+            .then_some(alerts)
+    })
+    .await;
+    assert!(!alerts.iter().any(|x| x["labels"]["alertname"] == "CdnEstimatedSpendNearBudget"), "{alerts:?}");
+    assert!(!alerts.iter().any(|x| x["labels"]["alertname"] == "CdnExporterJobFailing"), "{alerts:?}");
+
+    // promtool on what Prometheus scrapes.
+    let body = reqwest::get(format!("http://{target}/metrics")).await.unwrap().text().await.unwrap();
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sets every `for:` of a rules file to 0s.
+fn regex_replace_for(rules: &str) -> String {
+    rules
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("for:") {
+                format!("{}for: 0s", &l[..l.len() - l.trim_start().len()])
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn selectors_finds_what_an_expression_reads() {
+    let expr = r#"max by (provider, account) (cdn_billing_estimated_month_spend_usd) > max by (provider, account) (cdn_billing_budget_usd) * scalar(cdn:budget_warning:ratio) and on () (cdn:month_elapsed:ratio > 0.1) and x offset 1d > 2e9 and up{job=~"a.*"} == 0"#;
+    assert_eq!(
+        selectors(expr),
+        [
+            "cdn_billing_estimated_month_spend_usd",
+            "cdn_billing_budget_usd",
+            "cdn:budget_warning:ratio",
+            "cdn:month_elapsed:ratio",
+            "x",
+            "up"
+        ]
+    );
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+fn the_manifests_parse_and_the_prometheusrule_carries_the_shipped_rules() {
+    let read = |p: &str| std::fs::read_to_string(format!("{ROOT}/{p}")).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let rules: serde_yaml_ng::Value = serde_yaml_ng::from_str(&read("deploy/prometheus/rules.yml")).unwrap();
+    let mut kinds = Vec::new();
+    for entry in std::fs::read_dir(format!("{ROOT}/deploy/kubernetes")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let v = serde_yaml_ng::Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if let Some(kind) = v["kind"].as_str() {
+                kinds.push(kind.to_owned());
+                if kind == "PrometheusRule" {
+                    assert_eq!(v["spec"]["groups"], rules["groups"], "prometheusrule.yaml differs from rules.yml");
+                }
+                if kind == "Deployment" {
+                    let c = &v["spec"]["template"]["spec"]["containers"][0];
+                    assert_eq!(c["livenessProbe"]["httpGet"]["path"].as_str(), Some("/healthz"));
+                    assert_eq!(c["readinessProbe"]["httpGet"]["path"].as_str(), Some("/readyz"));
+                }
+                if kind == "ConfigMap" {
+                    let toml = v["data"]["config.toml"].as_str().unwrap();
+                    figment::Jail::expect_with(|jail| {
+                        for var in ["SCALEENGINE_API_KEY", "SCALEENGINE_API_SECRET", "CDNETWORKS_API_KEY"] {
+                            jail.set_env(var, "x");
+                        }
+                        cdn_usage_exporter::config::Config::from_toml_str(toml, "configmap")
+                            .map_err(|e| e.to_string())?;
+                        Ok(())
+                    });
+                }
+            }
+        }
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["ConfigMap", "Deployment", "Kustomization", "PrometheusRule", "Secret", "Service", "ServiceMonitor"]
+    );
+    for p in [
+        "deploy/docker-compose.yml",
+        "deploy/grafana/provisioning/datasources/prometheus.yml",
+        "deploy/grafana/provisioning/dashboards/cdn-usage-exporter.yml",
+        "deploy/prometheus/prometheus.yml",
+        "deploy/prometheus/compose-prometheus.yml",
+    ] {
+        let _: serde_yaml_ng::Value = serde_yaml_ng::from_str(&read(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    }
+    let unit = read("deploy/systemd/cdn-usage-exporter.service");
+    for line in ["DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes", "ExecReload=/bin/kill -HUP $MAINPID"]
+    {
+        assert!(unit.lines().any(|l| l == line), "systemd unit lacks {line}");
+    }
+    for dashboard in ["cdn-usage-overview.json", "cdn-usage-video.json", "cdn-usage-exporter-health.json"] {
+        let d: Value = serde_json::from_str(&read(&format!("dashboards/{dashboard}"))).unwrap();
+        assert!(d["schemaVersion"].as_i64().unwrap() >= 36, "{dashboard}: Grafana 10 schema");
+        let vars: Vec<&str> =
+            d["templating"]["list"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert!(vars.starts_with(&["datasource", "provider", "account"]), "{dashboard}: {vars:?}");
+        for panel in d["panels"].as_array().unwrap() {
+            assert_eq!(panel["datasource"]["uid"], "${datasource}", "{dashboard}: {}", panel["title"]);
+        }
+    }
+}
+
+use serde::Deserialize as _;
