@@ -5,6 +5,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+COPY benches ./benches
 ARG CDN_EXPORTER_REVISION=unknown
 ENV CDN_EXPORTER_REVISION=${CDN_EXPORTER_REVISION}
 # The same build command CI and the README use.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -33,18 +33,30 @@ pub struct AppState {
 /// How long the process metrics are reused between scrapes.
 const PROCESS_REFRESH: Duration = Duration::from_secs(1);
 
-static PROCESS: Mutex<Option<(Instant, Bytes)>> = Mutex::new(None);
+static PROCESS: Mutex<Option<(Instant, Bytes, Bytes)>> = Mutex::new(None);
 
-fn process_metrics() -> Bytes {
+/// The process metrics, plain and gzip, refreshed at most once per [`PROCESS_REFRESH`].
+fn process_metrics() -> (Bytes, Bytes) {
     let mut cached = PROCESS.lock().unwrap_or_else(|e| e.into_inner());
     match &*cached {
-        Some((at, bytes)) if at.elapsed() < PROCESS_REFRESH => bytes.clone(),
+        Some((at, plain, gz)) if at.elapsed() < PROCESS_REFRESH => (plain.clone(), gz.clone()),
         _ => {
-            let bytes = Bytes::from(crate::process::render());
-            *cached = Some((Instant::now(), bytes.clone()));
-            bytes
+            let plain = Bytes::from(crate::process::render());
+            let gz = crate::store::gzip(&plain);
+            *cached = Some((Instant::now(), plain.clone(), gz.clone()));
+            (plain, gz)
         }
     }
+}
+
+/// Whether an `Accept-Encoding` header accepts gzip (`gzip` or `*`, with a q-value above 0).
+pub fn accepts_gzip(header: &str) -> bool {
+    header.split(',').any(|part| {
+        let mut params = part.split(';').map(str::trim);
+        let coding = params.next().unwrap_or_default();
+        let q = params.find_map(|p| p.strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
+    })
 }
 
 /// Builds the router.
@@ -78,9 +90,21 @@ impl http_body::Body for Chunks {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    let body = Chunks([state.store.body(), process_metrics()].into_iter().filter(|b| !b.is_empty()).collect());
-    ([(header::CONTENT_TYPE, expo::CONTENT_TYPE)], Body::new(body)).into_response()
+/// The cached exposition, gzip-compressed when the scraper accepts it (Prometheus always does).
+/// The process metrics follow as a second chunk; compressed, as a second gzip member, which
+/// gzip readers (Go's included) read as one stream.
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let exposition = state.store.exposition();
+    let (process, process_gz) = process_metrics();
+    let gzip = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(accepts_gzip);
+    let chunks = if gzip { [exposition.gzip.clone(), process_gz] } else { [exposition.plain.clone(), process] };
+    let body = Body::new(Chunks(chunks.into_iter().filter(|b| !b.is_empty()).collect()));
+    let mut response =
+        ([(header::CONTENT_TYPE, expo::CONTENT_TYPE), (header::VARY, "Accept-Encoding")], body).into_response();
+    if gzip {
+        response.headers_mut().insert(header::CONTENT_ENCODING, header::HeaderValue::from_static("gzip"));
+    }
+    response
 }
 
 async fn healthz() -> &'static str {
@@ -143,6 +167,44 @@ mod tests {
         assert!(text.contains("cdn_exporter_build_info"));
         #[cfg(target_os = "linux")]
         assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+    }
+
+    #[tokio::test]
+    async fn gzip_when_asked_and_the_same_text_after_decompression() {
+        let store = Store::new("t", "r");
+        let request = Request::get("/metrics")
+            .header(header::ACCEPT_ENCODING, "deflate, gzip;q=0.9")
+            .body(Body::empty())
+            .unwrap();
+        let response = app(&store).oneshot(request).await.unwrap();
+        assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(response.headers()[header::VARY], "Accept-Encoding");
+        let compressed = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let mut text = String::new();
+        use std::io::Read as _;
+        // Two gzip members: a multi-member reader returns both.
+        flate2::read::MultiGzDecoder::new(&compressed[..]).read_to_string(&mut text).unwrap();
+        assert!(text.starts_with(std::str::from_utf8(&store.body()).unwrap()));
+        #[cfg(target_os = "linux")]
+        assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+        let plain = app(&store).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+    }
+
+    #[test]
+    fn accept_encoding_is_parsed_with_q_values() {
+        for (h, yes) in [
+            ("gzip", true),
+            ("gzip, deflate", true),
+            ("br;q=1.0, gzip;q=0.5", true),
+            ("*", true),
+            ("gzip;q=0", false),
+            ("identity", false),
+            ("deflate, br", false),
+            ("GZIP", true),
+        ] {
+            assert_eq!(accepts_gzip(h), yes, "{h}");
+        }
     }
 
     #[tokio::test]

@@ -92,11 +92,35 @@ struct Inner {
     dropped_total: u64,
 }
 
+/// The exposition as served: plain, and gzip-compressed once per change.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    /// Prometheus text format.
+    pub plain: Bytes,
+    /// The same, gzip-compressed (for `Accept-Encoding: gzip`).
+    pub gzip: Bytes,
+}
+
+/// The gzip level of the cached body: level 1 compresses the exposition about 8:1 at roughly
+/// the cost of rendering it; level 6 gains little more for several times the CPU
+/// (docs/benchmarks.md).
+pub const GZIP_LEVEL: u32 = 1;
+
+/// Gzip-compresses `data` at [`GZIP_LEVEL`].
+pub fn gzip(data: &[u8]) -> Bytes {
+    use std::io::Write as _;
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 6 + 64), flate2::Compression::new(GZIP_LEVEL));
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(data);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
 /// Shared state between the scheduler, the renderer and the HTTP server.
 #[derive(Debug)]
 pub struct Store {
     inner: Mutex<Inner>,
-    body: ArcSwap<Bytes>,
+    body: ArcSwap<Exposition>,
     dirty: Notify,
     max_series: AtomicUsize,
     ready: AtomicBool,
@@ -112,7 +136,7 @@ impl Store {
     pub fn new(version: impl Into<String>, revision: impl Into<String>) -> Arc<Self> {
         let store = Arc::new(Store {
             inner: Mutex::new(Inner::default()),
-            body: ArcSwap::from_pointee(Bytes::new()),
+            body: ArcSwap::from_pointee(Exposition::default()),
             dirty: Notify::new(),
             max_series: AtomicUsize::new(DEFAULT_MAX_SERIES),
             ready: AtomicBool::new(false),
@@ -309,14 +333,21 @@ impl Store {
 
     /// The current exposition body: a reference-counted clone, no copy and no encoding.
     pub fn body(&self) -> Bytes {
-        Bytes::clone(&self.body.load())
+        self.body.load().plain.clone()
     }
 
-    /// Renders the body now and publishes it.
+    /// The current exposition, plain and gzip.
+    pub fn exposition(&self) -> Arc<Exposition> {
+        self.body.load_full()
+    }
+
+    /// Renders the body now, compresses it, and publishes both; the previous ones are freed
+    /// when the last scrape holding them finishes.
     pub fn render_now(&self) -> Bytes {
-        let body = Bytes::from(self.render());
-        self.body.store(Arc::new(body.clone()));
-        body
+        let plain = Bytes::from(self.render());
+        let gzip = gzip(&plain);
+        self.body.store(Arc::new(Exposition { plain: plain.clone(), gzip }));
+        plain
     }
 
     /// Waits for changes and renders at most once per `min_gap`, so that a burst of finished
@@ -336,6 +367,7 @@ impl Store {
                 }
             }
             self.render_now();
+            release_free_memory();
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(min_gap) => {}
@@ -447,6 +479,17 @@ fn render_health(out: &mut String, family: FamilyId, jobs: &BTreeMap<JobKey, Job
     }
 }
 
+/// Hands memory freed by polls (parsed answers, samples, the previous body) back to the OS, so
+/// that RSS follows what the exporter holds rather than its peak. glibc keeps freed blocks in
+/// its arenas otherwise.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointers of ours.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Replaces a job's lines and series ids, keeping the global series count right.
 fn replace_lines(inner: &mut Inner, key: &JobKey, lines: Vec<String>, ids: HashSet<u64>) {
     let entry = inner.jobs.entry(key.clone()).or_default();
@@ -504,6 +547,9 @@ fn prerender(
             .chain(s.labels.iter().map(|(k, v)| (*k, v.as_str())));
         expo::write_sample(&mut lines[s.family.index()], s.family.def().name, labels, s.value);
     }
+    // Kept until the job's next poll: no growth slack.
+    lines.iter_mut().for_each(String::shrink_to_fit);
+    ids.shrink_to_fit();
     (lines, ids, dropped)
 }
 

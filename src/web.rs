@@ -172,8 +172,15 @@ pub async fn serve(
         let auth = BasicAuth { users: Arc::new(web.users), verified: Arc::default() };
         app.layer(axum::middleware::from_fn_with_state(auth, require_auth))
     };
+    // TCP_NODELAY: the body goes out as two writes (the cached exposition, then the process
+    // metrics); with Nagle's algorithm the second waits for a delayed ACK, about 40 ms.
     match web.tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+        None => {
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        }
         Some(tls) => {
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
@@ -181,7 +188,13 @@ pub async fn serve(
                 shutdown.await;
                 stopper.graceful_shutdown(Some(Duration::from_secs(5)));
             });
-            axum_server::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle).serve(app.into_make_service()).await
+            let acceptor =
+                axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(axum_server::accept::NoDelayAcceptor::new());
+            axum_server::from_tcp(listener.into_std()?)?
+                .acceptor(acceptor)
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
         }
     }
 }

@@ -141,6 +141,7 @@ fn authenticate<'a>(
 
 /// `POST /api/domain-usage`.
 pub async fn handle(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let _in_flight = state.in_flight();
     let faults = state.faults();
     if let Some(injected) = super::inject(&state, &faults, super::Api::Cdnetworks).await {
         return injected;

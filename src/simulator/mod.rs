@@ -127,6 +127,8 @@ pub struct SimState {
     pub cdnetworks: Vec<CdnAccount>,
     faults: Mutex<Faults>,
     flaky: AtomicU32,
+    in_flight: AtomicU32,
+    max_in_flight: AtomicU32,
     requests: Mutex<Vec<String>>,
     cdn_requests: Mutex<Vec<CdnRequest>>,
 }
@@ -147,6 +149,8 @@ impl SimState {
             cdnetworks,
             faults: Mutex::default(),
             flaky: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
+            max_in_flight: AtomicU32::new(0),
             requests: Mutex::default(),
             cdn_requests: Mutex::default(),
         })
@@ -165,6 +169,18 @@ impl SimState {
     pub fn set_faults(&self, faults: Faults) {
         self.flaky.store(faults.flaky, Ordering::SeqCst);
         *Self::lock(&self.faults) = faults;
+    }
+
+    /// The most requests that were ever in progress at once.
+    pub fn max_in_flight(&self) -> u32 {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Counts a request in progress until the guard drops.
+    pub(crate) fn in_flight(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
     }
 
     /// The `json` form fields received so far (the most recent [`KEEP_REQUESTS`]).
@@ -191,6 +207,15 @@ impl SimState {
             r.remove(0);
         }
         r.push(json.to_owned());
+    }
+}
+
+/// A request in progress (see [`SimState::max_in_flight`]).
+pub(crate) struct InFlight<'a>(&'a SimState);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -78,6 +78,7 @@ async fn json_field(state: &Arc<SimState>, request: Request) -> Option<String> {
 
 /// `POST /stable/`.
 pub async fn handle(State(state): State<Arc<SimState>>, request: Request) -> Response {
+    let _in_flight = state.in_flight();
     let faults = state.faults();
     if let Some(injected) = super::inject(&state, &faults, super::Api::ScaleEngine).await {
         return injected;

@@ -1,0 +1,509 @@
+//! The performance harness: `cargo bench --bench perf` (options after `--`: `--secs N` per wrk
+//! run, `--reps N` alternations, `--sizes 1000,10000,100000`, `--skip-scrape`, `--skip-poll`).
+//!
+//! Measures, in one run, alternating exporter and limit (A B A B …):
+//! - `/metrics` of the real exporter binary against a static axum handler serving the identical
+//!   bytes (the limit), plain and gzip: req/s with 32 connections, p50/p99 with one;
+//! - RSS of the exporter idle and under 32 concurrent scrapes, and bytes per series;
+//! - the cost per series of pre-rendering (poll path), rendering the body and gzip (per change);
+//! - a poll round over 1,000 accounts × 4 endpoints against the simulator with 100 ms added
+//!   latency: how long, and how many requests were in flight at most.
+//!
+//! Needs `wrk` (Debian package `wrk`) for the scrape part. Only loopback traffic.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cdn_usage_exporter::families::FamilyId;
+use cdn_usage_exporter::job::{JobKey, Sample};
+use cdn_usage_exporter::simulator::{SeAccount, SimState, Simulator, VideoAppSpec};
+use cdn_usage_exporter::store::Store;
+
+const KEY: &str = "BENCHKEY00000000000000000000000001";
+const SECRET: &str = "bench-secret";
+
+struct Args {
+    secs: u64,
+    reps: usize,
+    sizes: Vec<usize>,
+    scrape: bool,
+    poll: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args { secs: 3, reps: 5, sizes: vec![1_000, 10_000, 100_000], scrape: true, poll: true };
+    let argv: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < argv.len() {
+        match argv[i].as_str() {
+            "--secs" => {
+                i += 1;
+                a.secs = argv[i].parse().expect("--secs N");
+            }
+            "--reps" => {
+                i += 1;
+                a.reps = argv[i].parse().expect("--reps N");
+            }
+            "--sizes" => {
+                i += 1;
+                a.sizes = argv[i].split(',').map(|s| s.parse().expect("--sizes 1000,10000")).collect();
+            }
+            "--skip-scrape" => a.scrape = false,
+            "--skip-poll" => a.poll = false,
+            // `cargo bench` passes --bench; ignore what we do not know.
+            _ => {}
+        }
+        i += 1;
+    }
+    a
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
+// ---------------------------------------------------------------- render cost
+
+fn video_samples(n: usize) -> Vec<Sample> {
+    (0..n / 2)
+        .flat_map(|i| {
+            let url = format!("sestore/vod/clip-{i:06}.mp4");
+            [
+                Sample::new(FamilyId::VideoMonthToDateBytes, 1_234_567_890.0 + i as f64)
+                    .label("app", "vod")
+                    .label("url", url.clone()),
+                Sample::new(FamilyId::VideoMonthToDateRequests, 4_321.0 + i as f64)
+                    .label("app", "vod")
+                    .label("url", url),
+            ]
+        })
+        .collect()
+}
+
+fn render_costs(sizes: &[usize]) {
+    println!("\n## Render cost per series (median of 5)\n");
+    println!(
+        "| series | pre-render (poll path) | render body (per change) | gzip level 1 | gzip level 6 | body | gzip-1 body | gzip-6 body |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in sizes {
+        let samples = video_samples(n);
+        let (mut pre, mut render, mut gz1, mut gz6) = (vec![], vec![], vec![], vec![]);
+        let (mut plain_len, mut gz1_len, mut gz6_len) = (0, 0, 0);
+        for _ in 0..5 {
+            let store = Store::new("bench", "bench");
+            store.set_max_series(usize::MAX);
+            let key = JobKey::account("scaleengine", "bench", "video.usage");
+            let t = Instant::now();
+            store.record_success(&key, &samples, Duration::ZERO);
+            pre.push(t.elapsed().as_nanos() as f64 / n as f64);
+            // render_now renders and compresses at the shipped level; gzip is timed apart below.
+            let t = Instant::now();
+            let exposition = store.render_now();
+            let both = t.elapsed();
+            let t = Instant::now();
+            let g1 = cdn_usage_exporter::store::gzip(&exposition);
+            let g1_time = t.elapsed();
+            render.push((both.saturating_sub(g1_time)).as_nanos() as f64 / n as f64);
+            gz1.push(g1_time.as_nanos() as f64 / n as f64);
+            let t = Instant::now();
+            let g6 = gzip_level(&exposition, 6);
+            gz6.push(t.elapsed().as_nanos() as f64 / n as f64);
+            (plain_len, gz1_len, gz6_len) = (exposition.len(), g1.len(), g6.len());
+        }
+        println!(
+            "| {n} | {:.0} ns | {:.0} ns | {:.0} ns | {:.0} ns | {:.1} MiB | {:.2} MiB ({:.1}:1) | {:.2} MiB ({:.1}:1) |",
+            median(pre),
+            median(render),
+            median(gz1),
+            median(gz6),
+            plain_len as f64 / 1048576.0,
+            gz1_len as f64 / 1048576.0,
+            plain_len as f64 / gz1_len as f64,
+            gz6_len as f64 / 1048576.0,
+            plain_len as f64 / gz6_len as f64
+        );
+    }
+}
+
+fn gzip_level(data: &[u8], level: u32) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+// ---------------------------------------------------------------- scrape
+
+/// `--serve-static PLAIN GZIP PORT`: the limit, the same bytes from a static axum handler.
+fn serve_static(plain: &str, gz: &str, port: u16) {
+    let plain = Bytes::from(std::fs::read(plain).unwrap());
+    let gz = Bytes::from(std::fs::read(gz).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        use axum::http::{HeaderMap, header};
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move |headers: HeaderMap| {
+                let (plain, gz) = (plain.clone(), gz.clone());
+                async move {
+                    let gzip = headers
+                        .get(header::ACCEPT_ENCODING)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.contains("gzip"));
+                    if gzip {
+                        (
+                            [
+                                (header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),
+                                (header::CONTENT_ENCODING, "gzip"),
+                            ],
+                            gz,
+                        )
+                    } else {
+                        (
+                            [
+                                (header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),
+                                (header::VARY, "Accept-Encoding"),
+                            ],
+                            plain,
+                        )
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        // As the exporter does (src/web.rs).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+struct Wrk {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn wrk(url: &str, connections: u32, secs: u64, gzip: bool) -> Wrk {
+    let threads = if connections == 1 { "1" } else { "2" };
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t", threads, "-c", &connections.to_string(), "-d", &format!("{secs}s"), "--latency"]);
+    if gzip {
+        cmd.args(["-H", "Accept-Encoding: gzip"]);
+    }
+    let out = cmd.arg(url).output().expect("wrk runs (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let latency = |pct: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(pct).map(str::trim))
+            .map(|v| {
+                let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+                let n: f64 = num.parse().unwrap_or(f64::NAN);
+                match unit {
+                    "us" => n / 1000.0,
+                    "ms" => n,
+                    "s" => n * 1000.0,
+                    _ => f64::NAN,
+                }
+            })
+            .unwrap_or(f64::NAN)
+    };
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    Wrk { rps, p50_ms: latency("50%"), p99_ms: latency("99%") }
+}
+
+fn config(accounts: usize, top_n: usize, url: &str) -> String {
+    let mut toml = String::from("max_series = 1000000\n");
+    for i in 0..accounts {
+        toml.push_str(&format!(
+            "[[scaleengine]]\nname = \"acct{i:03}\"\ncdn = 4242\napi_key = \"{KEY}\"\napi_secret = \"{SECRET}\"\nbase_url = \"{url}\"\n\
+             summary_interval = \"1h\"\nbilling_interval = \"1h\"\ndisk_interval = \"1h\"\nvideo_interval = \"1h\"\n\
+             video_apps = [\"vod\"]\nvideo_top_n = {top_n}\n"
+        ));
+    }
+    toml
+}
+
+fn sim_account(urls: usize) -> SeAccount {
+    SeAccount {
+        cdn: 4242,
+        api_key: KEY.into(),
+        api_secret: SECRET.into(),
+        monthly_edge_gb: 5_000.0,
+        users: vec![],
+        video_apps: vec![VideoAppSpec { name: "vod".into(), urls }],
+    }
+}
+
+async fn fetch(url: &str, gzip: bool) -> Bytes {
+    let mut req = reqwest::Client::new().get(url);
+    if gzip {
+        req = req.header("accept-encoding", "gzip");
+    }
+    req.send().await.unwrap().bytes().await.unwrap()
+}
+
+fn series_of(body: &[u8]) -> usize {
+    std::str::from_utf8(body)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("cdn_exporter_series "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn scrape_bench(n: usize, a: &Args, baseline_rss: &mut Option<(usize, u64)>) {
+    // Accounts × (2 × top_n video series + ~85 others) ≈ n.
+    let (accounts, top_n) = match n {
+        n if n <= 2_000 => (1, (n.saturating_sub(85)) / 2),
+        n => (n / 2_000, 1_000 - 43),
+    };
+    let sim =
+        Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), SimState::new(vec![sim_account(1_000)])).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bench.toml");
+    std::fs::write(&cfg, config(accounts, top_n, &sim.scaleengine_url())).unwrap();
+    let port = free_port();
+    let exporter = Kill(
+        Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"))
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "--web.listen-address",
+                &format!("127.0.0.1:{port}"),
+                "--log.level",
+                "error",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut series = 0;
+    let mut last = 0;
+    // Wait until every account's first round is in and the count is stable.
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Ok(r) = reqwest::get(&url).await {
+            series = series_of(&r.bytes().await.unwrap_or_default());
+            if series > 0 && series == last && series >= n * 9 / 10 {
+                break;
+            }
+            last = series;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = exporter.0.id();
+    let rss_idle = rss_kib(pid);
+    let plain = fetch(&url, false).await;
+    let gz = fetch(&url, true).await;
+    std::fs::write(dir.path().join("plain"), &plain).unwrap();
+    std::fs::write(dir.path().join("gz"), &gz).unwrap();
+    let static_port = free_port();
+    let _static = Kill(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--serve-static",
+                dir.path().join("plain").to_str().unwrap(),
+                dir.path().join("gz").to_str().unwrap(),
+                &static_port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let static_url = format!("http://127.0.0.1:{static_port}/metrics");
+    while reqwest::get(&static_url).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Memory under load: sampled every 100 ms during the exporter's 32-connection runs.
+    let max_rss = Arc::new(AtomicU64::new(rss_idle));
+    let sampling = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (max_rss, sampling, stop) = (max_rss.clone(), sampling.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if sampling.load(Ordering::Relaxed) {
+                    max_rss.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    println!(
+        "\n### {series} series ({accounts} accounts), body {:.2} MiB plain, {:.2} MiB gzip\n",
+        plain.len() as f64 / 1048576.0,
+        gz.len() as f64 / 1048576.0
+    );
+    println!(
+        "| encoding | exporter req/s (c32) | limit req/s | ratio | exporter p50 / p99 (c1) | limit p50 / p99 | p50 ratio | p99 ratio |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for gzip in [false, true] {
+        let (mut e_rps, mut s_rps, mut e50, mut s50, mut e99, mut s99) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..a.reps {
+            sampling.store(true, Ordering::Relaxed);
+            let e = wrk(&url, 32, a.secs, gzip);
+            sampling.store(false, Ordering::Relaxed);
+            let s = wrk(&static_url, 32, a.secs, gzip);
+            e_rps.push(e.rps);
+            s_rps.push(s.rps);
+            let e = wrk(&url, 1, a.secs, gzip);
+            let s = wrk(&static_url, 1, a.secs, gzip);
+            e50.push(e.p50_ms);
+            e99.push(e.p99_ms);
+            s50.push(s.p50_ms);
+            s99.push(s.p99_ms);
+        }
+        let (er, sr, e50, s50, e99, s99) =
+            (median(e_rps), median(s_rps), median(e50), median(s50), median(e99), median(s99));
+        println!(
+            "| {} | {er:.0} | {sr:.0} | {:.2} | {e50:.2} / {e99:.2} ms | {s50:.2} / {s99:.2} ms | {:.2} | {:.2} |",
+            if gzip { "gzip" } else { "plain" },
+            er / sr,
+            e50 / s50,
+            e99 / s99
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let rss_load = max_rss.load(Ordering::Relaxed);
+    println!(
+        "\nRSS idle {:.1} MiB, under 32 concurrent scrapes at most {:.1} MiB (+{:.1} %).",
+        rss_idle as f64 / 1024.0,
+        rss_load as f64 / 1024.0,
+        (rss_load as f64 / rss_idle as f64 - 1.0) * 100.0
+    );
+    match baseline_rss {
+        None => *baseline_rss = Some((series, rss_idle)),
+        Some((s0, r0)) if series > *s0 => println!(
+            "Memory per series against the {s0}-series run: {:.0} bytes ((RSS {} KiB − {} KiB) ÷ {} series), cached bodies included.",
+            (rss_idle as f64 - *r0 as f64) * 1024.0 / (series - *s0) as f64,
+            rss_idle,
+            r0,
+            series - *s0
+        ),
+        _ => {}
+    }
+    sim.stop().await;
+}
+
+// ---------------------------------------------------------------- poll round
+
+async fn poll_round() {
+    const ACCOUNTS: usize = 1_000;
+    const LIMIT: usize = 32;
+    let mut account = sim_account(5);
+    account.video_apps = vec![VideoAppSpec { name: "vod".into(), urls: 5 }];
+    let sim = Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), SimState::new(vec![account])).await.unwrap();
+    sim.state.set_faults(cdn_usage_exporter::simulator::Faults { latency_ms: 100, ..Default::default() });
+    let toml = format!(
+        "max_in_flight = {LIMIT}\nmax_in_flight_per_provider = {LIMIT}\n{}",
+        config(ACCOUNTS, 5, &sim.scaleengine_url())
+            .replace("max_series = 1000000\n", "")
+            .replace("[[scaleengine]]\n", "[[scaleengine]]\ntimeout = \"120s\"\n")
+    );
+    let config = cdn_usage_exporter::config::Config::from_toml_str(&toml, "bench").unwrap();
+    let started = Instant::now();
+    let running = cdn_usage_exporter::app::start(&config, SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    while !running.store.ready() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    let requests = sim.state.requests().len();
+    let failed = running.store.jobs().iter().filter(|(_, h)| !h.up).count();
+    let bound = requests as f64 / LIMIT as f64 * 0.1;
+    println!(
+        "\n## Poll round: {ACCOUNTS} accounts × 4 endpoints, 100 ms upstream latency, concurrency limit {LIMIT}\n"
+    );
+    println!("| requests | took | ideal (requests ÷ limit × 100 ms) | ratio | max in flight | failed jobs |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {requests} | {:.2} s | {bound:.2} s | {:.2} | {} | {failed} |",
+        took.as_secs_f64(),
+        took.as_secs_f64() / bound,
+        sim.state.max_in_flight()
+    );
+    running.stop().await;
+    sim.stop().await;
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some(i) = argv.iter().position(|a| a == "--serve-static") {
+        serve_static(&argv[i + 1], &argv[i + 2], argv[i + 3].parse().unwrap());
+        return;
+    }
+    let a = args();
+    println!("# cdn-usage-exporter benchmarks");
+    println!(
+        "\nmachine: {} cores, {}; wrk {}s runs, medians of {} alternations (exporter, limit, exporter, limit, …)",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        cpu_model(),
+        a.secs,
+        a.reps
+    );
+    render_costs(&a.sizes);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    if a.scrape {
+        if Command::new("wrk").arg("--version").output().is_err() {
+            println!("\nwrk is not installed (apt-get install wrk): scrape benchmarks skipped");
+        } else {
+            println!("\n## /metrics against the limit (a static axum handler serving the same bytes)");
+            let mut baseline = None;
+            for &n in &a.sizes {
+                rt.block_on(scrape_bench(n, &a, &mut baseline));
+            }
+        }
+    }
+    if a.poll {
+        rt.block_on(poll_round());
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
