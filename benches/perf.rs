@@ -1,5 +1,5 @@
 //! The performance harness: `cargo bench --bench perf` (options after `--`: `--secs N` per wrk
-//! run, `--reps N` alternations, `--sizes 1000,10000,100000`, `--skip-scrape`, `--skip-poll`).
+//! run, `--reps N` alternations, `--sizes 1000,10000,100000`, `--skip-scrape`, `--skip-poll`, `--skip-backfill`).
 //!
 //! Measures, in one run, alternating exporter and limit (A B A B …):
 //! - `/metrics` of the real exporter binary against a static axum handler serving the identical
@@ -7,7 +7,8 @@
 //! - RSS of the exporter idle and under 32 concurrent scrapes, and bytes per series;
 //! - the cost per series of pre-rendering (poll path), rendering the body and gzip (per change);
 //! - a poll round over 1,000 accounts × 4 endpoints against the simulator with 100 ms added
-//!   latency: how long, and how many requests were in flight at most.
+//!   latency: how long, and how many requests were in flight at most;
+//! - backfill of hourly storage for 10 domains over 6 months and 2 years: time and peak RSS.
 //!
 //! Needs `wrk` (Debian package `wrk`) for the scrape part. Only loopback traffic.
 
@@ -32,10 +33,12 @@ struct Args {
     sizes: Vec<usize>,
     scrape: bool,
     poll: bool,
+    backfill: bool,
 }
 
 fn args() -> Args {
-    let mut a = Args { secs: 3, reps: 5, sizes: vec![1_000, 10_000, 100_000], scrape: true, poll: true };
+    let mut a =
+        Args { secs: 3, reps: 5, sizes: vec![1_000, 10_000, 100_000], scrape: true, poll: true, backfill: true };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < argv.len() {
@@ -54,6 +57,7 @@ fn args() -> Args {
             }
             "--skip-scrape" => a.scrape = false,
             "--skip-poll" => a.poll = false,
+            "--skip-backfill" => a.backfill = false,
             // `cargo bench` passes --bench; ignore what we do not know.
             _ => {}
         }
@@ -465,6 +469,80 @@ async fn poll_round() {
     sim.stop().await;
 }
 
+// ---------------------------------------------------------------- backfill
+
+/// Runs the backfill binary over `days` of hourly storage for 10 domains; returns (seconds,
+/// peak RSS in KiB, samples written).
+async fn backfill_run(sim_url: &str, days: i64) -> (f64, u64, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let domains: Vec<String> =
+        (0..10).map(|i| format!("{{ domain = \"d{i}.example.net\", contract = \"C-1\" }}")).collect();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[cdnetworks]]\nname = \"bench\"\nbase_url = \"{sim_url}\"\nusername = \"u\"\napi_key = \"k\"\ndomains = [{}]\n",
+            domains.join(", ")
+        ),
+    )
+    .unwrap();
+    let today = (cdn_usage_exporter::timeutil::now_unix() + 9 * 3600).div_euclid(86_400);
+    let out = dir.path().join("h.om");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"))
+        .args(["backfill", "--config", cfg.to_str().unwrap(), "--log.level", "error"])
+        .args([
+            "--from",
+            &cdn_usage_exporter::timeutil::format_ymd(today - days),
+            "--to",
+            &cdn_usage_exporter::timeutil::format_ymd(today - 1),
+        ])
+        .args(["--out", out.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut peak = 0;
+    loop {
+        // VmHWM: the peak resident set so far; read until the process exits.
+        let hwm = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0);
+        peak = peak.max(hwm);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed().as_secs_f64();
+    let samples = std::fs::read_to_string(&out).unwrap_or_default().lines().filter(|l| !l.starts_with('#')).count();
+    (took, peak, samples)
+}
+
+async fn backfill_bench() {
+    let cdn = cdn_usage_exporter::simulator::CdnAccount {
+        username: "u".into(),
+        api_key: "k".into(),
+        access_key: "a".into(),
+        secret_key: "s".into(),
+        domains: (0..10).map(|i| (format!("d{i}.example.net"), "C-1".into(), 1e12 + f64::from(i) * 1e9)).collect(),
+    };
+    let sim = Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), SimState::with(vec![], vec![cdn])).await.unwrap();
+    println!("\n## Backfill: hourly storage of 10 CDNetworks domains against the simulator\n");
+    println!("| range | requests | samples | took | peak RSS |");
+    println!("|---|---:|---:|---:|---:|");
+    for days in [180, 730] {
+        let before = sim.state.cdn_requests().len();
+        let (took, peak, samples) = backfill_run(&sim.cdnetworks_url(), days).await;
+        let requests = sim.state.cdn_requests().len() - before;
+        println!("| {days} days | {requests} | {samples} | {took:.2} s | {:.1} MiB |", peak as f64 / 1024.0);
+    }
+    sim.stop().await;
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     if let Some(i) = argv.iter().position(|a| a == "--serve-static") {
@@ -495,6 +573,9 @@ fn main() {
     }
     if a.poll {
         rt.block_on(poll_round());
+    }
+    if a.backfill {
+        rt.block_on(backfill_bench());
     }
 }
 

@@ -6,6 +6,7 @@
 //! exposition once per change → [`server`] hands out the cached body.
 
 pub mod app;
+pub mod backfill;
 pub mod config;
 pub mod demo;
 pub mod expo;

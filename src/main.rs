@@ -10,12 +10,14 @@ use tracing_subscriber::EnvFilter;
 
 use cdn_usage_exporter::config::{Config, DEFAULT_PORT, LogFormat};
 use cdn_usage_exporter::simulator::{Simulator, demo_state};
-use cdn_usage_exporter::{app, demo};
+use cdn_usage_exporter::{app, backfill, demo};
 
 /// Exit code for bad usage or configuration (EX_USAGE of sysexits.h).
 const EXIT_CONFIG: u8 = 64;
 /// Exit code when the service cannot start (EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit code of a backfill that wrote everything but some windows.
+const EXIT_PARTIAL: u8 = 3;
 
 /// Default port of the standalone simulator.
 const SIMULATOR_PORT: u16 = 9863;
@@ -67,6 +69,22 @@ enum Command {
     Simulate,
     /// Validate the configuration, print every problem, and exit (0 when valid, 64 when not).
     CheckConfig,
+    /// Write history (up to two years) as OpenMetrics for `promtool tsdb create-blocks-from
+    /// openmetrics`; see docs/backfill.md. Exits 3 when some windows failed (the rest is written).
+    Backfill {
+        /// First day, YYYY-MM-DD.
+        #[arg(long, value_name = "DATE")]
+        from: String,
+        /// Last day, YYYY-MM-DD (inclusive; today and later days are not complete yet).
+        #[arg(long, value_name = "DATE")]
+        to: String,
+        /// Output file, or - for standard output.
+        #[arg(long, value_name = "FILE")]
+        out: String,
+        /// Only units whose name starts with this, e.g. cdnetworks/main/static.example.com.
+        #[arg(long, value_name = "UNIT")]
+        only: Option<String>,
+    },
     /// Probe a running exporter's /healthz on this host (for container HEALTHCHECKs); exits 0
     /// when it answers, 1 when not.
     Healthcheck,
@@ -203,6 +221,46 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 sim.stop().await;
                 Ok(())
             })
+        }
+        Some(Command::Backfill { ref from, ref to, ref out, ref only }) => {
+            let config = load(&cli)?;
+            init_logging(&cli, Some(&config))?;
+            let day = |flag: &str, v: &str| {
+                cdn_usage_exporter::timeutil::parse_ymd(v)
+                    .filter(|_| v.len() == 10)
+                    .ok_or_else(|| (EXIT_CONFIG, format!("--{flag} {v:?} is not a date. Write it as YYYY-MM-DD.")))
+            };
+            let (from, to) = (day("from", from)?, day("to", to)?);
+            if from > to {
+                return Err((EXIT_CONFIG, "--from is after --to. Give the first day first.".into()));
+            }
+            let output = if out == "-" { backfill::Output::Stdout } else { backfill::Output::File(PathBuf::from(out)) };
+            let opts = backfill::Options {
+                from,
+                to,
+                out: output,
+                only: only.clone(),
+                config_path: cli.config.clone().unwrap_or_default(),
+            };
+            use std::io::IsTerminal as _;
+            let progress: std::sync::Arc<dyn backfill::Progress> = if std::io::stderr().is_terminal() {
+                std::sync::Arc::new(backfill::BarProgress::new())
+            } else {
+                std::sync::Arc::new(backfill::LogProgress::default())
+            };
+            let report = runtime()?
+                .block_on(backfill::run(&config, &opts, progress))
+                .map_err(|e| (EXIT_UNAVAILABLE, e.to_string()))?;
+            eprintln!("backfill: {} samples from {} windows written to {out}", report.samples, report.windows);
+            if report.failed.is_empty() {
+                return Ok(());
+            }
+            eprintln!("backfill: {} window(s) failed after retries; fetch each again with:", report.failed.len());
+            for f in &report.failed {
+                eprintln!("  # {} {}..{}: {}", f.unit, f.from, f.to, f.error.message);
+                eprintln!("  {}", f.command(&opts.config_path));
+            }
+            Err((EXIT_PARTIAL, format!("{} backfill window(s) failed; the rest is in {out}", report.failed.len())))
         }
         Some(Command::Healthcheck) => {
             let port = cli.listen_address.map_or(DEFAULT_PORT, |a| a.port());

@@ -203,6 +203,9 @@ pub async fn handle(State(state): State<Arc<SimState>>, headers: HeaderMap, body
     };
     let text = |k: &str| req.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     let (from_s, to_s, domain, contract) = (text("dateFrom"), text("dateTo"), text("domain"), text("contract"));
+    if faults.fail_window.as_deref() == Some(from_s.as_str()) {
+        return error(500, "24102500", "We encountered an internal error. Please try again.");
+    }
     let strict_date = |s: &str| (s.len() == 10).then(|| timeutil::parse_ymd(s)).flatten();
     let (Some(from), Some(to)) = (strict_date(&from_s), strict_date(&to_s)) else {
         return error(400, "24102021", "Date format error.");

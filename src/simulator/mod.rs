@@ -42,6 +42,9 @@ pub struct Faults {
     pub bare_envelope: bool,
     /// The next N requests (any provider) get HTTP 500, then all is well again.
     pub flaky: u32,
+    /// Requests for the window starting on this date (`yyyy-MM-dd`: CDNetworks `dateFrom`,
+    /// ScaleEngine `starttime`) get HTTP 500, every time: a history window that cannot be had.
+    pub fail_window: Option<String>,
     /// Probability (0 to 1) that a request meets a random fault: a failure envelope, HTTP 500
     /// with HTML, HTTP 502 with nothing, truncated JSON, a connection reset mid-answer, or a
     /// delay of up to 2.5 s.

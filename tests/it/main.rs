@@ -1,5 +1,6 @@
 //! Integration tests, one binary (STYLE.md 12).
 
+mod backfill;
 mod cdnetworks;
 mod cli;
 mod docs;

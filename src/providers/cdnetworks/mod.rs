@@ -139,16 +139,39 @@ impl Client {
 
     /// Fetches the domain's points over the polling window, retrying what may succeed.
     pub async fn domain_usage(&self, domain: &CdnetworksDomain, path: &str) -> Result<Vec<wire::Point>, PollError> {
-        with_retries(&self.upstream.retry, || self.attempt(domain, path)).await
+        let (date_from, date_to) = window(timeutil::now_unix(), self.utc_offset);
+        self.domain_usage_between(domain, path, &date_from, &date_to).await
     }
 
-    async fn attempt(&self, domain: &CdnetworksDomain, path: &str) -> Result<Vec<wire::Point>, PollError> {
+    /// Fetches the domain's points between two dates (`yyyy-MM-dd`, in the account's zone, at
+    /// most 31 days apart), retrying what may succeed. Backfill walks history with it.
+    pub async fn domain_usage_between(
+        &self,
+        domain: &CdnetworksDomain,
+        path: &str,
+        date_from: &str,
+        date_to: &str,
+    ) -> Result<Vec<wire::Point>, PollError> {
+        with_retries(&self.upstream.retry, || self.attempt(domain, path, date_from, date_to)).await
+    }
+
+    /// The zone of the account's dates, in seconds east of UTC.
+    pub fn utc_offset(&self) -> i64 {
+        self.utc_offset
+    }
+
+    async fn attempt(
+        &self,
+        domain: &CdnetworksDomain,
+        path: &str,
+        date_from: &str,
+        date_to: &str,
+    ) -> Result<Vec<wire::Point>, PollError> {
         let _account_permit =
             self.in_flight.acquire().await.map_err(|_| PollError::new(Reason::Http, "client is shutting down"))?;
         self.limiter.acquire().await;
         let _permits = self.upstream.permit().await?;
         let now = timeutil::now_unix();
-        let (date_from, date_to) = window(now, self.utc_offset);
         let body = json!({
             "dateFrom": date_from,
             "dateTo": date_to,
@@ -172,13 +195,7 @@ impl Client {
         let request_id = response.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let wait = retry_after(response.headers());
         let bytes = read_body(&mut response).await?;
-        let ctx = wire::Context {
-            domain: &domain.domain,
-            contract: &domain.contract,
-            path,
-            date_from: &date_from,
-            date_to: &date_to,
-        };
+        let ctx = wire::Context { domain: &domain.domain, contract: &domain.contract, path, date_from, date_to };
         interpret(status, &bytes, &ctx, self.utc_offset).map_err(|mut e| {
             if let Some(id) = request_id {
                 e.message.push_str(&format!(" (X-Cnc-Request-Id {id})"));

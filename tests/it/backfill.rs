@@ -1,0 +1,352 @@
+//! Backfill end to end: simulator → `cdn-usage-exporter backfill` → `promtool tsdb
+//! create-blocks-from openmetrics` → a Prometheus on those blocks answers with the simulator's
+//! history; a window that fails is reported with the command that fetches it, and the rest is
+//! kept; re-running over an overlapping range gives the same samples.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use cdn_usage_exporter::simulator::cdnetworks::hourly_value;
+use cdn_usage_exporter::simulator::scaleengine::month_factor;
+use cdn_usage_exporter::simulator::{CdnAccount, Faults, SeAccount, SimState, Simulator, VideoAppSpec};
+use cdn_usage_exporter::timeutil::{self, civil_from_days, days_from_civil, format_ymd};
+use serde_json::Value;
+
+use crate::support::{loopback, require_tool, wait_for};
+
+const NINE: i64 = 9 * 3600;
+
+async fn sim() -> Simulator {
+    Simulator::start(
+        loopback(),
+        SimState::with(
+            vec![SeAccount {
+                cdn: 5,
+                api_key: "BFKEY".into(),
+                api_secret: "bf-secret".into(),
+                monthly_edge_gb: 2_000.0,
+                users: vec![],
+                video_apps: vec![VideoAppSpec { name: "vod".into(), urls: 30 }],
+            }],
+            vec![CdnAccount {
+                username: "bf".into(),
+                api_key: "bf-cdn-key".into(),
+                access_key: "AK".into(),
+                secret_key: "SK".into(),
+                domains: vec![("a.example.net".into(), "C-1".into(), 4e9), ("b.example.net".into(), "C-1".into(), 9e9)],
+            }],
+        ),
+    )
+    .await
+    .unwrap()
+}
+
+fn config(sim: &Simulator) -> String {
+    format!(
+        r#"
+[[scaleengine]]
+name = "se"
+cdn = 5
+api_key = "BFKEY"
+api_secret = "bf-secret"
+base_url = "{}"
+video_apps = ["vod"]
+video_top_n = 10
+timeout = "5s"
+
+[[cdnetworks]]
+name = "cn"
+base_url = "{}"
+username = "bf"
+api_key = "bf-cdn-key"
+timeout = "5s"
+domains = [
+  {{ domain = "a.example.net", contract = "C-1" }},
+  {{ domain = "b.example.net", contract = "C-1" }},
+]
+"#,
+        sim.scaleengine_url(),
+        sim.cdnetworks_url()
+    )
+}
+
+async fn backfill(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"))
+            .arg("backfill")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// Every sample line of an OpenMetrics file: (series, timestamp) → value; checks the format on
+/// the way (families contiguous, each series in time order, `# EOF` last).
+fn samples(text: &str) -> BTreeMap<(String, i64), f64> {
+    assert!(text.ends_with("# EOF\n"), "ends with # EOF");
+    let mut out = BTreeMap::new();
+    let mut families_seen = BTreeSet::new();
+    let mut current = String::new();
+    let mut last_ts: BTreeMap<String, i64> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            current = rest.split(' ').next().unwrap().to_owned();
+            assert!(families_seen.insert(current.clone()), "family {current} appears twice");
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (series, rest) = line.rsplit_once("} ").map(|(s, r)| (format!("{s}}}"), r)).unwrap();
+        assert!(series.starts_with(&current), "{series} outside its family {current}");
+        let mut parts = rest.split(' ');
+        let value: f64 = parts.next().unwrap().parse().unwrap();
+        let ts: i64 = parts.next().expect("explicit timestamp").parse().unwrap();
+        if let Some(prev) = last_ts.insert(series.clone(), ts) {
+            assert!(ts > prev, "{series}: {ts} after {prev}, out of order");
+        }
+        out.insert((series, ts), value);
+    }
+    out
+}
+
+async fn prom_query(http: &reqwest::Client, base: &str, expr: &str, at: i64) -> Option<f64> {
+    let bytes = http
+        .post(format!("{base}/api/v1/query"))
+        .form(&[("query", expr.to_owned()), ("time", at.to_string())])
+        .send()
+        .await
+        .ok()?
+        .bytes()
+        .await
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v["data"]["result"].as_array()?.first()?["value"][1].as_str()?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_through_promtool_into_a_prometheus_that_answers_with_the_history() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, config(&sim)).unwrap();
+    let today = timeutil::now_unix().div_euclid(86_400);
+    let (from, to) = (today - 60, today - 1);
+    let out = dir.path().join("history.om");
+    let run = backfill(vec![
+        "--config".into(),
+        cfg.display().to_string(),
+        "--from".into(),
+        format_ymd(from),
+        "--to".into(),
+        format_ymd(to),
+        "--out".into(),
+        out.display().to_string(),
+    ])
+    .await;
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let all = samples(&text);
+    assert!(all.len() > 3_000, "{} samples", all.len());
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')),
+        "no spool or temp file left"
+    );
+
+    // Hourly storage: every complete hour of the range in GMT+9, the simulator's values.
+    let a: Vec<(&(String, i64), &f64)> =
+        all.iter().filter(|((s, _), _)| s.starts_with("cdn_storage_bytes{") && s.contains("a.example.net")).collect();
+    let first_end = from * 86_400 - NINE + 3600;
+    let last_end = (to + 1) * 86_400 - NINE;
+    assert_eq!(a.len() as i64, (last_end - first_end) / 3600 + 1, "one point per hour");
+    for ((_, ts), v) in &a {
+        assert_eq!(**v, hourly_value(4e9, *ts), "at {ts}");
+    }
+
+    let Some(promtool) = require_tool("promtool") else { return };
+    let Some(prometheus) = require_tool("prometheus") else { return };
+    let blocks = dir.path().join("data");
+    let created = Command::new(promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&out)
+        .arg(&blocks)
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&created.stdout),
+        String::from_utf8_lossy(&created.stderr)
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), "global: {}\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut prom = Command::new(prometheus)
+        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", blocks.display()))
+        .arg("--storage.tsdb.retention.time=10y")
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--log.level=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    wait_for(Duration::from_secs(60), "Prometheus ready", || async {
+        http.get(format!("{base}/-/ready")).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())
+    })
+    .await;
+
+    // Storage, a few hours across the range.
+    for ts in [first_end, first_end + 24 * 3600 * 17, last_end - 3600, last_end] {
+        let got = prom_query(
+            &http,
+            &base,
+            r#"cdn_storage_bytes{provider="cdnetworks",account="cn",domain="a.example.net"}"#,
+            ts,
+        )
+        .await;
+        assert_eq!(got, Some(hourly_value(4e9, ts)), "storage at {ts}");
+    }
+    // Month-to-date usage and spend at the last second of the last complete month.
+    let (y, m, _) = civil_from_days(today);
+    let (py, pm) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+    let month_end = days_from_civil(y, m, 1) * 86_400 - 1;
+    let edge =
+        prom_query(&http, &base, r#"cdn_month_to_date_bandwidth_bytes{account="se",product="edge"}"#, month_end).await;
+    let expected_gb = (2_000.0 * month_factor(py, pm) * 1000.0).round() / 1000.0;
+    assert_eq!(edge, Some(expected_gb * 1e9), "edge bandwidth of {py}-{pm:02}");
+    let spend = prom_query(&http, &base, r#"cdn_billing_month_to_date_spend_usd{account="se"}"#, month_end)
+        .await
+        .expect("spend");
+    let items = prom_query(&http, &base, r#"sum(cdn_billing_month_to_date_cost_usd{account="se"})"#, month_end)
+        .await
+        .expect("items");
+    assert!(spend > 0.0 && (spend - items).abs() < 0.01 * 16.0, "spend {spend} vs items {items}");
+    let estimate = prom_query(&http, &base, r#"cdn_billing_estimated_month_spend_usd{account="se"}"#, month_end).await;
+    assert_eq!(estimate, Some(spend), "a finished month's estimate is its total");
+    // Video: month-to-date at a day's end, top N with the rest summed.
+    let day_end = (to + 1) * 86_400 - 1;
+    let top =
+        prom_query(&http, &base, r#"count(cdn_video_month_to_date_bytes{account="se",app="vod"})"#, day_end).await;
+    assert_eq!(top, Some(11.0), "10 URLs and __other__");
+    let _ = prom.kill();
+    let _ = prom.wait();
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_window_is_reported_with_its_command_and_the_rest_is_kept() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, config(&sim)).unwrap();
+    let today_kst = (timeutil::now_unix() + NINE).div_euclid(86_400);
+    let (from, to) = (today_kst - 40, today_kst - 1);
+    // The first CDNetworks window, every time: retried, then reported.
+    sim.state.set_faults(Faults { fail_window: Some(format_ymd(from)), ..Faults::default() });
+    let out = dir.path().join("history.om");
+    let args = |from: i64, to: i64, out: &std::path::Path, only: Option<&str>| {
+        let mut a = vec![
+            "--config".to_owned(),
+            cfg.display().to_string(),
+            "--from".into(),
+            format_ymd(from),
+            "--to".into(),
+            format_ymd(to),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        if let Some(o) = only {
+            a.extend(["--only".into(), o.into()]);
+        }
+        a
+    };
+    let run = backfill(args(from, to, &out, None)).await;
+    assert_eq!(run.status.code(), Some(3), "{}", String::from_utf8_lossy(&run.stderr));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let window_to = format_ymd(from + 30);
+    for unit in ["cdnetworks/cn/a.example.net", "cdnetworks/cn/b.example.net"] {
+        let command = format!("--from {} --to {window_to} --only '{unit}'", format_ymd(from));
+        assert!(stderr.contains(&command), "the report names the window and the command: {stderr}");
+    }
+    let all = samples(&std::fs::read_to_string(&out).unwrap());
+    let boundary = (from + 31) * 86_400 - NINE;
+    let storage: Vec<i64> = all
+        .keys()
+        .filter(|(s, _)| s.starts_with("cdn_storage_bytes{") && s.contains("domain="))
+        .map(|(_, t)| *t)
+        .collect();
+    assert!(
+        !storage.is_empty() && storage.iter().all(|t| *t > boundary),
+        "the second window is kept, the first is absent"
+    );
+    assert!(
+        all.keys().any(|(s, _)| s.starts_with("cdn_storage_bytes{") && s.contains("user=")),
+        "ScaleEngine disk unaffected"
+    );
+
+    // The printed command fetches just the missing window, once the provider is well again.
+    sim.state.set_faults(Faults::default());
+    let fix = dir.path().join("fix.om");
+    let run = backfill(args(from, from + 30, &fix, Some("cdnetworks/cn/a.example.net"))).await;
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let fixed = samples(&std::fs::read_to_string(&fix).unwrap());
+    assert!(fixed.keys().all(|(s, _)| s.contains("a.example.net")), "only that unit");
+    assert_eq!(fixed.keys().filter(|(s, _)| s.starts_with("cdn_storage_bytes{")).count(), 31 * 24);
+
+    // Idempotent: an overlapping range gives the same samples where they overlap.
+    let again = dir.path().join("again.om");
+    let run = backfill(args(from + 20, from + 30, &again, Some("cdnetworks/cn/a.example.net"))).await;
+    assert!(run.status.success());
+    let again = samples(&std::fs::read_to_string(&again).unwrap());
+    assert!(!again.is_empty());
+    for (k, v) in &again {
+        assert_eq!(fixed.get(k), Some(v), "{k:?}");
+    }
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn bad_dates_are_refused_and_stdout_works() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, config(&sim)).unwrap();
+    let c = cfg.display().to_string();
+    let run = backfill(vec![
+        "--config".into(),
+        c.clone(),
+        "--from".into(),
+        "2026-13-01".into(),
+        "--to".into(),
+        "2026-01-02".into(),
+        "--out".into(),
+        "-".into(),
+    ])
+    .await;
+    assert_eq!(run.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--from \"2026-13-01\" is not a date"));
+    let today = timeutil::now_unix().div_euclid(86_400);
+    let run = backfill(vec![
+        "--config".into(),
+        c,
+        "--from".into(),
+        format_ymd(today - 3),
+        "--to".into(),
+        format_ymd(today - 1),
+        "--out".into(),
+        "-".into(),
+        "--only".into(),
+        "scaleengine/se/disk".into(),
+    ])
+    .await;
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let all = samples(&String::from_utf8(run.stdout).unwrap());
+    assert_eq!(all.len(), 3 * 2, "3 days × bytes and timestamp");
+    sim.stop().await;
+}
