@@ -301,6 +301,20 @@ struct Validator {
 struct Table<'a> {
     path: String,
     fields: BTreeMap<&'a str, &'a Value>,
+    /// Every key asked for: the known keys, for suggestions.
+    known: Vec<String>,
+}
+
+impl<'a> Table<'a> {
+    fn take(&mut self, key: &str) -> Option<&'a Value> {
+        self.known.push(key.to_owned());
+        self.fields.remove(key)
+    }
+
+    fn has(&mut self, key: &str) -> bool {
+        self.known.push(key.to_owned());
+        self.fields.contains_key(key)
+    }
 }
 
 impl Validator {
@@ -310,7 +324,9 @@ impl Validator {
 
     fn table<'a>(&mut self, path: String, value: &'a Value) -> Option<Table<'a>> {
         match value {
-            Value::Object(map) => Some(Table { path, fields: map.iter().map(|(k, v)| (k.as_str(), v)).collect() }),
+            Value::Object(map) => {
+                Some(Table { path, fields: map.iter().map(|(k, v)| (k.as_str(), v)).collect(), known: Vec::new() })
+            }
             _ => {
                 self.problem(path, format!("expected a table, found {}. Write it as a TOML table.", kind(value)));
                 None
@@ -318,10 +334,16 @@ impl Validator {
         }
     }
 
-    /// Reports the keys nobody took, with a suggestion.
-    fn unknown(&mut self, table: Table<'_>, known: &[&str]) {
+    /// Reports the keys nobody took, with a suggestion among those that were asked for.
+    fn unknown(&mut self, table: Table<'_>) {
+        let mut known: Vec<&str> = Vec::new();
+        for k in &table.known {
+            if !known.contains(&k.as_str()) {
+                known.push(k);
+            }
+        }
         for key in table.fields.keys() {
-            let hint = closest(key, known)
+            let hint = closest(key, &known)
                 .map(|k| format!("Did you mean `{k}`?"))
                 .unwrap_or_else(|| format!("Known keys: {}.", known.join(", ")));
             self.problem(join(&table.path, key), format!("unknown key. {hint}"));
@@ -329,7 +351,7 @@ impl Validator {
     }
 
     fn string(&mut self, t: &mut Table<'_>, key: &str) -> Option<String> {
-        let v = t.fields.remove(key)?;
+        let v = t.take(key)?;
         match v {
             Value::String(s) => Some(s.clone()),
             other => {
@@ -340,7 +362,7 @@ impl Validator {
     }
 
     fn integer(&mut self, t: &mut Table<'_>, key: &str, min: i64, max: i64) -> Option<i64> {
-        let v = t.fields.remove(key)?;
+        let v = t.take(key)?;
         match v.as_i64() {
             Some(n) if (min..=max).contains(&n) => Some(n),
             Some(n) => {
@@ -364,7 +386,7 @@ impl Validator {
     }
 
     fn number(&mut self, t: &mut Table<'_>, key: &str) -> Option<f64> {
-        let v = t.fields.remove(key)?;
+        let v = t.take(key)?;
         match v.as_f64() {
             Some(n) if n.is_finite() && n >= 0.0 => Some(n),
             _ => {
@@ -375,7 +397,7 @@ impl Validator {
     }
 
     fn duration(&mut self, t: &mut Table<'_>, key: &str, default: Duration) -> Option<Duration> {
-        let Some(v) = t.fields.remove(key) else {
+        let Some(v) = t.take(key) else {
             return Some(default);
         };
         let parsed = match v {
@@ -404,7 +426,7 @@ impl Validator {
 
     /// A duration that may be absent: `Some(None)` when absent, `None` after a problem.
     fn optional_duration(&mut self, t: &mut Table<'_>, key: &str) -> Option<Option<Duration>> {
-        if !t.fields.contains_key(key) {
+        if !t.has(key) {
             return Some(None);
         }
         self.duration(t, key, Duration::ZERO).map(Some)
@@ -509,20 +531,7 @@ impl Validator {
         let limits = Limits { max_in_flight, max_in_flight_per_provider, retries, max_series };
         let scaleengine = self.accounts(&mut t, "scaleengine", Self::scaleengine);
         let cdnetworks = self.accounts(&mut t, "cdnetworks", Self::cdnetworks);
-        self.unknown(
-            t,
-            &[
-                "listen_address",
-                "log_level",
-                "log_format",
-                "max_in_flight",
-                "max_in_flight_per_provider",
-                "retries",
-                "max_series",
-                "scaleengine",
-                "cdnetworks",
-            ],
-        );
+        self.unknown(t);
         let config = Config { listen_address, log_level, log_format, scaleengine, cdnetworks, limits };
         if config.account_count() == 0 && self.problems.is_empty() {
             self.problem(
@@ -536,7 +545,7 @@ impl Validator {
     /// An array of account tables under `key`, each validated by `one`; names must be unique.
     fn accounts<T>(&mut self, t: &mut Table<'_>, key: &str, one: fn(&mut Self, usize, &Value) -> Option<T>) -> Vec<T> {
         let mut accounts = Vec::new();
-        match t.fields.remove(key) {
+        match t.take(key) {
             None => {}
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
@@ -623,28 +632,7 @@ impl Validator {
         let video_top_n = self.integer(&mut t, "video_top_n", 1, 10_000).unwrap_or(20) as usize;
         let budget_usd = self.number(&mut t, "budget_usd");
         let max_age = self.optional_duration(&mut t, "max_age");
-        self.unknown(
-            t,
-            &[
-                "name",
-                "cdn",
-                "api_key",
-                "api_key_env",
-                "api_key_file",
-                "api_secret",
-                "api_secret_env",
-                "api_secret_file",
-                "base_url",
-                "timeout",
-                "summary_interval",
-                "billing_interval",
-                "disk_interval",
-                "video_interval",
-                "video_apps",
-                "video_top_n",
-                "budget_usd",
-            ],
-        );
+        self.unknown(t);
         if self.problems.len() > before {
             return None;
         }
@@ -694,28 +682,7 @@ impl Validator {
         let timeout = self.duration(&mut t, "timeout", Duration::from_secs(30));
         let max_age = self.optional_duration(&mut t, "max_age");
         let path = t.path.clone();
-        self.unknown(
-            t,
-            &[
-                "name",
-                "base_url",
-                "username",
-                "api_key",
-                "api_key_env",
-                "api_key_file",
-                "access_key",
-                "access_key_env",
-                "access_key_file",
-                "secret_key",
-                "secret_key_env",
-                "secret_key_file",
-                "time_zone",
-                "granularity",
-                "domains",
-                "interval",
-                "timeout",
-            ],
-        );
+        self.unknown(t);
         if self.problems.len() > before {
             return None;
         }
@@ -783,7 +750,7 @@ impl Validator {
 
     fn cdnetworks_domains(&mut self, t: &mut Table<'_>) -> Vec<CdnetworksDomain> {
         let path = join(&t.path, "domains");
-        let items = match t.fields.remove("domains") {
+        let items = match t.take("domains") {
             Some(Value::Array(items)) if !items.is_empty() => items,
             Some(Value::Array(_)) | None => {
                 self.problem(
@@ -822,7 +789,7 @@ impl Validator {
             let domain = required(self, &mut d, "domain");
             let contract = required(self, &mut d, "contract");
             let entry_path = d.path.clone();
-            self.unknown(d, &["domain", "contract"]);
+            self.unknown(d);
             if let (Some(domain), Some(contract)) = (domain, contract) {
                 if let Some(k) = domains.iter().position(|x| x.domain == domain) {
                     let first = positions[k];
@@ -841,7 +808,7 @@ impl Validator {
 
     fn video_apps(&mut self, t: &mut Table<'_>) -> Vec<VideoApp> {
         let path = join(&t.path, "video_apps");
-        let Some(v) = t.fields.remove("video_apps") else {
+        let Some(v) = t.take("video_apps") else {
             return Vec::new();
         };
         let items: Vec<&Value> = match v {
@@ -1068,6 +1035,14 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("GMT±HH:MM"), "{err}");
+    }
+
+    #[test]
+    fn typos_get_a_suggestion_among_every_known_key() {
+        let err =
+            Config::from_toml_str(&GOOD.replace("budget_usd", "max_ag = \"1h\"\nbudget_usd"), "test").unwrap_err();
+        assert_eq!(err.problems[0].path, "scaleengine[0].max_ag");
+        assert!(err.problems[0].message.contains("Did you mean `max_age`?"), "{err}");
     }
 
     #[test]

@@ -172,6 +172,27 @@ pub struct JobSpec {
     pub poller: Arc<dyn Poll>,
 }
 
+impl JobSpec {
+    /// A job polled every `interval`. A poll (retries, pagination and waits for a free
+    /// connection included) is bounded by its interval, so that polls of one job never pile up;
+    /// `request_timeout` bounds each request. Samples live `max_age`, by default 3 intervals.
+    pub fn periodic(
+        key: JobKey,
+        interval: Duration,
+        request_timeout: Duration,
+        max_age: Option<Duration>,
+        poller: Arc<dyn Poll>,
+    ) -> Self {
+        JobSpec {
+            key,
+            interval,
+            timeout: interval.max(request_timeout),
+            max_age: max_age.unwrap_or(interval * 3),
+            poller,
+        }
+    }
+}
+
 impl fmt::Debug for JobSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobSpec")

@@ -7,41 +7,17 @@
 //! a test of a minute can evaluate rules written for hours and days; their real timing is
 //! covered by the promtool unit tests (tests/it/rules.rs).
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{require_tool, wait_for};
+use crate::support::{Kill, assert_promtool_silent, require_tool, start_demo, wait_for};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start_demo() -> (Kill, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"))
-        .args(["demo", "--web.listen-address", "127.0.0.1:0", "--log.level", "warn"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.split_whitespace().find(|w| w.ends_with("/metrics")).expect("demo URL").to_owned();
-    let target = url.trim_start_matches("http://").trim_end_matches("/metrics").to_owned();
-    (Kill(child), target)
 }
 
 /// Every PromQL expression of a dashboard, with the panel it belongs to.
@@ -164,7 +140,8 @@ fn selectors(expr: &str) -> Vec<String> {
 async fn dashboards_and_rules_work_against_a_real_prometheus() {
     let Some(prometheus) = require_tool("prometheus") else { return };
     let Some(promtool) = require_tool("promtool") else { return };
-    let (_demo, target) = start_demo();
+    let (_demo, url) = start_demo();
+    let target = url.trim_start_matches("http://").trim_end_matches("/metrics").to_owned();
     let dir = tempfile::tempdir().unwrap();
     let rules = std::fs::read_to_string(format!("{ROOT}/deploy/prometheus/rules.yml")).unwrap();
     let shortened = regex_replace_for(&rules).replace("offset 1d", "offset 10s");
@@ -276,22 +253,7 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
 
     // promtool on what Prometheus scrapes.
     let body = reqwest::get(format!("http://{target}/metrics")).await.unwrap().text().await.unwrap();
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_promtool_silent(&promtool, &body);
 }
 
 /// Sets every `for:` of a rules file to 0s.

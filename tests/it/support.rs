@@ -237,6 +237,53 @@ impl Harness {
     }
 }
 
+/// A child process killed and reaped on drop, so that a failing test leaves nothing running.
+pub struct Kill(pub std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cdn-usage-exporter demo` on a free loopback port; returns it with its /metrics URL.
+pub fn start_demo() -> (Kill, String) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"))
+        .args(["demo", "--web.listen-address", "127.0.0.1:0", "--log.level", "warn"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("demo starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let demo = Kill(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).expect("demo prints its URL");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.ends_with("/metrics"))
+        .unwrap_or_else(|| panic!("no /metrics URL in {line:?}"))
+        .to_owned();
+    (demo, url)
+}
+
+/// Runs `promtool check metrics` on `body` and asserts it has nothing to say.
+pub fn assert_promtool_silent(promtool: &std::path::Path, body: &str) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child.stdin.take().expect("stdin").write_all(body.as_bytes()).expect("promtool reads");
+    let out = child.wait_with_output().expect("promtool ends");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
+}
+
 pub fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }

@@ -1,41 +1,9 @@
 //! The demo as a user runs it: `cdn-usage-exporter demo`, a full /metrics within 5 seconds, and
 //! `promtool check metrics` with nothing to say about it.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Scrape, require_tool};
-
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the demo binary on a free port and returns it with its /metrics URL.
-fn start_demo() -> (Demo, String, Instant) {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"))
-        .args(["demo", "--web.listen-address", "127.0.0.1:0", "--log.level", "warn"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("demo starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let demo = Demo(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("demo prints its URL");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.ends_with("/metrics"))
-        .unwrap_or_else(|| panic!("no /metrics URL in {line:?}"))
-        .to_owned();
-    (demo, url, started)
-}
+use crate::support::{Scrape, assert_promtool_silent, require_tool, start_demo};
 
 /// Families the demo must show, with a label that must be present.
 const EXPECTED: &[(&str, (&str, &str))] = &[
@@ -53,7 +21,8 @@ const EXPECTED: &[(&str, (&str, &str))] = &[
 
 #[tokio::test]
 async fn demo_shows_a_full_metrics_page_within_5_seconds_and_promtool_is_silent() {
-    let (_demo, url, started) = start_demo();
+    let started = Instant::now();
+    let (_demo, url) = start_demo();
     let http = reqwest::Client::new();
     let mut body = String::new();
     let mut complete = false;
@@ -76,16 +45,5 @@ async fn demo_shows_a_full_metrics_page_within_5_seconds_and_promtool_is_silent(
     let Some(promtool) = require_tool("promtool") else {
         return;
     };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs");
-    use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
+    assert_promtool_silent(&promtool, &body);
 }

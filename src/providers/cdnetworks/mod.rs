@@ -244,22 +244,20 @@ pub fn jobs(
         .domains
         .iter()
         .enumerate()
-        .map(|(j, d)| JobSpec {
-            key: JobKey {
+        .map(|(j, d)| {
+            let key = JobKey {
                 provider: PROVIDER,
                 account: name.clone(),
                 endpoint: ENDPOINT,
                 domain: Some(d.domain.as_str().into()),
-            },
-            interval: account.interval,
-            // Waiting for the rate limiter is part of a poll; its interval bounds it.
-            timeout: account.interval.max(account.timeout),
-            max_age: account.max_age.unwrap_or(account.interval * 3),
-            poller: Arc::new(DomainUsage {
+            };
+            let poller = DomainUsage {
                 client: client.clone(),
                 domain: d.clone(),
                 path: format!("{}.domains[{j}]", account.path),
-            }),
+            };
+            // Waiting for the rate limiter is part of a poll; its interval bounds it.
+            JobSpec::periodic(key, account.interval, account.timeout, account.max_age, Arc::new(poller))
         })
         .collect())
 }

@@ -42,40 +42,23 @@ pub fn jobs(
 ) -> Vec<JobSpec> {
     let name: Arc<str> = account.name.as_str().into();
     let client = Arc::new(Client::new(account, http, store, upstream.clone()));
-    let key = |endpoint| JobKey::account(PROVIDER, name.clone(), endpoint);
-    // A poll (retries, pagination and waits for a free connection included) is bounded by its
-    // interval, so that polls of one job never pile up; `timeout` bounds each request.
+    let job = |endpoint, interval, poller: Arc<dyn Poll>| {
+        JobSpec::periodic(
+            JobKey::account(PROVIDER, name.clone(), endpoint),
+            interval,
+            account.timeout,
+            account.max_age,
+            poller,
+        )
+    };
     let mut jobs = vec![
-        JobSpec {
-            key: key("usage.summary"),
-            interval: account.summary_interval,
-            timeout: account.summary_interval.max(account.timeout),
-            max_age: account.max_age.unwrap_or(account.summary_interval * 3),
-            poller: Arc::new(Summary { client: client.clone() }),
-        },
-        JobSpec {
-            key: key("usage.billing.live"),
-            interval: account.billing_interval,
-            timeout: account.billing_interval.max(account.timeout),
-            max_age: account.max_age.unwrap_or(account.billing_interval * 3),
-            poller: Arc::new(Billing { client: client.clone() }),
-        },
-        JobSpec {
-            key: key("disk.usage"),
-            interval: account.disk_interval,
-            timeout: account.disk_interval.max(account.timeout),
-            max_age: account.max_age.unwrap_or(account.disk_interval * 3),
-            poller: Arc::new(Disk { client: client.clone() }),
-        },
+        job("usage.summary", account.summary_interval, Arc::new(Summary { client: client.clone() })),
+        job("usage.billing.live", account.billing_interval, Arc::new(Billing { client: client.clone() })),
+        job("disk.usage", account.disk_interval, Arc::new(Disk { client: client.clone() })),
     ];
     if !account.video_apps.is_empty() {
-        jobs.push(JobSpec {
-            key: key("video.usage"),
-            interval: account.video_interval,
-            timeout: account.video_interval.max(account.timeout),
-            max_age: account.max_age.unwrap_or(account.video_interval * 3),
-            poller: Arc::new(Video { client, apps: account.video_apps.clone(), top_n: account.video_top_n }),
-        });
+        let video = Video { client, apps: account.video_apps.clone(), top_n: account.video_top_n };
+        jobs.push(job("video.usage", account.video_interval, Arc::new(video)));
     }
     jobs
 }
