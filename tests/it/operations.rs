@@ -208,3 +208,63 @@ async fn a_slow_provider_delays_no_other_job_and_no_scrape() {
     fast.stop().await;
     slow.stop().await;
 }
+
+#[tokio::test]
+async fn requests_in_flight_stay_under_the_caps() {
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    sim.state.set_faults(Faults { latency_ms: 200, ..Faults::default() });
+    let mut toml = String::from("max_in_flight = 8\nmax_in_flight_per_provider = 3\n");
+    for i in 0..6 {
+        toml.push_str(&account_toml(&format!("a{i}"), &sim.scaleengine_url(), "1h"));
+    }
+    let r = app::start(&Config::from_toml_str(&toml, "t").unwrap(), loopback()).await.unwrap();
+    wait_for(Duration::from_secs(30), "every job polled", || async { r.store.ready().then_some(()) }).await;
+    // 24 jobs, 200 ms each: with at most 3 at once, the provider never saw more than 3.
+    assert_eq!(sim.state.max_in_flight(), 3, "the per-provider cap binds (global 8)");
+    r.stop().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn json_logs_carry_provider_account_endpoint_and_reason_per_failed_poll() {
+    use std::io::{BufRead as _, BufReader};
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, account_toml("main", &sim.scaleengine_url(), "1h").replace(crate::support::SECRET, "wrong"))
+        .unwrap();
+    let mut child = crate::support::Kill(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"))
+            .args(["--config", path.to_str().unwrap(), "--web.listen-address", "127.0.0.1:0", "--log.format", "json"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut failed = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if v["message"] == "Poll failed; keeping the last good values" {
+                failed.push(v);
+                if failed.len() == 4 {
+                    break;
+                }
+            }
+        }
+        failed
+    })
+    .await
+    .unwrap();
+    assert_eq!(lines.len(), 4, "one line per failed poll, 4 jobs");
+    for v in &lines {
+        assert_eq!(v["level"], "WARN");
+        assert_eq!(v["reason"], "auth");
+        assert_eq!(v["span"]["provider"], "scaleengine", "{v}");
+        assert_eq!(v["span"]["account"], "main", "{v}");
+        assert!(v["span"]["endpoint"].as_str().is_some_and(|e| e.contains('.')), "{v}");
+        assert!(v["error"].as_str().is_some_and(|e| e.contains("0003")), "{v}");
+    }
+    drop(child);
+    sim.stop().await;
+}
