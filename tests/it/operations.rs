@@ -166,7 +166,9 @@ async fn transient_failures_are_retried_and_auth_failures_are_not() {
         (failed == 4.0).then_some(s)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nothing to wait for: a retry would be a request that should never come. Give one the time
+    // it would take (the first backoff is at least 0.5 s) and check it did not.
+    tokio::time::sleep(Duration::from_millis(700)).await;
     let s2 = scrape(&r).await;
     assert_eq!(
         s2.value("cdn_exporter_upstream_requests_total", &[("code", "200")]),

@@ -154,8 +154,16 @@ async fn no_secret_reaches_logs_metrics_pages_or_reload_answers() {
         Faults { failure_code: Some("24102500".into()), http_500: false, ..Faults::default() },
         Faults { http_500: true, ..Faults::default() },
     ] {
+        let errors = |text: &str| -> f64 {
+            Scrape::parse(text).all("cdn_exporter_poll_errors_total", &[]).iter().map(|x| x.value).sum()
+        };
+        let before = errors(&scrape().await);
         sim.state.set_faults(faults);
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Failed polls under this fault, then what the exporter shows of them.
+        wait_for(Duration::from_secs(15), "polls failing under the fault", || async {
+            (errors(&scrape().await) >= before + 3.0).then_some(())
+        })
+        .await;
         seen.push(scrape().await);
         seen.push(http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap());
     }
@@ -181,8 +189,18 @@ async fn no_secret_reaches_logs_metrics_pages_or_reload_answers() {
     seen.push(http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap());
 
     let _ = Command::new("kill").args(["-TERM", &exporter.child.id().to_string()]).status();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let log = exporter.log.lock().unwrap().clone();
+    let mut exporter = exporter;
+    wait_for(Duration::from_secs(10), "the exporter to exit on SIGTERM", || {
+        let exited = exporter.child.try_wait().ok().flatten().is_some();
+        async move { exited.then_some(()) }
+    })
+    .await;
+    // The log reader thread ends with the pipe; give it the last lines.
+    let log = wait_for(Duration::from_secs(5), "the shutdown line", || {
+        let log = exporter.log.lock().unwrap().clone();
+        async move { log.contains("Shutting down").then_some(log) }
+    })
+    .await;
     assert!(log.contains("DEBUG"), "debug logging was on");
     assert!(
         log.contains("Poll failed") && log.contains("Configuration reloaded") && log.contains("Reload refused"),
