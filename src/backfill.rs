@@ -359,17 +359,19 @@ async fn run_unit(
             Unit::Billing(client, _) => month_window(client, "usage.billing", first, last, &mut spool).await,
             Unit::Video(client, account, app) => video_month(client, account, app, first, last, from, &mut spool).await,
         };
-        match result {
-            Ok(()) => ok += 1,
+        let succeeded = match result {
+            Ok(()) => true,
             Err(WindowError::Fatal(e)) => return Err(e),
             Err(WindowError::Fetch { error, from: f }) => {
                 // Only the part of the window inside the asked range is worth asking again.
                 let (f, l) = (f.max(first).max(from), last.min(to));
                 tracing::warn!(unit = %name, from = %format_ymd(f), to = %format_ymd(l), error = %error.message, "Backfill window failed; the rest goes on");
                 failed.push(FailedWindow { unit: name.clone(), from: format_ymd(f), to: format_ymd(l), error });
+                false
             }
-        }
-        progress.done(&name, failed.last().is_none_or(|f| f.unit != name || ok > 0));
+        };
+        ok += usize::from(succeeded);
+        progress.done(&name, succeeded);
     }
     Ok((spool.close()?, ok, failed))
 }

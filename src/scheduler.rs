@@ -19,15 +19,6 @@ pub const JITTER: f64 = 0.1;
 /// The longest a job waits before its first poll (spreads the start of many jobs).
 pub const MAX_FIRST_DELAY: Duration = Duration::from_secs(1);
 
-/// Starts every job; they stop when `stop` turns true.
-pub fn spawn_all(jobs: Vec<JobSpec>, store: &Arc<Store>, stop: &watch::Receiver<bool>) -> JoinSet<()> {
-    let mut set = JoinSet::new();
-    for job in jobs {
-        spawn(&mut set, job, store, stop);
-    }
-    set
-}
-
 /// Starts one job in `set`; it stops when `stop` turns true or when aborted.
 pub fn spawn(set: &mut JoinSet<()>, job: JobSpec, store: &Arc<Store>, stop: &watch::Receiver<bool>) -> AbortHandle {
     store.register_job(&job.key, job.max_age);
@@ -114,6 +105,14 @@ mod tests {
 
     fn job(poller: Arc<Slow>, interval: Duration, timeout: Duration) -> JobSpec {
         JobSpec { key: JobKey::account("test", "a", "e"), interval, timeout, max_age: interval * 3, poller }
+    }
+
+    fn spawn_all(jobs: Vec<JobSpec>, store: &Arc<Store>, stop: &watch::Receiver<bool>) -> JoinSet<()> {
+        let mut set = JoinSet::new();
+        for job in jobs {
+            spawn(&mut set, job, store, stop);
+        }
+        set
     }
 
     fn slow(delay: Duration) -> Arc<Slow> {

@@ -193,11 +193,6 @@ impl Store {
         self.mark_dirty();
     }
 
-    /// The keys of every job and configured entry.
-    pub fn keys(&self) -> Vec<JobKey> {
-        self.lock().jobs.keys().cloned().collect()
-    }
-
     /// Sets samples that come from configuration rather than a poll (e.g. the budget).
     pub fn set_static(&self, key: &JobKey, samples: &[Sample]) {
         let mut inner = self.lock();

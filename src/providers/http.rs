@@ -149,11 +149,6 @@ impl Upstream {
         Upstream { global, provider: Arc::new(Semaphore::new(per_provider.max(1))), retry }
     }
 
-    /// Limits for tests and tools: generous, retries as given.
-    pub fn unlimited(retry: RetryPolicy) -> Self {
-        Self::new(Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)), Semaphore::MAX_PERMITS, retry)
-    }
-
     /// Waits for a place under both limits; hold the permits for the length of one request.
     pub async fn permit(&self) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), PollError> {
         let closed = |_| PollError::new(Reason::Http, "shutting down");
