@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -145,6 +145,11 @@ fn gzip_level(data: &[u8], level: u32) -> Vec<u8> {
 // ---------------------------------------------------------------- scrape
 
 /// `--serve-static PLAIN GZIP PORT`: the limit, the same bytes from a static axum handler.
+/// What the RSS sampler watches: nothing, the exporter, or the limit.
+const SAMPLE_NONE: u8 = 0;
+const SAMPLE_EXPORTER: u8 = 1;
+const SAMPLE_LIMIT: u8 = 2;
+
 fn serve_static(plain: &str, gz: &str, port: u16) {
     let plain = Bytes::from(std::fs::read(plain).unwrap());
     let gz = Bytes::from(std::fs::read(gz).unwrap());
@@ -355,17 +360,22 @@ async fn scrape_bench(n: usize, a: &Args, baseline_rss: &mut Option<(usize, u64)
     while reqwest::get(&static_url).await.is_err() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Memory under load: sampled every 100 ms during the exporter's 32-connection runs.
-    let max_rss = Arc::new(AtomicU64::new(rss_idle));
-    let sampling = Arc::new(AtomicBool::new(false));
+    // Memory under load: sampled every 100 ms during the 32-connection runs, the exporter's and
+    // the limit's, so that what hyper and tokio cost per connection is seen beside ours.
+    let static_pid = _static.0.id();
+    let static_idle = rss_kib(static_pid);
+    let max_rss = Arc::new([AtomicU64::new(rss_idle), AtomicU64::new(static_idle)]);
+    let sampling = Arc::new(AtomicU8::new(SAMPLE_NONE));
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let (max_rss, sampling, stop) = (max_rss.clone(), sampling.clone(), stop.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if sampling.load(Ordering::Relaxed) {
-                    max_rss.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                }
+                match sampling.load(Ordering::Relaxed) {
+                    SAMPLE_EXPORTER => max_rss[0].fetch_max(rss_kib(pid), Ordering::Relaxed),
+                    SAMPLE_LIMIT => max_rss[1].fetch_max(rss_kib(static_pid), Ordering::Relaxed),
+                    _ => 0,
+                };
                 std::thread::sleep(Duration::from_millis(100));
             }
         })
@@ -383,10 +393,11 @@ async fn scrape_bench(n: usize, a: &Args, baseline_rss: &mut Option<(usize, u64)
         let (mut e_rps, mut s_rps, mut e50, mut s50, mut e99, mut s99) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
         for _ in 0..a.reps {
-            sampling.store(true, Ordering::Relaxed);
+            sampling.store(SAMPLE_EXPORTER, Ordering::Relaxed);
             let e = wrk(&url, 32, a.secs, gzip);
-            sampling.store(false, Ordering::Relaxed);
+            sampling.store(SAMPLE_LIMIT, Ordering::Relaxed);
             let s = wrk(&static_url, 32, a.secs, gzip);
+            sampling.store(SAMPLE_NONE, Ordering::Relaxed);
             e_rps.push(e.rps);
             s_rps.push(s.rps);
             let e = wrk(&url, 1, a.secs, gzip);
@@ -408,12 +419,20 @@ async fn scrape_bench(n: usize, a: &Args, baseline_rss: &mut Option<(usize, u64)
     }
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.join();
-    let rss_load = max_rss.load(Ordering::Relaxed);
+    let rss_load = max_rss[0].load(Ordering::Relaxed);
+    let static_load = max_rss[1].load(Ordering::Relaxed);
+    let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
-        "\nRSS idle {:.1} MiB, under 32 concurrent scrapes at most {:.1} MiB (+{:.1} %).",
-        rss_idle as f64 / 1024.0,
-        rss_load as f64 / 1024.0,
-        (rss_load as f64 / rss_idle as f64 - 1.0) * 100.0
+        "\nRSS idle {:.1} MiB, under 32 concurrent scrapes at most {:.1} MiB (+{:.1} %, +{:.2} MiB). \
+         The limit: idle {:.1} MiB, at most {:.1} MiB (+{:.1} %, +{:.2} MiB).",
+        mib(rss_idle),
+        mib(rss_load),
+        (rss_load as f64 / rss_idle as f64 - 1.0) * 100.0,
+        mib(rss_load.saturating_sub(rss_idle)),
+        mib(static_idle),
+        mib(static_load),
+        (static_load as f64 / static_idle as f64 - 1.0) * 100.0,
+        mib(static_load.saturating_sub(static_idle)),
     );
     match baseline_rss {
         None => *baseline_rss = Some((series, rss_idle)),

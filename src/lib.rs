@@ -12,6 +12,7 @@ pub mod demo;
 pub mod expo;
 pub mod families;
 pub mod job;
+pub mod memory;
 pub mod process;
 pub mod providers;
 pub mod ratelimit;

@@ -91,6 +91,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    cdn_usage_exporter::memory::limit_arenas();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -362,7 +362,7 @@ impl Store {
                 }
             }
             self.render_now();
-            release_free_memory();
+            crate::memory::release_free();
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(min_gap) => {}
@@ -471,17 +471,6 @@ fn render_health(out: &mut String, family: FamilyId, jobs: &BTreeMap<JobKey, Job
             }
             _ => {}
         }
-    }
-}
-
-/// Hands memory freed by polls (parsed answers, samples, the previous body) back to the OS, so
-/// that RSS follows what the exporter holds rather than its peak. glibc keeps freed blocks in
-/// its arenas otherwise.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointers of ours.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
