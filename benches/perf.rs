@@ -434,6 +434,9 @@ async fn scrape_bench(n: usize, a: &Args, baseline_rss: &mut Option<(usize, u64)
         (static_load as f64 / static_idle as f64 - 1.0) * 100.0,
         mib(static_load.saturating_sub(static_idle)),
     );
+    // The renderer hands freed memory back at least once a minute even when nothing renders.
+    std::thread::sleep(Duration::from_secs(61));
+    println!("A minute after the last scrape: RSS {:.1} MiB.", mib(rss_kib(pid)));
     match baseline_rss {
         None => *baseline_rss = Some((series, rss_idle)),
         Some((s0, r0)) if series > *s0 => println!(

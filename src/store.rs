@@ -116,6 +116,9 @@ pub fn gzip(data: &[u8]) -> Bytes {
     Bytes::from(encoder.finish().unwrap_or_default())
 }
 
+/// How often freed memory is handed back to the OS when nothing renders.
+const IDLE_TRIM: Duration = Duration::from_secs(60);
+
 /// Shared state between the scheduler, the renderer and the HTTP server.
 #[derive(Debug)]
 pub struct Store {
@@ -351,18 +354,26 @@ impl Store {
         tokio::pin!(shutdown);
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut trimmed = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = self.dirty.notified() => {}
                 _ = sweep.tick() => {
                     if !self.expire_stale() {
+                        // Between renders (an hour apart with hourly polls), still hand back
+                        // what closed connections freed.
+                        if trimmed.elapsed() >= IDLE_TRIM {
+                            crate::memory::release_free();
+                            trimmed = tokio::time::Instant::now();
+                        }
                         continue;
                     }
                 }
             }
             self.render_now();
             crate::memory::release_free();
+            trimmed = tokio::time::Instant::now();
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(min_gap) => {}
