@@ -1,9 +1,9 @@
 //! Keeping RSS close to what the exporter holds, under glibc's allocator.
 //!
 //! glibc gives every thread that allocates its own arena (up to 8 per core) and keeps freed
-//! blocks in them. For a daemon whose heap is a few cached bodies, that doubled the bytes per
-//! series (483 against 265, `docs/benchmarks.md`) and made RSS grow as scrapes landed on new
-//! threads. One arena costs nothing measurable here: the scrape path hardly allocates.
+//! blocks in them. For a daemon whose heap is a few cached bodies, that took about 460 bytes per
+//! series against about 300 with one arena (`docs/benchmarks.md`). One arena costs nothing
+//! measurable here: the scrape path hardly allocates.
 
 /// Limits glibc to one malloc arena, unless `MALLOC_ARENA_MAX` is set (then glibc obeys it).
 /// Call before any thread starts.
