@@ -4,6 +4,7 @@
 //! kept; re-running over an overlapping range gives the same samples.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -86,6 +87,24 @@ async fn backfill(args: Vec<String>) -> Output {
 
 /// Every sample line of an OpenMetrics file: (series, timestamp) → value; checks the format on
 /// the way (families contiguous, each series in time order, `# EOF` last).
+/// `--config CFG --from FROM --to TO --out OUT [--only UNIT]`, days since the epoch as dates.
+fn range_args(cfg: &Path, from: i64, to: i64, out: &Path, only: Option<&str>) -> Vec<String> {
+    let mut a = vec![
+        "--config".to_owned(),
+        cfg.display().to_string(),
+        "--from".into(),
+        format_ymd(from),
+        "--to".into(),
+        format_ymd(to),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    if let Some(o) = only {
+        a.extend(["--only".into(), o.into()]);
+    }
+    a
+}
+
 fn samples(text: &str) -> BTreeMap<(String, i64), f64> {
     assert!(text.ends_with("# EOF\n"), "ends with # EOF");
     let mut out = BTreeMap::new();
@@ -137,17 +156,7 @@ async fn backfill_through_promtool_into_a_prometheus_that_answers_with_the_histo
     let today = timeutil::now_unix().div_euclid(86_400);
     let (from, to) = (today - 60, today - 1);
     let out = dir.path().join("history.om");
-    let run = backfill(vec![
-        "--config".into(),
-        cfg.display().to_string(),
-        "--from".into(),
-        format_ymd(from),
-        "--to".into(),
-        format_ymd(to),
-        "--out".into(),
-        out.display().to_string(),
-    ])
-    .await;
+    let run = backfill(range_args(&cfg, from, to, &out, None)).await;
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let text = std::fs::read_to_string(&out).unwrap();
     let all = samples(&text);
@@ -250,22 +259,7 @@ async fn a_failed_window_is_reported_with_its_command_and_the_rest_is_kept() {
     // The first CDNetworks window, every time: retried, then reported.
     sim.state.set_faults(Faults { fail_window: Some(format_ymd(from)), ..Faults::default() });
     let out = dir.path().join("history.om");
-    let args = |from: i64, to: i64, out: &std::path::Path, only: Option<&str>| {
-        let mut a = vec![
-            "--config".to_owned(),
-            cfg.display().to_string(),
-            "--from".into(),
-            format_ymd(from),
-            "--to".into(),
-            format_ymd(to),
-            "--out".into(),
-            out.display().to_string(),
-        ];
-        if let Some(o) = only {
-            a.extend(["--only".into(), o.into()]);
-        }
-        a
-    };
+    let args = |from: i64, to: i64, out: &Path, only: Option<&str>| range_args(&cfg, from, to, out, only);
     let run = backfill(args(from, to, &out, None)).await;
     assert_eq!(run.status.code(), Some(3), "{}", String::from_utf8_lossy(&run.stderr));
     let stderr = String::from_utf8_lossy(&run.stderr);
