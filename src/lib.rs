@@ -18,6 +18,7 @@ pub mod providers;
 pub mod ratelimit;
 pub mod scheduler;
 pub mod secret;
+pub mod shard;
 pub mod server;
 pub mod simulator;
 pub mod status;
