@@ -1,0 +1,226 @@
+//! Spend at a glance for the status page: per account, spend to date, the provider's estimate,
+//! our own month-end forecast (the `cdn:billing_spend_usd:forecast` recording rule's formula),
+//! and the budget, drawn as one inline SVG bar. No scripts, no external assets.
+
+use std::fmt::Write as _;
+
+use crate::status::escape;
+use crate::timeutil::{civil_from_days, days_in_month};
+
+/// One account's billing figures, as served on `/metrics`; `None` where a figure is not known
+/// (no billing job, no budget configured, a first poll still pending).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AccountSpend {
+    /// `provider` label.
+    pub provider: String,
+    /// `account` label.
+    pub account: String,
+    /// `cdn_billing_month_to_date_spend_usd`.
+    pub spend: Option<f64>,
+    /// `cdn_billing_estimated_month_spend_usd`: the provider's own month-end estimate.
+    pub estimate: Option<f64>,
+    /// `cdn_billing_budget_usd`.
+    pub budget: Option<f64>,
+}
+
+impl AccountSpend {
+    /// Our month-end forecast at `elapsed` (see [`month_elapsed_ratio`]): spend to date divided
+    /// by the share of the month gone, as the recording rule computes it.
+    pub fn forecast(&self, elapsed: f64) -> Option<f64> {
+        let spend = self.spend?;
+        (elapsed > 0.0).then(|| spend / elapsed).filter(|f| f.is_finite())
+    }
+}
+
+/// The share of the current UTC month that has passed at `unix`, from 0 to 1, at minute
+/// resolution: the `cdn:month_elapsed:ratio` recording rule,
+/// `((day_of_month() - 1) * 86400 + hour() * 3600 + minute() * 60) / (days_in_month() * 86400)`.
+pub fn month_elapsed_ratio(unix: i64) -> f64 {
+    let days = unix.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let of_day = unix.rem_euclid(86_400);
+    let elapsed = (i64::from(d) - 1) * 86_400 + of_day / 60 * 60;
+    elapsed as f64 / (f64::from(days_in_month(y, m)) * 86_400.0)
+}
+
+/// `$1,234.56`; negative amounts (credits) keep their sign.
+pub fn usd(v: f64) -> String {
+    let cents = (v.abs() * 100.0).round();
+    if !cents.is_finite() || cents > 1e15 {
+        return format!("${v:.0}");
+    }
+    let cents = cents as u64;
+    let whole = (cents / 100).to_string();
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{}${grouped}.{:02}", if v < 0.0 { "-" } else { "" }, cents % 100)
+}
+
+const WIDTH: f64 = 320.0;
+const HEIGHT: f64 = 18.0;
+
+/// The bar: spend to date filled (red past the budget), the forecast as a lighter extension,
+/// the provider's estimate as a tick, the budget as a dark line. Scaled to the largest figure.
+fn bar(a: &AccountSpend, forecast: Option<f64>) -> String {
+    let figures = [a.spend, a.estimate, a.budget, forecast];
+    let top = figures.iter().flatten().copied().filter(|v| v.is_finite()).fold(0.0_f64, f64::max) * 1.05;
+    if top <= 0.0 {
+        return String::new();
+    }
+    let x = |v: f64| (v.max(0.0) / top * WIDTH).min(WIDTH);
+    let over = |v: f64| a.budget.is_some_and(|b| v > b);
+    let mut svg = format!(
+        "<svg class=\"bar\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" \
+         aria-label=\"spend against budget\"><rect width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"#eee\"/>"
+    );
+    if let Some(f) = forecast {
+        let fill = if over(f) { "#f2b8b5" } else { "#b7d7bf" };
+        let _ = write!(svg, "<rect class=\"forecast\" width=\"{:.1}\" height=\"{HEIGHT}\" fill=\"{fill}\"/>", x(f));
+    }
+    if let Some(s) = a.spend {
+        let fill = if over(s) { "#b3261e" } else { "#176f2c" };
+        let _ = write!(svg, "<rect class=\"spend\" width=\"{:.1}\" height=\"{HEIGHT}\" fill=\"{fill}\"/>", x(s));
+    }
+    if let Some(e) = a.estimate {
+        let _ = write!(
+            svg,
+            "<rect class=\"estimate\" x=\"{:.1}\" y=\"2\" width=\"3\" height=\"{}\" fill=\"#1f4e9c\"/>",
+            (x(e) - 1.5).max(0.0),
+            HEIGHT - 4.0
+        );
+    }
+    if let Some(b) = a.budget {
+        let _ = write!(
+            svg,
+            "<rect class=\"budget\" x=\"{:.1}\" width=\"2\" height=\"{HEIGHT}\" fill=\"#222\"/>",
+            (x(b) - 1.0).max(0.0)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The "Spend this month" section; empty when no account has billing figures.
+pub fn render(accounts: &[AccountSpend], now_unix: i64) -> String {
+    let accounts: Vec<_> =
+        accounts.iter().filter(|a| a.spend.is_some() || a.estimate.is_some() || a.budget.is_some()).collect();
+    if accounts.is_empty() {
+        return String::new();
+    }
+    let elapsed = month_elapsed_ratio(now_unix);
+    let mut out = format!(
+        "<h2>Spend this month</h2><p class=\"muted\">{:.0} % of the month (UTC) has passed. Forecast = spend to date \
+         ÷ that share, as the <code>cdn:billing_spend_usd:forecast</code> rule. Bar: \
+         <span style=\"color:#176f2c\">■</span> spend, <span style=\"color:#7aa883\">■</span> forecast, \
+         <span style=\"color:#1f4e9c\">▮</span> provider's estimate, <span>▮</span> budget.</p>\
+         <table id=\"spend\"><thead><tr><th>Provider</th><th>Account</th><th>Spend to date</th>\
+         <th>Provider's estimate</th><th>Our forecast</th><th>Budget</th><th>Used</th><th></th></tr></thead><tbody>",
+        elapsed * 100.0
+    );
+    let money = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), usd);
+    for a in accounts {
+        let forecast = a.forecast(elapsed);
+        let used = match (a.spend, a.budget) {
+            (Some(s), Some(b)) if b > 0.0 => format!("{:.0} %", s / b * 100.0),
+            _ => "—".into(),
+        };
+        let class = match (forecast.or(a.estimate), a.budget) {
+            (Some(f), Some(b)) if f > b => " class=\"fail\"",
+            _ => "",
+        };
+        let _ = write!(
+            out,
+            "<tr data-account=\"{}/{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{class}>{}</td><td>{}</td>\
+             <td>{used}</td><td>{}</td></tr>",
+            escape(&a.provider),
+            escape(&a.account),
+            escape(&a.provider),
+            escape(&a.account),
+            money(a.spend),
+            money(a.estimate),
+            money(forecast),
+            money(a.budget),
+            bar(a, forecast),
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeutil::days_from_civil;
+
+    fn at(y: i64, m: u32, d: u32, h: i64, min: i64, s: i64) -> i64 {
+        days_from_civil(y, m, d) * 86_400 + h * 3600 + min * 60 + s
+    }
+
+    #[test]
+    fn elapsed_share_matches_the_recording_rule() {
+        assert_eq!(month_elapsed_ratio(at(2026, 11, 1, 0, 0, 0)), 0.0);
+        // Seconds are not counted, as in the rule.
+        assert_eq!(month_elapsed_ratio(at(2026, 11, 1, 0, 0, 59)), 0.0);
+        assert_eq!(month_elapsed_ratio(at(2026, 11, 16, 0, 0, 0)), 0.5);
+        let feb = month_elapsed_ratio(at(2028, 2, 15, 12, 30, 0));
+        assert!((feb - (14.0 * 86400.0 + 12.0 * 3600.0 + 1800.0) / (29.0 * 86400.0)).abs() < 1e-12, "{feb}");
+        assert!(month_elapsed_ratio(at(2026, 12, 31, 23, 59, 0)) < 1.0);
+    }
+
+    #[test]
+    fn forecast_is_spend_over_elapsed() {
+        let a = AccountSpend { spend: Some(100.0), ..Default::default() };
+        assert_eq!(a.forecast(0.5), Some(200.0));
+        assert_eq!(a.forecast(0.0), None, "no forecast in the month's first minute");
+        assert_eq!(AccountSpend::default().forecast(0.5), None);
+    }
+
+    #[test]
+    fn money_is_grouped_and_signed() {
+        assert_eq!(usd(0.0), "$0.00");
+        assert_eq!(usd(1234.567), "$1,234.57");
+        assert_eq!(usd(1_000_000.0), "$1,000,000.00");
+        assert_eq!(usd(-12.5), "-$12.50");
+        assert_eq!(usd(999.999), "$1,000.00");
+    }
+
+    #[test]
+    fn a_row_per_account_with_figures_and_an_escaped_name() {
+        let accounts = [
+            AccountSpend {
+                provider: "scaleengine".into(),
+                account: "<main>".into(),
+                spend: Some(150.0),
+                estimate: Some(290.0),
+                budget: Some(250.0),
+            },
+            AccountSpend { provider: "cdnetworks".into(), account: "storage-only".into(), ..Default::default() },
+        ];
+        let html = render(&accounts, at(2026, 11, 16, 0, 0, 0));
+        assert_eq!(html.matches("<tr data-account=").count(), 1, "accounts without billing figures are left out");
+        assert!(html.contains("&lt;main&gt;") && !html.contains("<main>"), "{html}");
+        for figure in ["$150.00", "$290.00", "$300.00", "$250.00", "60 %"] {
+            assert!(html.contains(figure), "{figure} missing: {html}");
+        }
+        assert!(html.contains("class=\"fail\""), "a forecast over budget is flagged");
+        assert!(html.contains("<svg") && !html.contains("<script"), "{html}");
+        assert!(render(&accounts[1..], 0).is_empty());
+    }
+
+    #[test]
+    fn bars_scale_to_the_largest_figure_and_survive_odd_values() {
+        let a = AccountSpend { spend: Some(50.0), budget: Some(100.0), ..Default::default() };
+        let svg = bar(&a, Some(200.0));
+        // 200 is the top (×1.05): spend at 50 is about a quarter of the width.
+        assert!(svg.contains("class=\"spend\" width=\"76.2\""), "{svg}");
+        let odd =
+            AccountSpend { spend: Some(-5.0), estimate: Some(f64::INFINITY), budget: Some(0.0), ..Default::default() };
+        let svg = bar(&odd, None);
+        assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+    }
+}
