@@ -283,7 +283,7 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.at, self.path.is_empty()) {
             (Some(at), true) => write!(f, "{at}: {}", self.message),
-            (Some(at), false) => write!(f, "{at}: {}: {}", self.path, self.message),
+            (Some(at), false) => write!(f, "{}: {} (at {at})", self.path, self.message),
             (None, _) => write!(f, "{}: {}", self.path, self.message),
         }
     }
@@ -326,7 +326,10 @@ impl Config {
         let text = match crate::secret::read_bounded(path, MAX_CONFIG_BYTES) {
             Ok(text) => text,
             Err(e) => {
-                return Err(refuse(format!("cannot read {}: {e}. Check the file and its permissions.", path.display())));
+                return Err(refuse(format!(
+                    "cannot read {}: {e}. Check the file and its permissions.",
+                    path.display()
+                )));
             }
         };
         Self::from_toml_str(&text, &source_name)
@@ -643,8 +646,8 @@ impl Validator {
         let v = t.take(key)?;
         match v.as_f64() {
             Some(n) if n.is_finite() && n >= 0.0 => Some(n),
-            Some(_) => {
-                self.problem(join(&t.path, key), "is negative. Give a number of at least 0.");
+            Some(n) => {
+                self.problem(join(&t.path, key), format!("expected a number of at least 0, found {n}."));
                 None
             }
             None => {
