@@ -316,7 +316,7 @@ impl Control {
         let config = match self.read_config().await {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(error = %e, "Reload refused; the running configuration stays");
+                tracing::error!(error = %e.one_line(), "Reload refused; the running configuration stays");
                 return Err(e);
             }
         };

@@ -380,6 +380,11 @@ fn env_provider() -> Env {
 }
 
 impl ConfigError {
+    /// The same text on one line, for a log line.
+    pub fn one_line(&self) -> String {
+        self.to_string().replace("\n  - ", " - ")
+    }
+
     /// Gives every problem the position of its key in the file (or of the closest enclosing
     /// table for a missing key), unless the environment set that key.
     fn locate(&mut self, positions: &BTreeMap<String, Position>) {
