@@ -596,7 +596,8 @@ impl Validator {
             let hint = closest(key, &known)
                 .map(|k| format!("Did you mean `{k}`?"))
                 .unwrap_or_else(|| format!("Known keys: {}.", known.join(", ")));
-            self.problem(join(&table.path, key), format!("unknown key. {hint}"));
+            // The key is the file's text: escaped and cut, like any text quoted in an error.
+            self.problem(join(&table.path, &escape_cut(key, 64)), format!("unknown key. {hint}"));
         }
     }
 
@@ -1514,6 +1515,15 @@ mod tests {
         let err = Config::from_toml_str(&accounts, "t").unwrap_err();
         assert_eq!(err.problems[0].path, "scaleengine");
         assert!(err.problems[0].message.contains("the limit is 256"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_escaped_and_cut() {
+        let toml = format!("\"a\\u001b[2Jb\\nc\" = 1\n\"{}\" = 2\n{GOOD}", "k".repeat(10_000));
+        let err = Config::from_toml_str(&toml, "t").unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains('\u{1b}') && text.contains("a\\u{1b}[2Jb\\nc: unknown key"), "{text}");
+        assert!(text.len() < 2_000, "{}", text.len());
     }
 
     #[test]
