@@ -164,9 +164,7 @@ fn upstreams(limits: &Limits, global: &Arc<Semaphore>) -> BTreeMap<&'static str,
 /// with every reload.
 fn reap(set: &mut JoinSet<()>) {
     while let Some(done) = set.try_join_next() {
-        if let Err(e) = done
-            && e.is_panic()
-        {
+        if done.as_ref().is_err_and(tokio::task::JoinError::is_panic) {
             tracing::error!("A job's task panicked; its series stay until the account is reloaded");
         }
     }
