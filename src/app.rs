@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
-use crate::config::{CdnetworksAccount, Config, ConfigError, Limits, ScaleEngineAccount};
+use crate::config::{CdnetworksAccount, Config, ConfigError, Limits, Problem, ScaleEngineAccount};
 use crate::job::{JobKey, JobSpec};
 use crate::providers::http::{RetryPolicy, Upstream};
 use crate::providers::{cdnetworks, scaleengine};
@@ -96,6 +97,8 @@ struct RunningAccount {
 
 struct Jobs {
     limits: Limits,
+    /// The cap on requests in flight that every provider's upstream shares.
+    global: Arc<Semaphore>,
     upstreams: BTreeMap<&'static str, Upstream>,
     accounts: BTreeMap<(&'static str, String), RunningAccount>,
     set: JoinSet<()>,
@@ -121,6 +124,11 @@ pub struct Control {
     http: reqwest::Client,
     stop: watch::Receiver<bool>,
     jobs: Mutex<Jobs>,
+    /// One reload at a time; the next one waits here.
+    reloading: Mutex<()>,
+    /// A thread is reading the configuration (it may block on a FIFO or a slow disk, and
+    /// outlive a reload that was given up).
+    reading: Arc<AtomicBool>,
 }
 
 fn account_key(a: &AccountConfig) -> (&'static str, String) {
@@ -140,13 +148,36 @@ fn accounts_of(config: &Config) -> Vec<AccountConfig> {
         .collect()
 }
 
-fn upstreams(limits: &Limits) -> BTreeMap<&'static str, Upstream> {
-    let global = Arc::new(Semaphore::new(limits.max_in_flight));
-    let retry = RetryPolicy { attempts: limits.retries + 1, ..RetryPolicy::default() };
+fn retry_policy(limits: &Limits) -> RetryPolicy {
+    RetryPolicy { attempts: limits.retries + 1, ..RetryPolicy::default() }
+}
+
+fn upstreams(limits: &Limits, global: &Arc<Semaphore>) -> BTreeMap<&'static str, Upstream> {
+    let retry = retry_policy(limits);
     [scaleengine::PROVIDER, cdnetworks::PROVIDER]
         .into_iter()
         .map(|p| (p, Upstream::new(global.clone(), limits.max_in_flight_per_provider, retry)))
         .collect()
+}
+
+/// Collects the tasks that ended (aborted by a reload, or failed) so that the set does not grow
+/// with every reload.
+fn reap(set: &mut JoinSet<()>) {
+    while let Some(done) = set.try_join_next() {
+        if done.as_ref().is_err_and(tokio::task::JoinError::is_panic) {
+            tracing::error!("A job's task panicked; its series stay until the account is reloaded");
+        }
+    }
+}
+
+/// The problem reported when the configuration cannot be read at all.
+fn unreadable(source: &ConfigSource, message: &str) -> ConfigError {
+    let source_name = match source {
+        ConfigSource::File(path) => path.display().to_string(),
+        ConfigSource::Text(_, name) => name.clone(),
+        ConfigSource::Fixed(_) => "(memory)".into(),
+    };
+    ConfigError { source_name, problems: vec![Problem { path: "--config".into(), message: message.into(), at: None }] }
 }
 
 impl Control {
@@ -157,13 +188,77 @@ impl Control {
         http: reqwest::Client,
         stop: watch::Receiver<bool>,
     ) -> Self {
+        let global = Arc::new(Semaphore::new(config.limits.max_in_flight));
         let jobs = Jobs {
             limits: config.limits,
-            upstreams: upstreams(&config.limits),
+            upstreams: upstreams(&config.limits, &global),
+            global,
             accounts: BTreeMap::new(),
             set: JoinSet::new(),
         };
-        Control { source, store, http, stop, jobs: Mutex::new(jobs) }
+        Control {
+            source,
+            store,
+            http,
+            stop,
+            jobs: Mutex::new(jobs),
+            reloading: Mutex::new(()),
+            reading: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Tasks in the job set, finished ones reaped first (tests check that reloads do not pile
+    /// them up).
+    pub async fn task_count(&self) -> usize {
+        let mut jobs = self.jobs.lock().await;
+        reap(&mut jobs.set);
+        jobs.set.len()
+    }
+
+    /// Reads the configuration on a thread of its own: a `*_file` credential on a FIFO or a
+    /// hung network file system blocks that thread, not the runtime, so a shutdown still
+    /// gets through. At most one such thread runs.
+    async fn read_config(&self) -> Result<Config, ConfigError> {
+        if self.reading.swap(true, Ordering::AcqRel) {
+            return Err(unreadable(
+                &self.source,
+                "an earlier reload is still reading the configuration (a credential file that does not \
+                 answer, e.g. a FIFO?). Fix that file; reload again once it is read.",
+            ));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (source, reading) = (self.source.clone(), self.reading.clone());
+        let spawned = std::thread::Builder::new().name("config-reload".into()).spawn(move || {
+            // Cleared however the thread ends, a panic included.
+            struct Done(Arc<AtomicBool>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::Release);
+                }
+            }
+            let done = Done(reading);
+            let loaded = source.load();
+            drop(done);
+            let _ = tx.send(loaded);
+        });
+        if let Err(e) = spawned {
+            self.reading.store(false, Ordering::Release);
+            return Err(unreadable(&self.source, &format!("cannot start a thread to read it: {e}. Try again.")));
+        }
+        rx.await.unwrap_or_else(|_| Err(unreadable(&self.source, "reading it failed unexpectedly. Try again.")))
+    }
+
+    /// Changes the limits under the running jobs: new caps for the upstreams, the new series
+    /// limit for the store; no job restarts, none loses its samples or health.
+    fn set_limits(&self, jobs: &mut Jobs, limits: &Limits) {
+        if jobs.limits.max_in_flight != limits.max_in_flight {
+            jobs.global = Arc::new(Semaphore::new(limits.max_in_flight));
+        }
+        let retry = retry_policy(limits);
+        for upstream in jobs.upstreams.values() {
+            upstream.set_limits(&jobs.global, limits.max_in_flight_per_provider, retry);
+        }
+        jobs.limits = *limits;
     }
 
     /// Starts one account's jobs and sets its configured samples.
@@ -210,24 +305,24 @@ impl Control {
 
     /// Reads the configuration again and applies it. A bad configuration changes nothing and
     /// comes back as the error; jobs of accounts whose configuration did not change keep
-    /// running, with their state.
+    /// running, with their state, whatever the global limits became.
+    ///
+    /// Cancelling it (a shutdown, a client that hangs up) is safe: after the configuration is
+    /// read, it is applied without waiting on anything but the jobs' lock.
     pub async fn reload(&self) -> Result<ReloadSummary, ConfigError> {
-        let config = match self.source.load() {
+        let _one_at_a_time = self.reloading.lock().await;
+        let config = match self.read_config().await {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(error = %e, "Reload refused; the running configuration stays");
+                tracing::error!(error = %e.one_line(), "Reload refused; the running configuration stays");
                 return Err(e);
             }
         };
         let mut jobs = self.jobs.lock().await;
+        reap(&mut jobs.set);
         let mut summary = ReloadSummary::default();
         if jobs.limits != config.limits {
-            // New limits mean new semaphores: every account restarts under them.
-            jobs.limits = config.limits;
-            jobs.upstreams = upstreams(&config.limits);
-            let all: Vec<_> = std::mem::take(&mut jobs.accounts).into_values().collect();
-            summary.changed += all.len();
-            all.into_iter().for_each(|a| self.stop_account(a));
+            self.set_limits(&mut jobs, &config.limits);
         }
         self.store.set_max_series(config.limits.max_series);
         let wanted = accounts_of(&config);
@@ -264,6 +359,7 @@ impl Control {
             unchanged = summary.unchanged,
             "Configuration reloaded"
         );
+        reap(&mut jobs.set);
         Ok(summary)
     }
 
@@ -364,8 +460,11 @@ pub enum Signal {
     Reload,
 }
 
-/// Serves signals until SIGINT or SIGTERM: SIGHUP reloads `running`'s configuration.
+/// Serves signals until SIGINT or SIGTERM: SIGHUP reloads `running`'s configuration. The
+/// shutdown signal is one future for the whole run, and a reload in progress gives way to it.
 pub async fn run_until_shutdown(running: &Running) {
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -381,11 +480,16 @@ pub async fn run_until_shutdown(running: &Running) {
         #[cfg(not(unix))]
         let reload = std::future::pending::<()>();
         tokio::select! {
-            _ = shutdown_signal() => return,
-            _ = reload => {
-                tracing::info!("SIGHUP: reloading the configuration");
-                let _ = running.reload().await;
+            _ = &mut shutdown => return,
+            _ = reload => {}
+        }
+        tracing::info!("SIGHUP: reloading the configuration");
+        tokio::select! {
+            _ = &mut shutdown => {
+                tracing::warn!("Reload given up: shutting down");
+                return;
             }
+            _ = running.reload() => {}
         }
     }
 }

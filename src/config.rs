@@ -1,6 +1,11 @@
 //! Configuration: defaults < TOML file < environment (`CDN_EXPORTER_*`), merged by figment,
 //! then validated field by field so that every problem is reported at once, each with its
-//! field path and how to fix it.
+//! field path, its line and column in the file, and how to fix it.
+//!
+//! A configuration holds credentials, and its errors reach the log, `check-config` and the
+//! answer of `POST /-/reload`. So no error quotes a line of the file, and none prints the value
+//! of a credential, of an unknown key or of a `base_url`; only short values of plain settings
+//! (durations, zones, enums) are quoted, escaped and cut (see [`quote`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +25,33 @@ pub const ENV_PREFIX: &str = "CDN_EXPORTER_";
 
 /// The default port (unassigned in the Prometheus default port allocations list).
 pub const DEFAULT_PORT: u16 = 9862;
+
+/// The largest configuration file read (1 MiB); a bigger one is refused before it is parsed.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+/// The largest credential file read through a `*_file` key (64 KiB).
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+/// The longest credential, once trimmed (4096 bytes).
+pub const MAX_SECRET_BYTES: usize = 4096;
+/// The longest account name (128 bytes): it becomes the `account` label of every series.
+pub const MAX_NAME_BYTES: usize = 128;
+/// The longest domain (253 bytes, the DNS limit).
+pub const MAX_DOMAIN_BYTES: usize = 253;
+/// The longest CDNetworks contract id and username (128 bytes).
+pub const MAX_CONTRACT_BYTES: usize = 128;
+/// The longest video app name (256 bytes).
+pub const MAX_APP_NAME_BYTES: usize = 256;
+/// The longest `base_url` (2048 bytes).
+pub const MAX_URL_BYTES: usize = 2048;
+/// The longest `log_level` directive (1024 bytes).
+pub const MAX_LOG_LEVEL_BYTES: usize = 1024;
+/// The most accounts per provider (256).
+pub const MAX_ACCOUNTS: usize = 256;
+/// The most domains per CDNetworks account (1000).
+pub const MAX_DOMAINS: usize = 1000;
+/// The most entries in `video_apps` (100).
+pub const MAX_VIDEO_APPS: usize = 100;
+/// Values quoted in an error are cut to this many characters.
+const QUOTE_CHARS: usize = 32;
 
 /// Top-level keys that may come from the environment (`CDN_EXPORTER_LISTEN_ADDRESS`, …).
 pub const ENV_KEYS: &[&str] = &[
@@ -208,18 +240,52 @@ pub struct ScaleEngineAccount {
     pub max_age: Option<Duration>,
 }
 
+/// Where in the file a problem is: 1-based line and column (in characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The line, from 1.
+    pub line: usize,
+    /// The column, from 1, in characters.
+    pub column: usize,
+}
+
+impl Position {
+    /// The position of byte `offset` of `text`.
+    fn of(text: &str, offset: usize) -> Position {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Position { line: before.matches('\n').count() + 1, column: before[line_start..].chars().count() + 1 }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}", self.line, self.column)
+    }
+}
+
 /// One thing wrong with the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// Where: `scaleengine[1].api_secret`.
+    /// Where: `scaleengine[1].api_secret`; empty for a syntax error (see `at`).
     pub path: String,
-    /// What is wrong, and how to fix it.
+    /// What is wrong, and how to fix it. Never a line of the file, never a credential.
     pub message: String,
+    /// Where in the file, when the problem is in the file (not in the environment).
+    pub at: Option<Position>,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        match (&self.at, self.path.is_empty()) {
+            (Some(at), true) => write!(f, "{at}: {}", self.message),
+            (Some(at), false) => write!(f, "{}: {} (at {at})", self.path, self.message),
+            (None, _) => write!(f, "{}: {}", self.path, self.message),
+        }
     }
 }
 
@@ -247,33 +313,54 @@ impl Config {
     /// Loads and validates the file at `path`, with environment overrides.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let source_name = path.display().to_string();
+        let refuse = |message: String| ConfigError {
+            source_name: source_name.clone(),
+            problems: vec![Problem { path: "--config".into(), message, at: None }],
+        };
         if !path.is_file() {
-            return Err(ConfigError {
-                source_name,
-                problems: vec![Problem {
-                    path: "--config".into(),
-                    message: format!(
-                        "no file at {}. Pass the path of a TOML file (see deploy/config.example.toml).",
-                        path.display()
-                    ),
-                }],
-            });
+            return Err(refuse(format!(
+                "no file at {}. Pass the path of a TOML file (see deploy/config.example.toml).",
+                path.display()
+            )));
         }
-        Self::from_figment(Figment::new().merge(Toml::file_exact(path)).merge(env_provider()), &source_name)
+        let text = match crate::secret::read_bounded(path, MAX_CONFIG_BYTES) {
+            Ok(text) => text,
+            Err(e) => {
+                return Err(refuse(format!(
+                    "cannot read {}: {e}. Check the file and its permissions.",
+                    path.display()
+                )));
+            }
+        };
+        Self::from_toml_str(&text, &source_name)
     }
 
     /// Loads and validates TOML text, with environment overrides (used by `demo` and tests).
     pub fn from_toml_str(toml: &str, source_name: &str) -> Result<Config, ConfigError> {
-        Self::from_figment(Figment::new().merge(Toml::string(toml)).merge(env_provider()), source_name)
+        let fail = |problem: Problem| ConfigError { source_name: source_name.to_owned(), problems: vec![problem] };
+        if toml.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(fail(Problem {
+                path: "(file)".into(),
+                message: format!("larger than {MAX_CONFIG_BYTES} bytes. A configuration is a few KiB; check the file."),
+                at: None,
+            }));
+        }
+        // Parsed here first for two things figment does not give: a syntax error's position
+        // without the line's text, and the position of every key for later problems.
+        let doc = toml_edit::ImDocument::parse(toml).map_err(|e| fail(syntax_problem(toml, &e)))?;
+        let positions = key_positions(toml, &doc);
+        let figment = Figment::new().merge(Toml::string(toml)).merge(env_provider());
+        Self::from_figment(figment, source_name).map_err(|mut e| {
+            e.locate(&positions);
+            e
+        })
     }
 
     /// Validates whatever `figment` holds.
     pub fn from_figment(figment: Figment, source_name: &str) -> Result<Config, ConfigError> {
-        let fail = |message: String| ConfigError {
-            source_name: source_name.to_owned(),
-            problems: vec![Problem { path: "(file)".into(), message }],
-        };
-        let root: Value = figment.extract().map_err(|e| fail(format!("{e}. Fix the TOML syntax.")))?;
+        let root: Value = figment
+            .extract()
+            .map_err(|e| ConfigError { source_name: source_name.to_owned(), problems: vec![figment_problem(&e)] })?;
         let mut v = Validator::default();
         let config = v.root(&root);
         match config {
@@ -290,6 +377,169 @@ impl Config {
 
 fn env_provider() -> Env {
     Env::prefixed(ENV_PREFIX).only(ENV_KEYS)
+}
+
+impl ConfigError {
+    /// The same text on one line, for a log line.
+    pub fn one_line(&self) -> String {
+        self.to_string().replace("\n  - ", " - ")
+    }
+
+    /// Gives every problem the position of its key in the file (or of the closest enclosing
+    /// table for a missing key), unless the environment set that key.
+    fn locate(&mut self, positions: &BTreeMap<String, Position>) {
+        for p in &mut self.problems {
+            if p.at.is_some() || from_env(&p.path) {
+                continue;
+            }
+            let mut path = p.path.as_str();
+            p.at = loop {
+                if let Some(at) = positions.get(path) {
+                    break Some(*at);
+                }
+                match path.rfind(['.', '[']) {
+                    Some(i) => path = &path[..i],
+                    None => break None,
+                }
+            };
+        }
+    }
+}
+
+/// Whether a top-level key's value comes from its `CDN_EXPORTER_*` variable.
+fn from_env(path: &str) -> bool {
+    ENV_KEYS.contains(&path) && std::env::var_os(format!("{ENV_PREFIX}{}", path.to_uppercase())).is_some()
+}
+
+/// A TOML syntax error: where, and what the parser expected. toml's own `Display` prints the
+/// offending line, which may hold a credential; its `message()` holds only the grammar's words
+/// and key names, and is escaped and cut all the same.
+fn syntax_problem(text: &str, e: &toml_edit::TomlError) -> Problem {
+    let what: String = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+    Problem {
+        path: String::new(),
+        message: format!(
+            "TOML syntax error: {}. Fix the syntax at this position (the line is not shown here, so that no credential is printed).",
+            escape_cut(&what, 200)
+        ),
+        at: e.span().map(|span| Position::of(text, span.start)),
+    }
+}
+
+/// A figment error described by its kind and key path only: its `Display` can carry values
+/// (`invalid type: found string "…"`).
+fn figment_problem(e: &figment::Error) -> Problem {
+    use figment::error::Kind;
+    let what = match &e.kind {
+        Kind::Message(_) => "cannot be read",
+        Kind::InvalidType(..) => "has the wrong type",
+        Kind::InvalidValue(..) => "has an invalid value",
+        Kind::InvalidLength(..) => "has the wrong length",
+        Kind::UnknownVariant(..) | Kind::UnknownField(..) => "is not known",
+        Kind::MissingField(_) => "is missing",
+        Kind::DuplicateField(_) => "is given twice",
+        Kind::ISizeOutOfRange(_) | Kind::USizeOutOfRange(_) => "is out of range",
+        Kind::Unsupported(_) | Kind::UnsupportedKey(..) => "is not supported",
+    };
+    let path = if e.path.is_empty() { "(file)".to_owned() } else { escape_cut(&e.path.join("."), 200) };
+    Problem {
+        path,
+        message: format!("the configuration {what}. Check the file and the {ENV_PREFIX}* environment variables."),
+        at: None,
+    }
+}
+
+/// The position of every key of the document, under the paths the validator uses
+/// (`scaleengine[0].cdn`, `cdnetworks[1].domains[2].contract`).
+fn key_positions(text: &str, doc: &toml_edit::ImDocument<&str>) -> BTreeMap<String, Position> {
+    let mut out = BTreeMap::new();
+    let mut spans: Vec<(String, usize)> = Vec::new();
+    walk_table(String::new(), doc.as_table().iter().map(|(k, v)| (k, doc.as_table().key(k), v)), &mut spans);
+    for (path, offset) in spans {
+        out.entry(path).or_insert_with(|| Position::of(text, offset));
+    }
+    out
+}
+
+type Entry<'a> = (&'a str, Option<&'a toml_edit::Key>, &'a toml_edit::Item);
+
+fn walk_table<'a>(prefix: String, entries: impl Iterator<Item = Entry<'a>>, out: &mut Vec<(String, usize)>) {
+    for (name, key, item) in entries {
+        let path = join(&prefix, name);
+        if let Some(start) = key.and_then(toml_edit::Key::span).or_else(|| item.span()).map(|s| s.start) {
+            out.push((path.clone(), start));
+        }
+        walk_item(path, item, out);
+    }
+}
+
+fn walk_item(path: String, item: &toml_edit::Item, out: &mut Vec<(String, usize)>) {
+    match item {
+        toml_edit::Item::Table(t) => walk_table(path, t.iter().map(|(k, v)| (k, t.key(k), v)), out),
+        toml_edit::Item::ArrayOfTables(a) => {
+            for (i, t) in a.iter().enumerate() {
+                let at = format!("{path}[{i}]");
+                if let Some(span) = t.span() {
+                    out.push((at.clone(), span.start));
+                }
+                walk_table(at, t.iter().map(|(k, v)| (k, t.key(k), v)), out);
+            }
+        }
+        toml_edit::Item::Value(v) => walk_value(path, v, out),
+        toml_edit::Item::None => {}
+    }
+}
+
+fn walk_value(path: String, value: &toml_edit::Value, out: &mut Vec<(String, usize)>) {
+    match value {
+        toml_edit::Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                let at = format!("{path}[{i}]");
+                if let Some(span) = v.span() {
+                    out.push((at.clone(), span.start));
+                }
+                walk_value(at, v, out);
+            }
+        }
+        toml_edit::Value::InlineTable(t) => {
+            for (k, v) in t.iter() {
+                let at = join(&path, k);
+                if let Some(start) = t.key(k).and_then(toml_edit::Key::span).or_else(|| v.span()).map(|s| s.start) {
+                    out.push((at.clone(), start));
+                }
+                walk_value(at, v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `s` with control characters escaped and cut to `max` characters (with `…`).
+fn escape_cut(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A plain setting's value (a duration, a zone) for an error message: quoted, escaped, and cut
+/// to a few characters so that a huge value cannot flood the log. Never used for credentials,
+/// unknown keys, URLs or names.
+pub fn quote(s: &str) -> String {
+    let mut out: String = format!("{:?}", s.chars().take(QUOTE_CHARS).collect::<String>());
+    if s.chars().nth(QUOTE_CHARS).is_some() {
+        out.insert(out.len() - 1, '…');
+    }
+    out
 }
 
 #[derive(Default)]
@@ -319,7 +569,7 @@ impl<'a> Table<'a> {
 
 impl Validator {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem { path: path.into(), message: message.into() });
+        self.problems.push(Problem { path: path.into(), message: message.into(), at: None });
     }
 
     fn table<'a>(&mut self, path: String, value: &'a Value) -> Option<Table<'a>> {
@@ -346,13 +596,26 @@ impl Validator {
             let hint = closest(key, &known)
                 .map(|k| format!("Did you mean `{k}`?"))
                 .unwrap_or_else(|| format!("Known keys: {}.", known.join(", ")));
-            self.problem(join(&table.path, key), format!("unknown key. {hint}"));
+            // The key is the file's text: escaped and cut, like any text quoted in an error.
+            self.problem(join(&table.path, &escape_cut(key, 64)), format!("unknown key. {hint}"));
         }
     }
 
     fn string(&mut self, t: &mut Table<'_>, key: &str) -> Option<String> {
+        self.bounded_string(t, key, usize::MAX)
+    }
+
+    /// A string of at most `max` bytes (the message names the bound, never the value).
+    fn bounded_string(&mut self, t: &mut Table<'_>, key: &str, max: usize) -> Option<String> {
         let v = t.take(key)?;
         match v {
+            Value::String(s) if s.len() > max => {
+                self.problem(
+                    join(&t.path, key),
+                    format!("is {} bytes long; the limit is {max} bytes. Shorten it.", s.len()),
+                );
+                None
+            }
             Value::String(s) => Some(s.clone()),
             other => {
                 self.problem(join(&t.path, key), format!("expected a string, found {}. Quote it.", kind(other)));
@@ -389,8 +652,15 @@ impl Validator {
         let v = t.take(key)?;
         match v.as_f64() {
             Some(n) if n.is_finite() && n >= 0.0 => Some(n),
-            _ => {
-                self.problem(join(&t.path, key), format!("expected a number of at least 0, found {}.", show(v)));
+            Some(n) => {
+                self.problem(join(&t.path, key), format!("expected a number of at least 0, found {n}."));
+                None
+            }
+            None => {
+                self.problem(
+                    join(&t.path, key),
+                    format!("expected a number of at least 0, found {}. Write it like `{key} = 500`.", kind(v)),
+                );
                 None
             }
         }
@@ -479,7 +749,7 @@ impl Validator {
                 }
             }
         } else if let Some(file) = file {
-            match std::fs::read_to_string(&file) {
+            match crate::secret::read_bounded(Path::new(&file), MAX_SECRET_FILE_BYTES) {
                 Ok(v) => v,
                 Err(e) => {
                     self.problem(
@@ -497,6 +767,15 @@ impl Validator {
             self.problem(path, "is empty. Give the credential from the provider's control panel.");
             return Err(());
         }
+        if value.len() > MAX_SECRET_BYTES {
+            self.problem(
+                path,
+                format!(
+                    "is longer than {MAX_SECRET_BYTES} bytes. Give the credential from the provider's control panel."
+                ),
+            );
+            return Err(());
+        }
         Ok(Some(Secret::new(value)))
     }
 
@@ -507,17 +786,17 @@ impl Validator {
             Err(_) => {
                 self.problem(
                     "listen_address",
-                    format!("{s:?} is not an address. Write it as host:port, e.g. \"0.0.0.0:{DEFAULT_PORT}\"."),
+                    format!("{} is not an address. Write it as host:port, e.g. \"0.0.0.0:{DEFAULT_PORT}\".", quote(&s)),
                 );
                 None
             }
         });
-        let log_level = self.string(&mut t, "log_level");
+        let log_level = self.bounded_string(&mut t, "log_level", MAX_LOG_LEVEL_BYTES);
         let log_format = self.string(&mut t, "log_format").and_then(|s| match s.as_str() {
             "text" => Some(LogFormat::Text),
             "json" => Some(LogFormat::Json),
             _ => {
-                self.problem("log_format", format!("{s:?} is not a log format. Use \"text\" or \"json\"."));
+                self.problem("log_format", format!("{} is not a log format. Use \"text\" or \"json\".", quote(&s)));
                 None
             }
         });
@@ -547,6 +826,10 @@ impl Validator {
         let mut accounts = Vec::new();
         match t.take(key) {
             None => {}
+            Some(Value::Array(items)) if items.len() > MAX_ACCOUNTS => self.problem(
+                key,
+                format!("{} accounts; the limit is {MAX_ACCOUNTS}. Run another exporter for the rest.", items.len()),
+            ),
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     if let Some(a) = one(self, i, item) {
@@ -574,7 +857,7 @@ impl Validator {
             if let Some(j) = first.get(name) {
                 self.problem(
                     format!("{provider}[{i}].name"),
-                    format!("{name:?} is already the name of {provider}[{j}]. Give every account its own name."),
+                    format!("{} is already the name of {provider}[{j}]. Give every account its own name.", quote(name)),
                 );
             } else {
                 first.insert(name, i);
@@ -584,7 +867,7 @@ impl Validator {
 
     fn name(&mut self, t: &mut Table<'_>) -> Option<String> {
         let path = join(&t.path, "name");
-        match self.string(t, "name") {
+        match self.bounded_string(t, "name", MAX_NAME_BYTES) {
             None if !self.problems.iter().any(|p| p.path == path) => {
                 self.problem(path, "missing. Name the account; the name becomes the `account` label.");
                 None
@@ -598,15 +881,34 @@ impl Validator {
         }
     }
 
+    /// An http(s) URL without credentials in it: a user:password@ or a query string would show
+    /// wherever the URL does (status page, logs, errors), so it is refused, and never printed.
     fn base_url(&mut self, t: &mut Table<'_>, default: &str) -> Option<String> {
-        let url = self.string(t, "base_url").unwrap_or_else(|| default.to_owned());
+        let path = join(&t.path, "base_url");
+        let url = match t.has("base_url") {
+            true => self.bounded_string(t, "base_url", MAX_URL_BYTES)?,
+            false => default.to_owned(),
+        };
         match reqwest::Url::parse(&url) {
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                self.problem(
+                    path,
+                    "carries credentials (user:password@). Remove them: give credentials in the account's \
+                     credential fields (api_key, api_secret, username, access_key, secret_key, or their _env/_file forms).",
+                );
+                None
+            }
+            Ok(u) if u.query().is_some() || u.fragment().is_some() => {
+                self.problem(
+                    path,
+                    "has a query string or fragment (?… or #…), which may carry a token. Remove it: give \
+                     credentials in the account's credential fields (or their _env/_file forms).",
+                );
+                None
+            }
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(url),
             _ => {
-                self.problem(
-                    join(&t.path, "base_url"),
-                    format!("{url:?} is not an http(s) URL. Write it like \"{default}\"."),
-                );
+                self.problem(path, format!("is not an http(s) URL. Write it like \"{default}\"."));
                 None
             }
         }
@@ -664,7 +966,10 @@ impl Validator {
         let time_zone = self.string(&mut t, "time_zone").unwrap_or_else(|| "GMT+09:00".into());
         let utc_offset = crate::timeutil::parse_gmt_offset(&time_zone);
         if utc_offset.is_none() {
-            self.problem(zone_path, format!("{time_zone:?} is not a zone. Write it as GMT±HH:MM, e.g. \"GMT+09:00\"."));
+            self.problem(
+                zone_path,
+                format!("{} is not a zone. Write it as GMT±HH:MM, e.g. \"GMT+09:00\".", quote(&time_zone)),
+            );
         }
         let granularity = match self.string(&mut t, "granularity").as_deref() {
             None | Some("h") => Some(Granularity::Hourly),
@@ -672,7 +977,7 @@ impl Validator {
             Some(other) => {
                 self.problem(
                     join(&t.path, "granularity"),
-                    format!("{other:?} is not a granularity. Use \"h\" (hourly) or \"d\" (daily)."),
+                    format!("{} is not a granularity. Use \"h\" (hourly) or \"d\" (daily).", quote(other)),
                 );
                 None
             }
@@ -702,7 +1007,7 @@ impl Validator {
     }
 
     fn cdnetworks_auth(&mut self, t: &mut Table<'_>) -> Option<CdnetworksAuth> {
-        let username = self.string(t, "username");
+        let username = self.bounded_string(t, "username", MAX_CONTRACT_BYTES);
         let api_key = self.secret_opt(t, "api_key");
         let access_key = self.secret_opt(t, "access_key");
         let secret_key = self.secret_opt(t, "secret_key");
@@ -722,11 +1027,16 @@ impl Validator {
                 None
             }
             (true, false) => match (username, api_key) {
-                (Some(username), Some(api_key)) if !username.trim().is_empty() => {
+                (Some(username), Some(api_key))
+                    if !username.trim().is_empty() && !username.chars().any(char::is_control) =>
+                {
                     Some(CdnetworksAuth::ApiKey { username, api_key })
                 }
                 (None, _) | (Some(_), Some(_)) => {
-                    self.problem(join(&t.path, "username"), format!("missing or empty. {fix}"));
+                    self.problem(
+                        join(&t.path, "username"),
+                        format!("missing, empty or with control characters. {fix}"),
+                    );
                     None
                 }
                 (Some(_), None) => {
@@ -751,6 +1061,13 @@ impl Validator {
     fn cdnetworks_domains(&mut self, t: &mut Table<'_>) -> Vec<CdnetworksDomain> {
         let path = join(&t.path, "domains");
         let items = match t.take("domains") {
+            Some(Value::Array(items)) if items.len() > MAX_DOMAINS => {
+                self.problem(
+                    path,
+                    format!("{} domains; the limit is {MAX_DOMAINS}. Split them over several accounts.", items.len()),
+                );
+                return Vec::new();
+            }
             Some(Value::Array(items)) if !items.is_empty() => items,
             Some(Value::Array(_)) | None => {
                 self.problem(
@@ -771,12 +1088,21 @@ impl Validator {
         let mut positions: Vec<usize> = Vec::new();
         for (j, item) in items.iter().enumerate() {
             let Some(mut d) = self.table(format!("{path}[{j}]"), item) else { continue };
-            let required = |v: &mut Self, d: &mut Table<'_>, key: &str| {
+            let required = |v: &mut Self, d: &mut Table<'_>, key: &str, max: usize| {
                 let p = join(&d.path, key);
-                match v.string(d, key) {
-                    Some(s) if !s.trim().is_empty() && !s.chars().any(char::is_whitespace) => Some(s),
-                    Some(s) => {
-                        v.problem(p, format!("{s:?} is not a {key}. Give it without spaces."));
+                match v.bounded_string(d, key, max) {
+                    Some(s) if key == "domain" && !is_domain(&s) => {
+                        v.problem(
+                            p,
+                            "is not a domain name. Use letters, digits, '-', '_', '.' (and '*' for a wildcard), e.g. \"cdn.example.com\".",
+                        );
+                        None
+                    }
+                    Some(s) if !s.trim().is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                        Some(s)
+                    }
+                    Some(_) => {
+                        v.problem(p, format!("is not a {key}: it is empty or has spaces. Give it without spaces."));
                         None
                     }
                     None if v.problems.iter().any(|x| x.path == p) => None,
@@ -786,8 +1112,8 @@ impl Validator {
                     }
                 }
             };
-            let domain = required(self, &mut d, "domain");
-            let contract = required(self, &mut d, "contract");
+            let domain = required(self, &mut d, "domain", MAX_DOMAIN_BYTES);
+            let contract = required(self, &mut d, "contract", MAX_CONTRACT_BYTES);
             let entry_path = d.path.clone();
             self.unknown(d);
             if let (Some(domain), Some(contract)) = (domain, contract) {
@@ -795,7 +1121,7 @@ impl Validator {
                     let first = positions[k];
                     self.problem(
                         format!("{entry_path}.domain"),
-                        format!("{domain:?} is listed twice (also {path}[{first}]). List each domain once."),
+                        format!("{} is listed twice (also {path}[{first}]). List each domain once.", quote(&domain)),
                     );
                 } else {
                     domains.push(CdnetworksDomain { domain, contract });
@@ -815,9 +1141,21 @@ impl Validator {
             Value::Array(items) => items.iter().collect(),
             single => vec![single],
         };
+        if items.len() > MAX_VIDEO_APPS {
+            self.problem(path, format!("{} apps; the limit is {MAX_VIDEO_APPS}. List fewer apps.", items.len()));
+            return Vec::new();
+        }
         let mut apps = Vec::new();
         for (i, item) in items.into_iter().enumerate() {
             match item {
+                Value::String(s) if s.len() > MAX_APP_NAME_BYTES => self.problem(
+                    format!("{path}[{i}]"),
+                    format!("is {} bytes long; the limit is {MAX_APP_NAME_BYTES} bytes. Use the app's name.", s.len()),
+                ),
+                Value::String(s) if s.chars().any(char::is_control) => self.problem(
+                    format!("{path}[{i}]"),
+                    "has a control character. Use the app's name as the ScaleEngine panel shows it.",
+                ),
                 Value::String(s) if !s.trim().is_empty() => apps.push(VideoApp::Name(s.clone())),
                 Value::Number(n) if n.as_i64().is_some_and(|n| n > 0) => {
                     apps.push(VideoApp::Id(n.as_i64().unwrap_or_default()))
@@ -832,13 +1170,22 @@ impl Validator {
     }
 }
 
+/// A DNS name (or a `*.` wildcard), as CDNetworks lists them.
+fn is_domain(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.split('.').all(|label| label.len() <= 63)
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '*'))
+}
+
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
 }
 
 fn kind(v: &Value) -> &'static str {
     match v {
-        Value::Null => "nothing",
+        // TOML has no null: a NaN or an infinity is what becomes one on the way through figment.
+        Value::Null => "nan or inf, which is not a finite number",
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
@@ -847,9 +1194,10 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// A plain setting's value for a message: strings through [`quote`], other kinds by kind.
 fn show(v: &Value) -> String {
     match v {
-        Value::String(s) => format!("{s:?}"),
+        Value::String(s) => quote(s),
         Value::Number(n) => n.to_string(),
         other => kind(other).to_owned(),
     }
@@ -1049,5 +1397,194 @@ mod tests {
     fn no_account_is_an_error() {
         let err = Config::from_toml_str("", "test").unwrap_err();
         assert_eq!(err.problems[0].path, "scaleengine");
+    }
+
+    const HUNTER: &str = "hunter2-s3cr3t";
+
+    /// A good file whose `api_secret` line is broken by `line`.
+    fn with_secret_line(line: &str) -> String {
+        GOOD.replace("api_secret = \"s\"", line)
+    }
+
+    #[test]
+    fn broken_secret_lines_name_line_and_column_but_never_the_value() {
+        let cases = [
+            // A syntax error on the secret's line (unterminated string, missing quote, bad escape).
+            (format!("api_secret = \"{HUNTER}"), "TOML syntax error"),
+            (format!("api_secret = {HUNTER}\""), "TOML syntax error"),
+            (format!("api_secret = \"{HUNTER}\\q\""), "TOML syntax error"),
+            // A duplicate key on the secret's line.
+            (format!("api_secret = \"{HUNTER}\"\napi_secret = \"{HUNTER}\""), "duplicate key `api_secret`"),
+            // A wrong type for a secret.
+            (format!("api_secret = [\"{HUNTER}\"]"), "scaleengine[0].api_secret: expected a string, found an array"),
+            (format!("api_secret = {{ v = \"{HUNTER}\" }}"), "scaleengine[0].api_secret: expected a string"),
+            // A misspelled secret key.
+            (format!("api_secert = \"{HUNTER}\""), "Did you mean `api_secret`?"),
+            // A secret in a key that takes a duration, a number, a name.
+            (format!("api_secret = \"s\"\ntimeout = [\"{HUNTER}\"]"), "scaleengine[0].timeout"),
+            (format!("api_secret = \"s\"\nvideo_top_n = \"{HUNTER}\""), "scaleengine[0].video_top_n"),
+            // Weird characters in the value do not break out of the message either.
+            ("api_secret = \"a\\u0000b\\nc\\u001b[31m\"\ntimeout = true".to_owned(), "scaleengine[0].timeout"),
+            (format!("api_secret = \"{HUNTER}\\u0000\\u001b[31m\\n\" x"), "TOML syntax error"),
+        ];
+        for (line, expect) in cases {
+            let toml = with_secret_line(&line);
+            let text = Config::from_toml_str(&toml, "test.toml").unwrap_err().to_string();
+            assert!(!text.contains(HUNTER) && !text.contains("hunter2"), "value echoed for {line:?}:\n{text}");
+            assert!(!text.contains('\u{1b}') && !text.contains('\0'), "raw control character for {line:?}:\n{text}");
+            assert!(text.contains(expect), "{line:?}: expected {expect:?} in:\n{text}");
+            assert!(text.contains("line ") && text.contains(", column "), "no position for {line:?}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_points_at_its_line_and_column() {
+        let toml = format!("[[scaleengine]]\nname = \"main\"\napi_secret = \"{HUNTER}\n");
+        let err = Config::from_toml_str(&toml, "f.toml").unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        let at = err.problems[0].at.unwrap();
+        assert_eq!(at.line, 3, "{err}");
+        assert!(at.column > 1, "{err}");
+        assert!(err.to_string().starts_with("the configuration in f.toml has 1 problem:\n  - line 3, column "));
+    }
+
+    #[test]
+    fn validation_problems_carry_the_position_of_their_key() {
+        let toml = "\n[[scaleengine]]\nname = \"main\"\ncdn = \"158\"\napi_key = \"k\"\napi_secret = \"s\"\n";
+        let err = Config::from_toml_str(toml, "f.toml").unwrap_err();
+        assert_eq!(err.problems[0].path, "scaleengine[0].cdn");
+        assert_eq!(err.problems[0].at, Some(Position { line: 4, column: 1 }), "{err}");
+        // A missing key points at its table.
+        let err = Config::from_toml_str(&toml.replace("api_key = \"k\"\n", ""), "f.toml").unwrap_err();
+        let missing = err.problems.iter().find(|p| p.path == "scaleengine[0].api_key").unwrap();
+        assert_eq!(missing.at, Some(Position { line: 2, column: 1 }), "{err}");
+        // Inline tables in arrays too.
+        let cn = "[[cdnetworks]]\nname = \"c\"\nusername = \"u\"\napi_key = \"k\"\ndomains = [\n  { domain = \"a.example\", contract = \"C\" },\n  { domain = \"b example\", contract = \"C\" },\n]\n";
+        let err = Config::from_toml_str(cn, "f.toml").unwrap_err();
+        assert_eq!(err.problems[0].path, "cdnetworks[0].domains[1].domain", "{err}");
+        assert_eq!(err.problems[0].at, Some(Position { line: 7, column: 5 }), "{err}");
+    }
+
+    #[test]
+    fn names_domains_and_apps_are_bounded() {
+        let long = |n: usize| "a".repeat(n);
+        let ok = GOOD.replace("name = \"main\"", &format!("name = \"{}\"", long(MAX_NAME_BYTES)));
+        assert!(Config::from_toml_str(&ok, "t").is_ok());
+        let err = Config::from_toml_str(&GOOD.replace("\"main\"", &format!("\"{}\"", long(MAX_NAME_BYTES + 1))), "t")
+            .unwrap_err();
+        assert_eq!(err.problems[0].path, "scaleengine[0].name");
+        assert!(err.problems[0].message.contains("the limit is 128 bytes"), "{err}");
+        assert!(!err.to_string().contains(&long(40)), "the value is not echoed: {err}");
+        let err = Config::from_toml_str(&GOOD.replace("\"main\"", "\"a\\u0007b\""), "t").unwrap_err();
+        assert!(err.problems[0].message.contains("control characters"), "{err}");
+
+        let apps = GOOD.replace("[\"live\", 42]", &format!("[\"{}\", \"x\\ty\"]", long(MAX_APP_NAME_BYTES + 1)));
+        let err = Config::from_toml_str(&apps, "t").unwrap_err();
+        let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["scaleengine[0].video_apps[0]", "scaleengine[0].video_apps[1]"], "{err}");
+        let many: Vec<String> = (0..=MAX_VIDEO_APPS).map(|i| i.to_string()).collect();
+        let err =
+            Config::from_toml_str(&GOOD.replace("[\"live\", 42]", &format!("[{}]", many.join(","))), "t").unwrap_err();
+        assert!(err.problems[0].message.contains("the limit is 100"), "{err}");
+
+        let cn = |domain: &str| {
+            format!(
+                "[[cdnetworks]]\nname = \"c\"\nusername = \"u\"\napi_key = \"k\"\ndomains = [{{ domain = \"{domain}\", contract = \"C-1\" }}]\n"
+            )
+        };
+        assert!(Config::from_toml_str(&cn("*.cdn-1.example.com"), "t").is_ok());
+        let max = format!("{}.{}.{}.{}", long(63), long(63), long(63), long(61));
+        assert_eq!(max.len(), MAX_DOMAIN_BYTES);
+        assert!(Config::from_toml_str(&cn(&max), "t").is_ok());
+        for bad in [format!("{max}a"), long(64), "a/b".into(), "a\\u0000b".into(), "".into()] {
+            let err = Config::from_toml_str(&cn(&bad), "t").unwrap_err();
+            assert_eq!(err.problems[0].path, "cdnetworks[0].domains[0].domain", "{bad}: {err}");
+        }
+        let domains: Vec<String> =
+            (0..=MAX_DOMAINS).map(|i| format!("{{ domain = \"d{i}.example\", contract = \"C\" }}")).collect();
+        let err = Config::from_toml_str(
+            &cn("x").replace("[{ domain = \"x\", contract = \"C-1\" }]", &format!("[{}]", domains.join(","))),
+            "t",
+        )
+        .unwrap_err();
+        assert!(err.problems[0].message.contains("the limit is 1000"), "{err}");
+
+        let accounts: String = (0..=MAX_ACCOUNTS)
+            .map(|i| format!("[[scaleengine]]\nname = \"a{i}\"\ncdn = 1\napi_key = \"k\"\napi_secret = \"s\"\n"))
+            .collect();
+        let err = Config::from_toml_str(&accounts, "t").unwrap_err();
+        assert_eq!(err.problems[0].path, "scaleengine");
+        assert!(err.problems[0].message.contains("the limit is 256"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_escaped_and_cut() {
+        let toml = format!("\"a\\u001b[2Jb\\nc\" = 1\n\"{}\" = 2\n{GOOD}", "k".repeat(10_000));
+        let err = Config::from_toml_str(&toml, "t").unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains('\u{1b}') && text.contains("a\\u{1b}[2Jb\\nc: unknown key"), "{text}");
+        assert!(text.len() < 2_000, "{}", text.len());
+    }
+
+    #[test]
+    fn non_finite_numbers_are_refused_by_name() {
+        for (value, path) in [
+            ("budget_usd = nan", "scaleengine[0].budget_usd"),
+            ("budget_usd = inf", "scaleengine[0].budget_usd"),
+            ("budget_usd = -inf", "scaleengine[0].budget_usd"),
+            ("budget_usd = 500\nvideo_top_n = nan", "scaleengine[0].video_top_n"),
+            ("budget_usd = 500\ntimeout = inf", "scaleengine[0].timeout"),
+        ] {
+            let err = Config::from_toml_str(&GOOD.replace("budget_usd = 500", value), "t").unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{value}: {err}");
+            assert_eq!(err.problems[0].path, path, "{err}");
+            assert!(err.problems[0].message.contains("nan or inf, which is not a finite number"), "{value}: {err}");
+        }
+        // A float too big for f64 is a syntax error of TOML's own.
+        let err = Config::from_toml_str(&GOOD.replace("500", "1e400"), "t").unwrap_err();
+        assert!(err.to_string().contains("invalid floating-point number"), "{err}");
+        let err = Config::from_toml_str(&format!("max_series = nan\n{GOOD}"), "t").unwrap_err();
+        assert!(err.to_string().contains("max_series: expected a whole number, found nan or inf"), "{err}");
+    }
+
+    #[test]
+    fn base_url_credentials_are_refused_and_never_printed() {
+        for url in [
+            "https://user:pa55word@api.example.com/",
+            "https://token123@api.example.com/",
+            "https://api.example.com/?token=pa55word",
+            "https://api.example.com/#pa55word",
+        ] {
+            let toml = GOOD.replace("budget_usd = 500", &format!("base_url = \"{url}\""));
+            let err = Config::from_toml_str(&toml, "t").unwrap_err();
+            let text = err.to_string();
+            assert_eq!(err.problems[0].path, "scaleengine[0].base_url", "{text}");
+            assert!(text.contains("credential fields"), "{text}");
+            assert!(!text.contains("pa55word") && !text.contains("token123"), "{text}");
+        }
+        let err = Config::from_toml_str(&GOOD.replace("budget_usd = 500", "base_url = \"ftp://x/\""), "t").unwrap_err();
+        assert!(err.to_string().contains("is not an http(s) URL"), "{err}");
+    }
+
+    #[test]
+    fn big_files_and_secret_files_are_refused_unread() {
+        figment::Jail::expect_with(|jail| {
+            let big = format!("{GOOD}\n#{}\n", "x".repeat(MAX_CONFIG_BYTES as usize));
+            jail.create_file("big.toml", &big)?;
+            let err = Config::load(Path::new("big.toml")).unwrap_err();
+            assert!(err.to_string().contains("larger than 1048576 bytes"), "{err}");
+            let err = Config::from_toml_str(&big, "t").unwrap_err();
+            assert!(err.to_string().contains("larger than 1048576 bytes"), "{err}");
+            jail.create_file("secret.txt", &"k".repeat(MAX_SECRET_FILE_BYTES as usize + 1))?;
+            let toml = GOOD.replace("api_key = \"k\"", "api_key_file = \"secret.txt\"");
+            let err = Config::from_toml_str(&toml, "t").unwrap_err();
+            assert_eq!(err.problems[0].path, "scaleengine[0].api_key_file", "{err}");
+            assert!(err.to_string().contains("larger than 65536 bytes"), "{err}");
+            jail.create_file("secret.txt", &"k".repeat(MAX_SECRET_BYTES + 1))?;
+            let err = Config::from_toml_str(&toml, "t").unwrap_err();
+            assert!(err.to_string().contains("longer than 4096 bytes"), "{err}");
+            assert!(!err.to_string().contains("kkkk"), "{err}");
+            Ok(())
+        });
     }
 }

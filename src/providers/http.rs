@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::job::{PollError, Reason};
@@ -95,11 +96,12 @@ tokio::task_local! {
 /// Runs `attempt` until it succeeds, fails with an error that is not retryable, or the policy's
 /// attempts are spent. A retry whose wait would run past the poll's deadline is not made: the
 /// poll ends with the real error rather than being cut as a timeout.
-pub async fn with_retries<T, F, Fut>(policy: &RetryPolicy, mut attempt: F) -> Result<T, PollError>
+pub async fn with_retries<T, F, Fut>(policy: &impl RetrySource, mut attempt: F) -> Result<T, PollError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, PollError>>,
 {
+    let policy = &policy.policy();
     let mut retry = 0;
     loop {
         let error = match attempt().await {
@@ -133,27 +135,79 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs((at - timeutil::now_unix()).max(0) as u64))
 }
 
-/// The limits every request of one provider passes: a global cap on requests in flight and the
-/// provider's own, plus the retry policy.
+/// Where [`with_retries`] reads its policy: a fixed one, or one a reload may change.
+pub trait RetrySource {
+    /// The policy now.
+    fn policy(&self) -> RetryPolicy;
+}
+
+impl RetrySource for RetryPolicy {
+    fn policy(&self) -> RetryPolicy {
+        *self
+    }
+}
+
+/// A retry policy shared by every clone, changed in place by a reload.
 #[derive(Debug, Clone)]
-pub struct Upstream {
+pub struct LiveRetry(Arc<ArcSwap<RetryPolicy>>);
+
+impl RetrySource for LiveRetry {
+    fn policy(&self) -> RetryPolicy {
+        **self.0.load()
+    }
+}
+
+#[derive(Debug)]
+struct Caps {
     global: Arc<Semaphore>,
     provider: Arc<Semaphore>,
+    per_provider: usize,
+}
+
+/// The limits every request of one provider passes: a global cap on requests in flight and the
+/// provider's own, plus the retry policy. Clones share them, so that a reload changes them in
+/// place ([`Upstream::set_limits`]) under running jobs instead of restarting the jobs.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    caps: Arc<ArcSwap<Caps>>,
     /// How failed requests are retried.
-    pub retry: RetryPolicy,
+    pub retry: LiveRetry,
 }
 
 impl Upstream {
     /// Limits sharing `global` with other providers.
     pub fn new(global: Arc<Semaphore>, per_provider: usize, retry: RetryPolicy) -> Self {
-        Upstream { global, provider: Arc::new(Semaphore::new(per_provider.max(1))), retry }
+        let per_provider = per_provider.max(1);
+        let caps = Caps { global, provider: Arc::new(Semaphore::new(per_provider)), per_provider };
+        Upstream {
+            caps: Arc::new(ArcSwap::from_pointee(caps)),
+            retry: LiveRetry(Arc::new(ArcSwap::from_pointee(retry))),
+        }
+    }
+
+    /// Changes the limits of every clone. A changed cap is a new semaphore: requests in flight
+    /// finish under the old one, so for the length of one request both may be in use.
+    pub fn set_limits(&self, global: &Arc<Semaphore>, per_provider: usize, retry: RetryPolicy) {
+        let per_provider = per_provider.max(1);
+        let old = self.caps.load();
+        let provider = if old.per_provider == per_provider {
+            old.provider.clone()
+        } else {
+            Arc::new(Semaphore::new(per_provider))
+        };
+        self.caps.store(Arc::new(Caps { global: global.clone(), provider, per_provider }));
+        self.retry.0.store(Arc::new(retry));
     }
 
     /// Waits for a place under both limits; hold the permits for the length of one request.
     pub async fn permit(&self) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), PollError> {
         let closed = |_| PollError::new(Reason::Http, "shutting down");
-        let provider = self.provider.clone().acquire_owned().await.map_err(closed)?;
-        let global = self.global.clone().acquire_owned().await.map_err(closed)?;
+        let (provider, global) = {
+            let caps = self.caps.load();
+            (caps.provider.clone(), caps.global.clone())
+        };
+        let provider = provider.acquire_owned().await.map_err(closed)?;
+        let global = global.acquire_owned().await.map_err(closed)?;
         Ok((provider, global))
     }
 }
@@ -172,6 +226,24 @@ mod tests {
             assert!(w >= full / 2 && w <= full, "retry {retry}: {w:?}");
         }
         assert_eq!(p.backoff(0, Some(Duration::from_secs(10))), Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn limits_change_in_place_for_every_clone() {
+        let global = Arc::new(Semaphore::new(10));
+        let a = Upstream::new(global.clone(), 1, RetryPolicy { attempts: 1, ..RetryPolicy::default() });
+        let b = a.clone();
+        let held = a.permit().await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_millis(50), b.permit()).await.is_err(), "1 per provider");
+        b.set_limits(&global, 2, RetryPolicy { attempts: 4, ..RetryPolicy::default() });
+        let second = tokio::time::timeout(Duration::from_secs(5), a.permit()).await;
+        assert!(second.is_ok(), "the new cap of 2 holds for the clone too");
+        assert_eq!(a.retry.policy().attempts, 4);
+        let narrow = Arc::new(Semaphore::new(1));
+        a.set_limits(&narrow, 2, RetryPolicy::default());
+        let _one = b.permit().await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_millis(50), b.permit()).await.is_err(), "the new global cap");
+        drop(held);
     }
 
     #[tokio::test(start_paused = true)]

@@ -278,3 +278,101 @@ async fn json_logs_carry_provider_account_endpoint_and_reason_per_failed_poll() 
     drop(child);
     sim.stop().await;
 }
+
+/// Every `cdn_` data series (not the exporter's own) of `account`, with its value.
+fn data_series(s: &Scrape, account: &str) -> Vec<String> {
+    let mut out: Vec<String> = s
+        .series
+        .iter()
+        .filter(|x| x.name.starts_with("cdn_") && !x.name.starts_with("cdn_exporter_"))
+        .filter(|x| x.labels.get("account").map(String::as_str) == Some(account))
+        .map(|x| format!("{} {:?} {}", x.name, x.labels, x.value))
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_limits_while_a_provider_fails_keeps_every_series_and_health() {
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let a = account_toml("a", &sim.scaleengine_url(), "1s").replace("budget_usd", "max_age = \"1h\"\nbudget_usd");
+    std::fs::write(&path, &a).unwrap();
+    let r = start_file(&path).await;
+    wait_up(&r, "a", 4).await;
+    let good = data_series(&scrape(&r).await, "a");
+    assert!(good.len() > 10, "{good:?}");
+
+    // The provider fails; every job records a failure and keeps its last good values.
+    sim.state.set_faults(Faults { failure_code: Some("0003".into()), ..Faults::default() });
+    let failing = wait_for(Duration::from_secs(20), "every job failing", || async {
+        let s = scrape(&r).await;
+        let up = s.all("cdn_exporter_poll_up", &[("account", "a")]);
+        (up.len() == 4 && up.iter().all(|x| x.value == 0.0)).then_some(s)
+    })
+    .await;
+    assert_eq!(data_series(&failing, "a"), good, "failures keep the last good values");
+    let key = cdn_usage_exporter::job::JobKey::account("scaleengine", "a", "usage.summary");
+    let before = r.store.health(&key).unwrap();
+    assert!(before.polls >= 2 && !before.up && before.last_error.is_some());
+
+    for (n, limits) in [
+        "max_series = 40000\nmax_in_flight = 3\nmax_in_flight_per_provider = 2\nretries = 0\n",
+        "max_series = 45000\nmax_in_flight = 7\nretries = 1\n",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(&path, format!("{limits}{a}")).unwrap();
+        let summary = r.reload().await.unwrap();
+        assert_eq!(
+            (summary.added, summary.removed, summary.changed, summary.unchanged),
+            (0, 0, 0, 1),
+            "reload {n}: the account is unchanged, counted once"
+        );
+        let s = scrape(&r).await;
+        assert_eq!(data_series(&s, "a"), good, "reload {n}: every last good series kept");
+        let after = r.store.health(&key).unwrap();
+        assert!(after.polls >= before.polls, "reload {n}: health kept ({} < {})", after.polls, before.polls);
+        assert_eq!(after.last_success, before.last_success, "reload {n}");
+        assert!(!after.up && after.last_error.is_some(), "reload {n}: still failing, and it shows");
+    }
+    // The jobs kept running under the new limits: they poll on, and recover.
+    sim.state.set_faults(Faults::default());
+    wait_up(&r, "a", 4).await;
+    assert!(r.store.health(&key).unwrap().polls > before.polls);
+    r.stop().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn the_job_set_does_not_grow_across_reloads() {
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let a = account_toml("a", &sim.scaleengine_url(), "1h");
+    std::fs::write(&path, &a).unwrap();
+    let r = start_file(&path).await;
+    assert_eq!(r.control.task_count().await, 4, "one task per job");
+    for n in 0..30 {
+        // A changed account: its 4 tasks are aborted and 4 new ones start.
+        std::fs::write(&path, a.replace("budget_usd = 123.5", &format!("budget_usd = {n}"))).unwrap();
+        let summary = r.reload().await.unwrap();
+        assert_eq!(summary.changed, 1);
+        if n == 15 {
+            // Aborted tasks end when next scheduled, and are reaped then: the set stays at the
+            // running jobs instead of growing by 4 per reload.
+            wait_for(Duration::from_secs(10), "aborted tasks reaped midway", || async {
+                (r.control.task_count().await == 4).then_some(())
+            })
+            .await;
+        }
+    }
+    wait_for(Duration::from_secs(10), "aborted tasks reaped", || async {
+        (r.control.task_count().await == 4).then_some(())
+    })
+    .await;
+    r.stop().await;
+    sim.stop().await;
+}
