@@ -293,7 +293,7 @@ async fn a_password_storm_on_one_user_does_not_lock_out_the_others() {
             }
         })
     };
-    wait_for(Duration::from_secs(20), "the storm to fill the queue", || async {
+    wait_for(Duration::from_secs(20), "429s once the user's short queue is full", || async {
         (too_many.load(Ordering::Relaxed) >= 100).then_some(())
     })
     .await;
@@ -307,7 +307,10 @@ async fn a_password_storm_on_one_user_does_not_lock_out_the_others() {
     }
     let (grafana_first, status) = timed_get(&reqwest::Client::new(), &url, Some(("grafana", "grafana pw"))).await;
     assert_eq!(status, 200, "another user's first login succeeds during the storm");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for(Duration::from_secs(5), "a thread count sampled during the storm", || async {
+        (peak_threads.load(Ordering::Relaxed) > 0).then_some(())
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     for t in storm {
         t.await.unwrap();
