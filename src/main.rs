@@ -51,7 +51,12 @@ struct Cli {
     web_config_file: Option<PathBuf>,
 
     /// Serve POST /-/reload (without it: 403, as in Prometheus; SIGHUP always reloads).
-    #[arg(long = "web.enable-lifecycle", global = true, env = "CDN_EXPORTER_WEB_ENABLE_LIFECYCLE")]
+    #[arg(
+        long = "web.enable-lifecycle",
+        global = true,
+        env = "CDN_EXPORTER_WEB_ENABLE_LIFECYCLE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     enable_lifecycle: bool,
 
     /// Open HTTP connections at most; lowered to fit the open-files limit [default: 512].

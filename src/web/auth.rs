@@ -89,8 +89,10 @@ impl BasicAuth {
             return Verdict::Denied;
         }
         let Some(answer) = inner.pool.submit(user, password, hash) else { return Verdict::Busy };
+        // No answer (the pool is shutting down): nothing learnt, nothing remembered.
+        let Ok(verified) = answer.await else { return Verdict::Busy };
         // An unknown user runs the same bcrypt as a known one and is then refused whatever it says.
-        let ok = answer.await.unwrap_or(false) && known;
+        let ok = verified && known;
         if ok {
             let mut v = lock(&inner.verified);
             if v.len() >= VERIFIED_CACHE {

@@ -372,9 +372,14 @@ async fn reload_over_http_only_with_the_lifecycle_flag() {
     })
     .await;
     drop(off);
-    for (args, env) in
-        [(&["--web.enable-lifecycle"][..], &[][..]), (&[][..], &[("CDN_EXPORTER_WEB_ENABLE_LIFECYCLE", "true")][..])]
-    {
+    let off = Exporter::start(&config, &[], &[("CDN_EXPORTER_WEB_ENABLE_LIFECYCLE", "false")], None);
+    assert_eq!(reload(off.addr.clone()).await.0, 403, "the variable set to false keeps it off");
+    drop(off);
+    for (args, env) in [
+        (&["--web.enable-lifecycle"][..], &[][..]),
+        (&[][..], &[("CDN_EXPORTER_WEB_ENABLE_LIFECYCLE", "true")][..]),
+        (&[][..], &[("CDN_EXPORTER_WEB_ENABLE_LIFECYCLE", "1")][..]),
+    ] {
         let on = Exporter::start(&config, args, env, None);
         let (status, text) = reload(on.addr.clone()).await;
         assert_eq!(status, 200, "{args:?} {env:?}: {text}");
