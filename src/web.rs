@@ -1,6 +1,8 @@
 //! The HTTP listener's security, configured the way Prometheus exporters are (exporter-toolkit's
 //! web configuration file): optional TLS (`tls_server_config.cert_file` / `key_file`) and
-//! optional basic auth (`basic_auth_users` with bcrypt hashes), for every endpoint.
+//! optional basic auth (`basic_auth_users` with bcrypt hashes), for every endpoint; and the
+//! accept loop that holds slow and hostile clients to bounds (header timeout, head size,
+//! connection cap under the open-files limit; docs/security.md lists them all).
 
 mod auth;
 mod conns;
