@@ -109,7 +109,17 @@ async fn half_open_connections_past_the_fd_limit_do_not_lock_out_a_scrape() {
     let dir = tempfile::tempdir().unwrap();
     let (sim, config) = simulated(dir.path()).await;
     let exporter = Exporter::start(&config, &[], &[], Some(256));
-    assert!(exporter.log().contains("HTTP connection limit"), "the cap is logged at start:\n{}", exporter.log());
+    let started = wait_for(Duration::from_secs(10), "the cap logged at start", || async {
+        let log = exporter.log();
+        log.contains("HTTP connection limit").then_some(log)
+    })
+    .await;
+    let cap: usize = started
+        .split("max_connections=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .expect("the cap in the log");
+    assert!(started.contains("open_files_limit=256") && cap <= 256 - 64, "the cap leaves descriptors free: {cap}");
     let addr = exporter.addr.clone();
 
     // 300 connections that never finish a request: half send a partial request line, half
