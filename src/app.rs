@@ -385,7 +385,8 @@ pub struct Running {
 }
 
 impl Running {
-    /// Reads the configuration again and applies it (what SIGHUP and `POST /-/reload` do).
+    /// Reads the configuration again and applies it (what SIGHUP and, with
+    /// `--web.enable-lifecycle`, `POST /-/reload` do).
     pub async fn reload(&self) -> Result<ReloadSummary, ConfigError> {
         self.control.reload().await
     }
@@ -411,6 +412,10 @@ impl Running {
 pub struct WebOptions {
     /// An exporter-toolkit web configuration file (TLS, basic auth).
     pub config_file: Option<PathBuf>,
+    /// `--web.enable-lifecycle`: serve `POST /-/reload` (without it, 403 as in Prometheus).
+    pub enable_lifecycle: bool,
+    /// `--web.max-connections`; `None` for [`crate::web::DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: Option<usize>,
 }
 
 /// Binds `listen`, starts the renderer, the jobs and the server, for a configuration read from
@@ -436,8 +441,13 @@ pub async fn start_from(
         control.start_all(&mut jobs, config)?;
     }
     let renderer = tokio::spawn(store.clone().run_renderer(RENDER_MIN_GAP, wait_true(stop_rx.clone())));
-    let app = crate::server::router(crate::server::AppState { store: store.clone(), control: Some(control.clone()) });
-    let server = tokio::spawn(crate::web::serve(listener, app, web_config, wait_true(stop_rx)));
+    let lifecycle = web.enable_lifecycle.then(|| control.clone());
+    let app = crate::server::router(crate::server::AppState { store: store.clone(), control: lifecycle });
+    let limits = crate::web::Limits {
+        max_connections: web.max_connections.unwrap_or(crate::web::DEFAULT_MAX_CONNECTIONS),
+        other_fds: config.limits.max_in_flight,
+    };
+    let server = tokio::spawn(crate::web::serve(listener, app, web_config, limits, wait_true(stop_rx)));
     tracing::info!(%addr, accounts = config.account_count(), "Serving /metrics");
     Ok(Running { addr, store, control, stop, server, renderer })
 }

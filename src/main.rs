@@ -50,6 +50,19 @@ struct Cli {
     #[arg(long = "web.config.file", global = true, value_name = "PATH")]
     web_config_file: Option<PathBuf>,
 
+    /// Serve POST /-/reload (without it: 403, as in Prometheus; SIGHUP always reloads).
+    #[arg(
+        long = "web.enable-lifecycle",
+        global = true,
+        env = "CDN_EXPORTER_WEB_ENABLE_LIFECYCLE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    enable_lifecycle: bool,
+
+    /// Open HTTP connections at most; lowered to fit the open-files limit [default: 512].
+    #[arg(long = "web.max-connections", global = true, value_name = "N")]
+    max_connections: Option<usize>,
+
     /// Log line format [default: text].
     #[arg(long = "log.format", global = true, value_enum, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
@@ -140,8 +153,25 @@ fn start_failure(e: app::StartError) -> Failure {
     }
 }
 
+fn web_options(cli: &Cli) -> app::WebOptions {
+    app::WebOptions {
+        config_file: cli.web_config_file.clone(),
+        enable_lifecycle: cli.enable_lifecycle,
+        max_connections: cli.max_connections,
+    }
+}
+
+/// Runtime worker threads at most: an exporter serves a few scrapes, not a CPU-bound load.
+const MAX_WORKER_THREADS: usize = 8;
+/// Blocking-pool threads at most (DNS lookups of upstream hosts, file reads): the pool must not
+/// grow with a burst of clients.
+const MAX_BLOCKING_THREADS: usize = 8;
+
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.clamp(1, MAX_WORKER_THREADS))
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot start the async runtime: {e}")))
@@ -186,7 +216,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             init_logging(&cli, Some(&config))?;
             let addr = listen(&cli, Some(&config), default_listen());
             let source = app::ConfigSource::File(cli.config.clone().unwrap_or_default());
-            let web = app::WebOptions { config_file: cli.web_config_file.clone() };
+            let web = web_options(&cli);
             runtime()?.block_on(async {
                 let running = app::start_from(source, &config, addr, &web).await.map_err(start_failure)?;
                 app::run_until_shutdown(&running).await;
@@ -210,7 +240,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let toml = demo::toml(&sim.scaleengine_url(), &sim.cdnetworks_url());
                 let source = app::ConfigSource::Text(toml, demo::SOURCE_NAME.into());
                 let config = source.load().map_err(|e| (EXIT_CONFIG, e.to_string()))?;
-                let web = app::WebOptions { config_file: cli.web_config_file.clone() };
+                let web = web_options(&cli);
                 let running = app::start_from(source, &config, addr, &web).await.map_err(start_failure)?;
                 println!(
                     "Demo running: simulator at {}, exporter at {}/metrics (Ctrl-C to stop)",

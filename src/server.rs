@@ -1,6 +1,7 @@
 //! The HTTP side: `/metrics` hands out the cached body (plus the process metrics, refreshed at
 //! most once a second), `/` is the status page, `/healthz` and `/readyz` are the probes,
-//! `POST /-/reload` re-reads the configuration. Nothing here waits on a provider.
+//! `POST /-/reload` re-reads the configuration (only with `--web.enable-lifecycle`, else 403 as
+//! in Prometheus). Nothing here waits on a provider.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -26,7 +27,7 @@ use crate::store::Store;
 pub struct AppState {
     /// Samples, health and the cached body.
     pub store: Arc<Store>,
-    /// Reloads; `None` where the configuration cannot be re-read.
+    /// Reloads; `None` unless the lifecycle API is enabled (`--web.enable-lifecycle`).
     pub control: Option<Arc<Control>>,
 }
 
@@ -124,7 +125,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn reload(State(state): State<AppState>) -> Response {
     let Some(control) = state.control else {
-        return (StatusCode::NOT_IMPLEMENTED, "reload is not available here\n").into_response();
+        // Prometheus's answer, word for word: state changes over HTTP are opt-in.
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.").into_response();
     };
     match control.reload().await {
         Ok(s) => (
@@ -224,9 +226,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reload_without_a_source_says_so() {
+    async fn reload_is_forbidden_without_the_lifecycle_api() {
         let store = Store::new("t", "r");
-        let response = app(&store).oneshot(Request::post("/-/reload").body(Body::empty()).unwrap()).await.unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
+        for request in [Request::post("/-/reload"), Request::put("/-/reload")] {
+            let response = app(&store).oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(response.status(), StatusCode::FORBIDDEN);
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            assert_eq!(&body[..], b"Lifecycle API is not enabled.");
+        }
     }
 }

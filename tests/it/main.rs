@@ -8,6 +8,7 @@ mod docs;
 mod e2e;
 mod exporter;
 mod fixtures;
+mod hostile_clients;
 mod operations;
 mod props;
 mod rules;

@@ -11,7 +11,8 @@ use crate::support::{Scrape, account_toml, loopback, sim_account, wait_for};
 
 async fn start_file(path: &std::path::Path) -> Running {
     let config = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
-    app::start_from(ConfigSource::File(path.to_owned()), &config, loopback(), &WebOptions::default()).await.unwrap()
+    let web = WebOptions { enable_lifecycle: true, ..WebOptions::default() };
+    app::start_from(ConfigSource::File(path.to_owned()), &config, loopback(), &web).await.unwrap()
 }
 
 async fn scrape(r: &Running) -> Scrape {

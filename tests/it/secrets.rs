@@ -77,6 +77,7 @@ fn start(config_path: &std::path::Path) -> Exporter {
             "127.0.0.1:0",
             "--log.level",
             "debug",
+            "--web.enable-lifecycle",
         ])
         .env("TEST_CDN_API_KEY", CDN_KEY)
         .stdout(Stdio::null())

@@ -41,8 +41,11 @@ async fn tls_and_basic_auth_guard_every_endpoint() {
     let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
     let toml = account_toml("main", &sim.scaleengine_url(), "1h");
     let config = Config::from_toml_str(&toml, "t").unwrap();
-    let web = WebOptions { config_file: Some(dir.path().join("web.yml")) };
+    let web = WebOptions { config_file: Some(dir.path().join("web.yml")), ..WebOptions::default() };
     let r = app::start_from(ConfigSource::Text(toml, "t".into()), &config, loopback(), &web).await.unwrap();
+    // A client that connects and never sends a ClientHello is closed too.
+    let silent = std::net::TcpStream::connect(r.addr).unwrap();
+    let opened = std::time::Instant::now();
     let https = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
     for path in ["/metrics", "/", "/healthz", "/readyz"] {
         let url = format!("https://{}{path}", r.addr);
@@ -63,6 +66,19 @@ async fn tls_and_basic_auth_guard_every_endpoint() {
         .send()
         .await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success(), "plain HTTP is refused when TLS is on");
+    let closed = tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let mut silent = silent;
+        silent.set_read_timeout(Some(Duration::from_secs(25))).unwrap();
+        // EOF or a reset: closed; a timeout: still open.
+        match silent.read(&mut [0u8; 64]) {
+            Ok(n) => n == 0,
+            Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        }
+    })
+    .await
+    .unwrap();
+    assert!(closed, "a connection without a TLS handshake was still open after {:?}", opened.elapsed());
     r.stop().await;
     sim.stop().await;
 }
@@ -77,7 +93,7 @@ async fn a_bad_web_config_is_refused_with_every_problem() {
     )
     .unwrap();
     let config = Config::from_toml_str(&account_toml("m", "http://127.0.0.1:9/stable/", "1h"), "t").unwrap();
-    let web = WebOptions { config_file: Some(path) };
+    let web = WebOptions { config_file: Some(path), ..WebOptions::default() };
     let err = app::start_from(ConfigSource::Text(String::new(), "t".into()), &config, loopback(), &web)
         .await
         .err()
