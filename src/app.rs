@@ -16,6 +16,7 @@ use crate::config::{CdnetworksAccount, Config, ConfigError, Limits, Problem, Sca
 use crate::job::{JobKey, JobSpec};
 use crate::providers::http::{RetryPolicy, Upstream};
 use crate::providers::{cdnetworks, scaleengine};
+use crate::shard::Shard;
 use crate::store::Store;
 
 /// The exporter's version.
@@ -69,15 +70,29 @@ pub enum ConfigSource {
     Text(String, String),
     /// A configuration built in memory (tests): a reload finds it unchanged.
     Fixed(Box<Config>),
+    /// Another source with its shard set from the command line (`--shard`, `CDN_EXPORTER_SHARD`),
+    /// which wins over the file's `shard` at every reload too.
+    Sharded(Box<ConfigSource>, Shard),
 }
 
 impl ConfigSource {
+    /// The name messages give the source.
+    fn name(&self) -> String {
+        match self {
+            ConfigSource::File(path) => path.display().to_string(),
+            ConfigSource::Text(_, name) => name.clone(),
+            ConfigSource::Fixed(_) => "(memory)".into(),
+            ConfigSource::Sharded(source, _) => source.name(),
+        }
+    }
+
     /// Reads and validates the configuration.
     pub fn load(&self) -> Result<Config, ConfigError> {
         match self {
             ConfigSource::File(path) => Config::load(path),
             ConfigSource::Text(toml, name) => Config::from_toml_str(toml, name),
             ConfigSource::Fixed(config) => Ok((**config).clone()),
+            ConfigSource::Sharded(source, shard) => source.load().map(|c| Config { shard: *shard, ..c }),
         }
     }
 }
@@ -138,6 +153,7 @@ fn account_key(a: &AccountConfig) -> (&'static str, String) {
     }
 }
 
+/// The accounts of this process's shard.
 fn accounts_of(config: &Config) -> Vec<AccountConfig> {
     config
         .scaleengine
@@ -145,6 +161,7 @@ fn accounts_of(config: &Config) -> Vec<AccountConfig> {
         .cloned()
         .map(AccountConfig::ScaleEngine)
         .chain(config.cdnetworks.iter().cloned().map(AccountConfig::Cdnetworks))
+        .filter(|a| config.shard.owns(&account_key(a).1))
         .collect()
 }
 
@@ -172,11 +189,7 @@ fn reap(set: &mut JoinSet<()>) {
 
 /// The problem reported when the configuration cannot be read at all.
 fn unreadable(source: &ConfigSource, message: &str) -> ConfigError {
-    let source_name = match source {
-        ConfigSource::File(path) => path.display().to_string(),
-        ConfigSource::Text(_, name) => name.clone(),
-        ConfigSource::Fixed(_) => "(memory)".into(),
-    };
+    let source_name = source.name();
     ConfigError { source_name, problems: vec![Problem { path: "--config".into(), message: message.into(), at: None }] }
 }
 
@@ -448,7 +461,13 @@ pub async fn start_from(
         other_fds: config.limits.max_in_flight,
     };
     let server = tokio::spawn(crate::web::serve(listener, app, web_config, limits, wait_true(stop_rx)));
-    tracing::info!(%addr, accounts = config.account_count(), "Serving /metrics");
+    tracing::info!(
+        %addr,
+        accounts = config.sharded_account_count(),
+        configured = config.account_count(),
+        shard = %config.shard,
+        "Serving /metrics"
+    );
     Ok(Running { addr, store, control, stop, server, renderer })
 }
 

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::providers::scaleengine;
 use crate::secret::Secret;
+use crate::shard::Shard;
 
 /// Prefix of environment variables that override top-level settings.
 pub const ENV_PREFIX: &str = "CDN_EXPORTER_";
@@ -89,6 +90,9 @@ pub struct Config {
     pub cdnetworks: Vec<CdnetworksAccount>,
     /// Limits on upstream requests and on the series served.
     pub limits: Limits,
+    /// `shard` (default `"1/1"`): poll only the accounts whose name hashes into this shard
+    /// (docs/scaling.md); `--shard` and `CDN_EXPORTER_SHARD` take precedence.
+    pub shard: Shard,
 }
 
 /// Top-level limits.
@@ -372,6 +376,13 @@ impl Config {
     /// Number of accounts of every provider.
     pub fn account_count(&self) -> usize {
         self.scaleengine.len() + self.cdnetworks.len()
+    }
+
+    /// How many accounts this process polls: those of its [`Config::shard`].
+    pub fn sharded_account_count(&self) -> usize {
+        let names =
+            self.scaleengine.iter().map(|a| a.name.as_str()).chain(self.cdnetworks.iter().map(|a| a.name.as_str()));
+        names.filter(|n| self.shard.owns(n)).count()
     }
 }
 
@@ -800,6 +811,13 @@ impl Validator {
                 None
             }
         });
+        let shard = self.string(&mut t, "shard").map_or(Shard::ALL, |s| match s.parse::<Shard>() {
+            Ok(shard) => shard,
+            Err(e) => {
+                self.problem("shard", format!("{} {e}.", quote(&s)));
+                Shard::ALL
+            }
+        });
         let d = Limits::default();
         let max_in_flight = self.integer(&mut t, "max_in_flight", 1, 10_000).map_or(d.max_in_flight, |n| n as usize);
         let max_in_flight_per_provider = self
@@ -811,7 +829,7 @@ impl Validator {
         let scaleengine = self.accounts(&mut t, "scaleengine", Self::scaleengine);
         let cdnetworks = self.accounts(&mut t, "cdnetworks", Self::cdnetworks);
         self.unknown(t);
-        let config = Config { listen_address, log_level, log_format, scaleengine, cdnetworks, limits };
+        let config = Config { listen_address, log_level, log_format, scaleengine, cdnetworks, limits, shard };
         if config.account_count() == 0 && self.problems.is_empty() {
             self.problem(
                 "scaleengine",

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use cdn_usage_exporter::config::{Config, DEFAULT_PORT, LogFormat};
+use cdn_usage_exporter::shard::Shard;
 use cdn_usage_exporter::simulator::{Simulator, demo_state};
 use cdn_usage_exporter::{app, backfill, demo};
 
@@ -62,6 +63,11 @@ struct Cli {
     /// Open HTTP connections at most; lowered to fit the open-files limit [default: 512].
     #[arg(long = "web.max-connections", global = true, value_name = "N")]
     max_connections: Option<usize>,
+
+    /// Poll only the accounts whose name hashes into shard I of N (I counted from 1, e.g. 2/3);
+    /// overrides the configuration's `shard`. See docs/scaling.md [default: 1/1].
+    #[arg(long = "shard", global = true, env = "CDN_EXPORTER_SHARD", value_name = "I/N")]
+    shard: Option<Shard>,
 
     /// Log line format [default: text].
     #[arg(long = "log.format", global = true, value_enum, value_name = "FORMAT")]
@@ -121,7 +127,19 @@ fn load(cli: &Cli) -> Result<Config, Failure> {
     let Some(path) = &cli.config else {
         return Err((EXIT_CONFIG, "no configuration given. Pass --config PATH (see deploy/config.example.toml), or try `cdn-usage-exporter demo`.".into()));
     };
-    Config::load(path).map_err(|e| (EXIT_CONFIG, e.to_string()))
+    let config = Config::load(path).map_err(|e| (EXIT_CONFIG, e.to_string()))?;
+    Ok(match cli.shard {
+        Some(shard) => Config { shard, ..config },
+        None => config,
+    })
+}
+
+/// `source`, with the command line's shard applied at every (re)load.
+fn sharded(cli: &Cli, source: app::ConfigSource) -> app::ConfigSource {
+    match cli.shard {
+        Some(shard) => app::ConfigSource::Sharded(Box::new(source), shard),
+        None => source,
+    }
 }
 
 fn init_logging(cli: &Cli, config: Option<&Config>) -> Result<(), Failure> {
@@ -215,7 +233,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let config = load(&cli)?;
             init_logging(&cli, Some(&config))?;
             let addr = listen(&cli, Some(&config), default_listen());
-            let source = app::ConfigSource::File(cli.config.clone().unwrap_or_default());
+            let source = sharded(&cli, app::ConfigSource::File(cli.config.clone().unwrap_or_default()));
             let web = web_options(&cli);
             runtime()?.block_on(async {
                 let running = app::start_from(source, &config, addr, &web).await.map_err(start_failure)?;
@@ -227,7 +245,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::CheckConfig) => {
             let config = load(&cli)?;
             let path = cli.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
-            println!("{path}: configuration is valid ({} account(s))", config.account_count());
+            if config.shard.is_sharded() {
+                println!(
+                    "{path}: configuration is valid ({} account(s); shard {} keeps {})",
+                    config.account_count(),
+                    config.shard,
+                    config.sharded_account_count()
+                );
+            } else {
+                println!("{path}: configuration is valid ({} account(s))", config.account_count());
+            }
             Ok(())
         }
         Some(Command::Demo) => {
@@ -238,7 +265,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .await
                     .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot start the simulator: {e}")))?;
                 let toml = demo::toml(&sim.scaleengine_url(), &sim.cdnetworks_url());
-                let source = app::ConfigSource::Text(toml, demo::SOURCE_NAME.into());
+                let source = sharded(&cli, app::ConfigSource::Text(toml, demo::SOURCE_NAME.into()));
                 let config = source.load().map_err(|e| (EXIT_CONFIG, e.to_string()))?;
                 let web = web_options(&cli);
                 let running = app::start_from(source, &config, addr, &web).await.map_err(start_failure)?;
