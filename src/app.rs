@@ -56,6 +56,9 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .user_agent(concat!("cdn-usage-exporter/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(60))
+        // A signed request goes only where it is configured to: a redirect is a failed poll
+        // (providers::http::redirect_error), never followed with the credentials.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
 }
 
@@ -145,7 +148,7 @@ fn upstreams(limits: &Limits) -> BTreeMap<&'static str, Upstream> {
     let retry = RetryPolicy { attempts: limits.retries + 1, ..RetryPolicy::default() };
     [scaleengine::PROVIDER, cdnetworks::PROVIDER]
         .into_iter()
-        .map(|p| (p, Upstream::new(global.clone(), limits.max_in_flight_per_provider, retry)))
+        .map(|p| (p, Upstream::new(global.clone(), limits.max_in_flight_per_provider, retry).with_answers(limits.answers)))
         .collect()
 }
 

@@ -117,7 +117,8 @@ impl Reason {
     }
 }
 
-/// A failed poll: why, and a message for a person (never containing a secret).
+/// A failed poll: why, and a message for a person (never containing a secret; built with
+/// [`PollError::new`], at most [`crate::providers::text::ERROR_BYTES`] and free of controls).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct PollError {
@@ -130,9 +131,12 @@ pub struct PollError {
 }
 
 impl PollError {
-    /// An error of the given reason.
+    /// An error of the given reason. The message is made inert and bounded here, once for every
+    /// place it goes (log, status page): it may carry provider text.
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        PollError { reason, message: message.into(), retry_after: None }
+        let message = message.into();
+        let message = crate::providers::text::inert(&message, crate::providers::text::ERROR_BYTES);
+        PollError { reason, message, retry_after: None }
     }
 
     /// Whether trying again may help: timeouts, connection errors, 5xx and throttling. Auth,

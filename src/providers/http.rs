@@ -1,5 +1,5 @@
-//! HTTP plumbing every provider client shares: bounded body reads, transport errors as poll
-//! errors, and printable previews of bodies for error messages.
+//! HTTP plumbing every provider client shares: bounded body reads, redirects and transport
+//! errors as poll errors, and printable previews of bodies for error messages.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,26 +7,73 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::config::AnswerLimits;
 use crate::job::{PollError, Reason};
 use crate::timeutil;
 
-/// The largest answer read; a bigger one is an error rather than unbounded memory.
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// What one answer may weigh: its byte bound and the config key that raises it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit {
+    /// The most bytes read.
+    pub bytes: usize,
+    /// The endpoint, for the message (`usage.summary`).
+    pub endpoint: &'static str,
+    /// The key that sets it (`answer_limits.summary_bytes`).
+    pub key: &'static str,
+}
 
-/// Reads a response body, refusing more than [`MAX_BODY_BYTES`].
-pub async fn read_body(response: &mut reqwest::Response) -> Result<Vec<u8>, PollError> {
+impl BodyLimit {
+    /// The error for an answer past the bound; `declared` is its `Content-Length`, if known.
+    fn exceeded(&self, status: u16, declared: Option<u64>) -> PollError {
+        let size = match declared {
+            Some(n) => format!("declares {n} bytes"),
+            None => "kept coming".to_owned(),
+        };
+        PollError::parse(format!(
+            "{} answer (HTTP {status}) {size}, more than the {} bytes allowed: refused. If the provider \
+             really sends that much, raise `{}`",
+            self.endpoint, self.bytes, self.key
+        ))
+    }
+}
+
+/// Reads a response body of at most `limit.bytes`: a `Content-Length` past it is refused before
+/// reading, and a body that grows past it is refused as it arrives.
+pub async fn read_body(response: &mut reqwest::Response, limit: BodyLimit) -> Result<Vec<u8>, PollError> {
     let status = response.status().as_u16();
-    let mut bytes = Vec::new();
+    let declared = response.content_length();
+    if declared.is_some_and(|n| n > limit.bytes as u64) {
+        return Err(limit.exceeded(status, declared));
+    }
+    let mut bytes = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(limit.bytes));
     while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
-        if bytes.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(PollError::new(
-                Reason::Http,
-                format!("HTTP {status}, answer larger than {MAX_BODY_BYTES} bytes"),
-            ));
+        if bytes.len() + chunk.len() > limit.bytes {
+            return Err(limit.exceeded(status, None));
         }
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// A redirect answer as a poll error naming where it pointed (without query or credentials).
+/// Redirects are never followed: a signed request must go only where it is configured to.
+pub fn redirect_error(response: &reqwest::Response) -> Option<PollError> {
+    if !response.status().is_redirection() {
+        return None;
+    }
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|v| crate::providers::text::url(&String::from_utf8_lossy(v.as_bytes())))
+        .unwrap_or_else(|| "nowhere (no Location header)".to_owned());
+    Some(PollError::new(
+        Reason::Http,
+        format!(
+            "HTTP {} redirect to {location}: redirects are not followed. If the provider moved, set base_url to \
+             the new address",
+            response.status().as_u16()
+        ),
+    ))
 }
 
 /// A reqwest error as a poll error: timeouts apart, with the cause chain in the message.
@@ -46,6 +93,7 @@ pub fn transport_error(e: &reqwest::Error) -> PollError {
 pub fn preview(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
     let mut out: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    out = crate::providers::text::inert(&out, crate::providers::text::MESSAGE_BYTES);
     if body.len() > 120 {
         out.push('…');
     }
@@ -141,12 +189,24 @@ pub struct Upstream {
     provider: Arc<Semaphore>,
     /// How failed requests are retried.
     pub retry: RetryPolicy,
+    /// What one answer may hold.
+    pub answers: AnswerLimits,
 }
 
 impl Upstream {
     /// Limits sharing `global` with other providers.
     pub fn new(global: Arc<Semaphore>, per_provider: usize, retry: RetryPolicy) -> Self {
-        Upstream { global, provider: Arc::new(Semaphore::new(per_provider.max(1))), retry }
+        Upstream {
+            global,
+            provider: Arc::new(Semaphore::new(per_provider.max(1))),
+            retry,
+            answers: AnswerLimits::default(),
+        }
+    }
+
+    /// The same limits with `answers` as the bounds on answers.
+    pub fn with_answers(self, answers: AnswerLimits) -> Self {
+        Upstream { answers, ..self }
     }
 
     /// Waits for a place under both limits; hold the permits for the length of one request.
