@@ -148,7 +148,9 @@ fn upstreams(limits: &Limits) -> BTreeMap<&'static str, Upstream> {
     let retry = RetryPolicy { attempts: limits.retries + 1, ..RetryPolicy::default() };
     [scaleengine::PROVIDER, cdnetworks::PROVIDER]
         .into_iter()
-        .map(|p| (p, Upstream::new(global.clone(), limits.max_in_flight_per_provider, retry).with_answers(limits.answers)))
+        .map(|p| {
+            (p, Upstream::new(global.clone(), limits.max_in_flight_per_provider, retry).with_answers(limits.answers))
+        })
         .collect()
 }
 

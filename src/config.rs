@@ -989,7 +989,13 @@ mod tests {
         assert_eq!(c.limits.answers.table_rows, AnswerLimits::default().table_rows);
         let bad = format!("{GOOD}\n[answer_limits]\nsummary_bytes = 10\ntable_rowz = 5\npage_entries = \"9\"\n");
         let text = Config::from_toml_str(&bad, "test").unwrap_err().to_string();
-        for needle in ["answer_limits.summary_bytes", "4096", "answer_limits.table_rowz", "table_rows", "answer_limits.page_entries"] {
+        for needle in [
+            "answer_limits.summary_bytes",
+            "4096",
+            "answer_limits.table_rowz",
+            "table_rows",
+            "answer_limits.page_entries",
+        ] {
             assert!(text.contains(needle), "{needle} missing from: {text}");
         }
     }

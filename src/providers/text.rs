@@ -17,7 +17,8 @@ pub const ERROR_BYTES: usize = 2 * MESSAGE_BYTES;
 /// Whether `c` must not appear raw: controls (C0, DEL, C1) and the characters that break or
 /// reorder lines in terminals and log viewers (line and paragraph separators, bidi controls).
 fn dangerous(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `text` with every dangerous character escaped (`\n`, `\r`, `\t`, else `\u{1b}` style) and cut

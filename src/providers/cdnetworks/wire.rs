@@ -319,7 +319,10 @@ mod tests {
             (json!({"data": [{"timestamp": "2022-08-01", "usage": "-5"}]}), "negative"),
             (json!({"data": [{"timestamp": "2022-08-01", "usage": "NaN"}]}), "finite"),
             (json!({"data": [{"timestamp": "2022-08-01", "usage": "1e400"}]}), "finite"),
-            (json!({"data": [{"timestamp": "2022-08-01", "usage": "1"}, {"timestamp": "2022-08-01", "usage": "2"}]}), "two points"),
+            (
+                json!({"data": [{"timestamp": "2022-08-01", "usage": "1"}, {"timestamp": "2022-08-01", "usage": "2"}]}),
+                "two points",
+            ),
             (json!({"data": [{"timestamp": "bogus", "usage": "1"}]}), "not one"),
             (json!({"data": {"usage": 5}}), "no \"usage\""),
             (json!({"data": "x"}), "neither"),

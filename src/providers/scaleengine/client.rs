@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
-use serde_json::{Map, Value};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use crate::job::{PollError, Reason};
@@ -15,8 +15,8 @@ use crate::secret::Secret;
 use crate::store::Store;
 
 use super::phpjson;
-use crate::config::ScaleEngineAccount;
 use crate::config::AnswerLimits;
+use crate::config::ScaleEngineAccount;
 use crate::providers::http::{
     BodyLimit, Upstream, preview, read_body, redirect_error, retry_after, transport_error, with_retries,
 };

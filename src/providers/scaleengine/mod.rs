@@ -135,7 +135,11 @@ impl Poll for Billing {
     fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
         Box::pin(async move {
             let body = fetch_table(&self.client, "usage.billing.live").await?;
-            normalize::billing(&wire::parse_table(&body, table_limit(self.client.answers()), "usage.billing.live answer")?)
+            normalize::billing(&wire::parse_table(
+                &body,
+                table_limit(self.client.answers()),
+                "usage.billing.live answer",
+            )?)
         })
     }
 }
@@ -151,7 +155,8 @@ impl Poll for Disk {
             // The 30-day window ends yesterday: the newest complete day is the one we export.
             let start = (today - 30) * 86_400;
             let limit = body_limit(self.client.answers(), "disk.usage");
-            let body = self.client.call("disk.usage", &[("cpu", json!("")), ("starttime", json!(start))], limit).await?;
+            let body =
+                self.client.call("disk.usage", &[("cpu", json!("")), ("starttime", json!(start))], limit).await?;
             normalize::disk(&wire::parse_disk(&body, entries_limit(self.client.answers()))?, today)
         })
     }

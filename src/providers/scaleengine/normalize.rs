@@ -428,7 +428,8 @@ impl TopUrls {
         }
         if self.others > 0 {
             samples.push(Sample::new(VideoMonthToDateBytes, self.other.0).label("app", app).label("url", OTHER_URLS));
-            samples.push(Sample::new(VideoMonthToDateRequests, self.other.1).label("app", app).label("url", OTHER_URLS));
+            samples
+                .push(Sample::new(VideoMonthToDateRequests, self.other.1).label("app", app).label("url", OTHER_URLS));
         }
         samples
     }
@@ -546,11 +547,8 @@ mod tests {
             assert!(top.len() <= 3, "memory holds N URLs, not pages");
         }
         let s = top.samples("a");
-        let urls: Vec<&str> = s
-            .iter()
-            .filter(|x| x.family == VideoMonthToDateBytes)
-            .map(|x| x.labels[1].1.as_str())
-            .collect();
+        let urls: Vec<&str> =
+            s.iter().filter(|x| x.family == VideoMonthToDateBytes).map(|x| x.labels[1].1.as_str()).collect();
         assert_eq!(urls, ["u4999", "u4998", "u4997", OTHER_URLS]);
         let sum: f64 = s.iter().filter(|x| x.family == VideoMonthToDateBytes).map(|x| x.value).sum();
         assert_eq!(sum, total, "no byte lost or counted twice");
