@@ -139,6 +139,22 @@ impl PollError {
         PollError { reason, message, retry_after: None }
     }
 
+    /// The same error with its message made inert and bounded again, for an error built as a
+    /// struct literal around [`PollError::new`]: the scheduler applies it before logging and
+    /// storing. A message that already passed [`PollError::new`] comes out unchanged.
+    pub fn made_inert(self) -> Self {
+        use crate::providers::text::{ERROR_BYTES, inert};
+        // Room for the cut marker [`PollError::new`] may have added: such a message is only
+        // escaped (a no-op for it), never cut twice.
+        const SLACK: usize = ERROR_BYTES + 32;
+        let escaped = (self.message.len() <= SLACK).then(|| inert(&self.message, usize::MAX));
+        let message = match escaped {
+            Some(m) if m.len() <= SLACK => m,
+            _ => inert(&self.message, ERROR_BYTES),
+        };
+        PollError { message, ..self }
+    }
+
     /// Whether trying again may help: timeouts, connection errors, 5xx and throttling. Auth,
     /// clock, validation and parse errors would only fail again.
     pub fn retryable(&self) -> bool {

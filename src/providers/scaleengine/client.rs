@@ -278,6 +278,18 @@ mod tests {
     }
 
     #[test]
+    fn provider_messages_are_cut_and_escaped() {
+        let message = format!("busy\nlevel=error msg=forged\u{1b}[2J{}", "m".repeat(900_000));
+        let body = json!({"status": "failure", "code": "0004\nX", "message": message}).to_string();
+        let err = interpret(200, body.as_bytes()).unwrap_err();
+        assert_eq!(err.reason, Reason::Provider);
+        assert!(err.message.len() <= text::ERROR_BYTES + 32, "{}", err.message.len());
+        assert!(err.message.contains("busy\\nlevel=error msg=forged\\u{1b}[2J"), "{}", &err.message[..120]);
+        assert!(err.message.contains("bytes cut]") && err.message.contains("0004\\nX"), "{}", err.message);
+        assert!(!err.message.chars().any(char::is_control));
+    }
+
+    #[test]
     fn html_error_pages_name_the_status_and_the_body() {
         let err = interpret(502, b"<html><head><title>502 Bad Gateway</title></head></html>").unwrap_err();
         assert_eq!(err.reason, Reason::Http);
