@@ -92,6 +92,12 @@ fn good_video() -> Response {
     )
 }
 
+/// Two days ago in GMT+9: a complete daily point inside the polling window.
+fn good_domain_usage() -> Response {
+    let day = cdn_usage_exporter::timeutil::format_ymd(cdn_usage_exporter::timeutil::now_unix() / 86_400 - 2);
+    json(format!(r#"{{"code":"0","message":"success","data":[{{"timestamp":"{day}","usage":"2135"}}]}}"#))
+}
+
 impl Fake {
     async fn start() -> Fake {
         let answers: Arc<Mutex<HashMap<String, Answer>>> = Arc::new(Mutex::new(HashMap::new()));
@@ -104,10 +110,14 @@ impl Fake {
             a.insert("video.usage".into(), Arc::new(|_| good_video()));
         }
         let (table, count) = (answers.clone(), requests.clone());
-        let handler = move |body: Bytes| {
+        let handler = move |uri: axum::http::Uri, body: Bytes| {
             let (table, count) = (table.clone(), count.clone());
             async move {
                 count.fetch_add(1, Ordering::SeqCst);
+                if uri.path().ends_with("/api/domain-usage") {
+                    let answer = table.lock().unwrap().get("domain-usage").cloned();
+                    return answer.map_or_else(good_domain_usage, |f| f(0));
+                }
                 let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
                 let request: serde_json::Value = form
                     .iter()
@@ -134,6 +144,10 @@ impl Fake {
 
     fn url(&self) -> String {
         format!("http://{}/stable/", self.addr)
+    }
+
+    fn cdn_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     fn answer(&self, command: &str, f: impl Fn(u64) -> Response + Send + Sync + 'static) {
@@ -521,4 +535,54 @@ async fn non_finite_cells_are_a_failed_poll_that_keeps_the_last_values() {
     })
     .await;
     assert!(fake.requests.load(Ordering::SeqCst) > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdnetworks_answers_are_bounded_and_redirects_refused_too() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cdn = format!(
+        r#"
+[[cdnetworks]]
+name = "cn"
+base_url = "{}"
+username = "ops"
+api_key = "hostile-test-cdn-key"
+granularity = "d"
+interval = "1s"
+timeout = "5s"
+max_age = "1h"
+domains = [{{ domain = "a.example.net", contract = "C-1" }}]
+"#,
+        fake.cdn_url()
+    );
+    let exporter = Exporter::start(&dir, &format!("{}{cdn}", config(&fake.url(), "1s", "5s")));
+    let domain = ("domain", "a.example.net");
+    wait_for(Duration::from_secs(30), "the domain's storage", || async {
+        (exporter.scrape().await.get("cdn_storage_bytes", &[domain]) == Some(2135.0)).then_some(())
+    })
+    .await;
+
+    // A 5 MB answer without a Content-Length: past domain_usage_bytes (4 MiB) while reading.
+    let mut pieces = vec![Bytes::from_static(br#"{"code":"0","data":["#)];
+    let point = Bytes::from_static(br#"{"timestamp":"2020-01-01","usage":"1"},"#);
+    pieces.extend(std::iter::repeat_n(point, 5_000_000 / 40));
+    pieces.push(Bytes::from_static(br#"{"timestamp":"2020-01-02","usage":"1"}]}"#));
+    fake.answer("domain-usage", move |_| chunked(pieces.clone()));
+    let s = exporter.wait_failed("domain-usage", "parse", 0.0, Duration::from_secs(30)).await;
+    assert_eq!(s.get("cdn_storage_bytes", &[domain]), Some(2135.0), "last good value kept");
+    assert!(exporter.log_lines().join("\n").contains("answer_limits.domain_usage_bytes"));
+
+    // A redirect: failed with reason http, not followed.
+    fake.answer("domain-usage", |_| {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::FOUND;
+        r.headers_mut().insert("location", "http://127.0.0.1:9/elsewhere?token=LEAKED".parse().unwrap());
+        r
+    });
+    let s = exporter.wait_failed("domain-usage", "http", 0.0, Duration::from_secs(30)).await;
+    assert_eq!(s.get("cdn_storage_bytes", &[domain]), Some(2135.0), "last good value kept");
+    let log = exporter.log_lines().join("\n");
+    assert!(log.contains("redirect to http://127.0.0.1:9/elsewhere") && !log.contains("LEAKED"));
+    assert_rss(&exporter, "huge CDNetworks answer");
 }
