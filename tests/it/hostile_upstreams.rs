@@ -19,6 +19,10 @@ use axum::response::Response;
 
 use crate::support::{Scrape, wait_for};
 
+/// These tests push megabytes through a spawned binary: one at a time, so that together they do
+/// not load a small CI machine more than one of them does.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The acceptance bound on peak RSS against any hostile provider.
 const MAX_PEAK_RSS_KIB: u64 = 100 * 1024;
 
@@ -305,6 +309,7 @@ fn tiny_rows(rows: usize) -> Vec<Bytes> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_summary_of_a_million_tiny_rows_is_refused_within_bounded_memory() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let fake = Fake::start().await;
     let dir = tempfile::tempdir().unwrap();
     let exporter = Exporter::start(&dir, &config(&fake.url(), "1s", "5s"));
@@ -352,6 +357,7 @@ async fn a_summary_of_a_million_tiny_rows_is_refused_within_bounded_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_pages_that_never_end_are_folded_then_cut_off() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let fake = Fake::start().await;
     let dir = tempfile::tempdir().unwrap();
     // A poll may take 60 s here: the cut-off is the page bound, not the deadline.
@@ -384,6 +390,7 @@ async fn video_pages_that_never_end_are_folded_then_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_provider_messages_are_refused_or_cut() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let fake = Fake::start().await;
     let dir = tempfile::tempdir().unwrap();
     let exporter = Exporter::start(&dir, &config(&fake.url(), "1s", "5s"));
@@ -420,6 +427,7 @@ async fn huge_provider_messages_are_refused_or_cut() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_characters_in_a_provider_message_forge_no_log_line() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let fake = Fake::start().await;
     let dir = tempfile::tempdir().unwrap();
     let exporter = Exporter::start(&dir, &config(&fake.url(), "1s", "5s"));
@@ -450,6 +458,7 @@ async fn control_characters_in_a_provider_message_forge_no_log_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_to_another_host_is_not_followed() {
+    let _one = ONE_AT_A_TIME.lock().await;
     // The other host: counts every connection it gets.
     let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let other_addr = other.local_addr().unwrap();
@@ -501,6 +510,7 @@ async fn a_redirect_to_another_host_is_not_followed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_finite_cells_are_a_failed_poll_that_keeps_the_last_values() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let fake = Fake::start().await;
     let dir = tempfile::tempdir().unwrap();
     let exporter = Exporter::start(&dir, &config(&fake.url(), "1s", "5s"));
@@ -539,6 +549,7 @@ async fn non_finite_cells_are_a_failed_poll_that_keeps_the_last_values() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdnetworks_answers_are_bounded_and_redirects_refused_too() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let fake = Fake::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cdn = format!(

@@ -385,9 +385,14 @@ impl TopUrls {
             self.kept.insert(url, (bytes, requests));
             return;
         }
-        let candidate = rank(bytes, &url);
+        // Compared without allocating: most URLs of a long list do not make the top N.
+        let bits = (bytes + 0.0).to_bits();
         let evict = match self.order.first() {
-            Some(worst) if candidate > *worst => self.order.pop_first(),
+            Some((worst_bits, Reverse(worst_url)))
+                if (bits, Reverse(url.as_str())) > (*worst_bits, Reverse(worst_url.as_str())) =>
+            {
+                self.order.pop_first()
+            }
             _ => None,
         };
         self.others += 1;
@@ -397,7 +402,7 @@ impl TopUrls {
                     self.other.0 += b;
                     self.other.1 += r;
                 }
-                self.order.insert(candidate);
+                self.order.insert(rank(bytes, &url));
                 self.kept.insert(url, (bytes, requests));
             }
             None => {
