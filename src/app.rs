@@ -58,6 +58,9 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .user_agent(concat!("cdn-usage-exporter/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(60))
+        // A signed request goes only where it is configured to: a redirect is a failed poll
+        // (providers::http::redirect_error), never followed with the credentials.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
 }
 
@@ -173,7 +176,9 @@ fn upstreams(limits: &Limits, global: &Arc<Semaphore>) -> BTreeMap<&'static str,
     let retry = retry_policy(limits);
     [scaleengine::PROVIDER, cdnetworks::PROVIDER]
         .into_iter()
-        .map(|p| (p, Upstream::new(global.clone(), limits.max_in_flight_per_provider, retry)))
+        .map(|p| {
+            (p, Upstream::new(global.clone(), limits.max_in_flight_per_provider, retry).with_answers(limits.answers))
+        })
         .collect()
 }
 
@@ -269,7 +274,7 @@ impl Control {
         }
         let retry = retry_policy(limits);
         for upstream in jobs.upstreams.values() {
-            upstream.set_limits(&jobs.global, limits.max_in_flight_per_provider, retry);
+            upstream.set_limits(&jobs.global, limits.max_in_flight_per_provider, retry, limits.answers);
         }
         jobs.limits = *limits;
     }

@@ -278,7 +278,8 @@ pub async fn run(config: &Config, opts: &Options, progress: Arc<dyn Progress>) -
     let store = Store::new(crate::app::VERSION, crate::app::REVISION);
     let global = Arc::new(Semaphore::new(config.limits.max_in_flight));
     let retry = RetryPolicy { attempts: config.limits.retries + 1, ..RetryPolicy::default() };
-    let upstream = Upstream::new(global, config.limits.max_in_flight_per_provider, retry);
+    let upstream =
+        Upstream::new(global, config.limits.max_in_flight_per_provider, retry).with_answers(config.limits.answers);
     let mut units = Vec::new();
     for a in &config.cdnetworks {
         let client =
@@ -420,9 +421,14 @@ async fn domain_window(
 
 async fn disk_window(client: &SeClient, first: i64, last: i64, spool: &mut Spool) -> Result<(), WindowError> {
     let fetch = |error| WindowError::Fetch { error, from: first };
-    let answer =
-        client.call("disk.usage", &[("cpu", json!("")), ("starttime", json!(first * 86_400))]).await.map_err(fetch)?;
-    let mut days = wire::parse_disk(&answer).map_err(fetch)?;
+    let limit = scaleengine::body_limit(&client.answers(), "disk.usage");
+    let answer = client
+        .call("disk.usage", &[("cpu", json!("")), ("starttime", json!(first * 86_400))], limit)
+        .await
+        .map_err(fetch)?;
+    let mut days = wire::parse_disk(&answer, scaleengine::entries_limit(&client.answers())).map_err(fetch)?;
+    // The same rules as live polling: a value that is not data fails the window.
+    normalize::disk(&days, last + 1).map_err(fetch)?;
     days.retain(|d| d.day >= first && d.day <= last);
     let has_users = days.iter().any(|d| !d.user.trim().is_empty());
     days.retain(|d| !has_users || !d.user.trim().is_empty());
@@ -431,7 +437,7 @@ async fn disk_window(client: &SeClient, first: i64, last: i64, spool: &mut Spool
         let user = if d.user.trim().is_empty() { normalize::ALL_USERS.to_owned() } else { d.user.trim().to_owned() };
         let end = (d.day + 1) * 86_400;
         let samples = [
-            Sample::new(FamilyId::StorageBytes, d.bytes).label("user", user.clone()),
+            Sample::new(FamilyId::StorageBytes, d.bytes.get().unwrap_or_default()).label("user", user.clone()),
             Sample::new(FamilyId::StorageSampleTimestampSeconds, end as f64).label("user", user),
         ];
         spool.write(&samples, end)?;
@@ -448,10 +454,15 @@ async fn month_window(
     spool: &mut Spool,
 ) -> Result<(), WindowError> {
     let fetch = |error| WindowError::Fetch { error, from: first };
-    let answer = client.call(command, &[("starttime", json!(format_ymd(first)))]).await.map_err(fetch)?;
-    let table = wire::parse_table(&answer).map_err(fetch)?;
-    let mut samples =
-        if command == "usage.summary" { normalize::summary(&table).0 } else { normalize::billing(&table) };
+    let limit = scaleengine::body_limit(&client.answers(), command);
+    let answer = client.call(command, &[("starttime", json!(format_ymd(first)))], limit).await.map_err(fetch)?;
+    let table =
+        wire::parse_table(&answer, scaleengine::table_limit(&client.answers()), limit.endpoint).map_err(fetch)?;
+    let mut samples = if command == "usage.summary" {
+        normalize::summary(&table).map_err(fetch)?.0
+    } else {
+        normalize::billing(&table).map_err(fetch)?
+    };
     // A finished month's estimate is its total.
     if command == "usage.billing" {
         let estimates: Vec<Sample> = samples
@@ -500,34 +511,47 @@ async fn video_month(
     for day in first..=last {
         let (y, m, d) = civil_from_days(day);
         let mut offset = 0u64;
-        for _ in 0..scaleengine::VIDEO_MAX_PAGES {
+        let answers = client.answers();
+        let page_limit = scaleengine::VIDEO_PAGE_LIMIT.min(answers.page_entries as u64);
+        for _ in 0..answers.video_pages {
             let params = [
                 ("app", app_value.clone()),
                 ("year", json!(y)),
                 ("month", json!(m)),
                 ("day", json!(d)),
-                ("limit", json!(scaleengine::VIDEO_PAGE_LIMIT)),
+                ("limit", json!(page_limit)),
                 ("offset", json!(offset)),
             ];
             let fetch = |error| WindowError::Fetch { error, from: day };
-            let page = wire::parse_video(&client.call("video.usage", &params).await.map_err(fetch)?).map_err(fetch)?;
+            let limit = scaleengine::body_limit(&answers, "video.usage");
+            let body = client.call("video.usage", &params, limit).await.map_err(fetch)?;
+            let page = wire::parse_video(&body, scaleengine::entries_limit(&answers)).map_err(fetch)?;
+            // The same rules as live polling: a value that is not data fails the window.
+            normalize::video("", &page.entries, 0).map_err(fetch)?;
             let got = page.entries.len() as u64;
             for e in page.entries {
-                let slot = sums.entry(e.url).or_default();
-                slot.0 += e.bytes;
-                slot.1 += e.requests;
+                let Some(url) = e.url.get() else { continue };
+                let slot = sums.entry(crate::providers::text::label(url)).or_default();
+                slot.0 += e.bytes.get().unwrap_or_default();
+                slot.1 += e.requests.get().unwrap_or_default();
             }
             offset += got;
-            if got == 0 || page.count.map_or(got < scaleengine::VIDEO_PAGE_LIMIT, |c| offset >= c) {
+            if got == 0 || page.count.map_or(got < page_limit, |c| offset >= c) {
                 break;
             }
         }
         if day >= emit_from {
             let entries: Vec<wire::VideoEntry> = sums
                 .iter()
-                .map(|(url, (b, r))| wire::VideoEntry { url: url.clone(), bytes: *b, requests: *r })
+                .map(|(url, (b, r))| wire::VideoEntry {
+                    url: wire::Text(Some(url.as_str().into())),
+                    bytes: wire::Num::Value(*b),
+                    requests: wire::Num::Value(*r),
+                })
                 .collect();
-            spool.write(&normalize::video(&app.to_string(), &entries, account.video_top_n), (day + 1) * 86_400 - 1)?;
+            let samples = normalize::video(&app.to_string(), &entries, account.video_top_n)
+                .map_err(|error| WindowError::Fetch { error, from: day })?;
+            spool.write(&samples, (day + 1) * 86_400 - 1)?;
         }
     }
     Ok(())

@@ -106,6 +106,46 @@ pub struct Limits {
     pub retries: u32,
     /// `max_series` (default 50000): series served; new series past it are dropped.
     pub max_series: usize,
+    /// `[answer_limits]`: bounds on what one provider answer may hold.
+    pub answers: AnswerLimits,
+}
+
+/// `[answer_limits]`: the most a provider answer may hold. An answer past a bound is a failed
+/// poll (`reason="parse"`) that keeps the last good values; docs/security.md lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerLimits {
+    /// `summary_bytes` (default 1 MiB): one `usage.summary` answer.
+    pub summary_bytes: usize,
+    /// `billing_bytes` (default 1 MiB): one `usage.billing.live` answer.
+    pub billing_bytes: usize,
+    /// `disk_bytes` (default 1 MiB): one `disk.usage` answer.
+    pub disk_bytes: usize,
+    /// `video_page_bytes` (default 4 MiB): one `video.usage` page.
+    pub video_page_bytes: usize,
+    /// `domain_usage_bytes` (default 4 MiB): one CDNetworks `domain-usage` answer.
+    pub domain_usage_bytes: usize,
+    /// `table_rows` (default 1000): rows of a `usage.summary` or `usage.billing.live` table.
+    pub table_rows: usize,
+    /// `page_entries` (default 10000): entries of one `disk.usage` answer, `video.usage` page or
+    /// `domain-usage` answer.
+    pub page_entries: usize,
+    /// `video_pages` (default 100): `video.usage` pages read in one poll, all apps together.
+    pub video_pages: usize,
+}
+
+impl Default for AnswerLimits {
+    fn default() -> Self {
+        AnswerLimits {
+            summary_bytes: 1 << 20,
+            billing_bytes: 1 << 20,
+            disk_bytes: 1 << 20,
+            video_page_bytes: 4 << 20,
+            domain_usage_bytes: 4 << 20,
+            table_rows: 1000,
+            page_entries: 10_000,
+            video_pages: 100,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -115,6 +155,7 @@ impl Default for Limits {
             max_in_flight_per_provider: 8,
             retries: 2,
             max_series: crate::store::DEFAULT_MAX_SERIES,
+            answers: AnswerLimits::default(),
         }
     }
 }
@@ -825,7 +866,8 @@ impl Validator {
             .map_or(d.max_in_flight_per_provider, |n| n as usize);
         let retries = self.integer(&mut t, "retries", 0, 10).map_or(d.retries, |n| n as u32);
         let max_series = self.integer(&mut t, "max_series", 1, 100_000_000).map_or(d.max_series, |n| n as usize);
-        let limits = Limits { max_in_flight, max_in_flight_per_provider, retries, max_series };
+        let answers = self.answer_limits(&mut t);
+        let limits = Limits { max_in_flight, max_in_flight_per_provider, retries, max_series, answers };
         let scaleengine = self.accounts(&mut t, "scaleengine", Self::scaleengine);
         let cdnetworks = self.accounts(&mut t, "cdnetworks", Self::cdnetworks);
         self.unknown(t);
@@ -840,6 +882,40 @@ impl Validator {
     }
 
     /// An array of account tables under `key`, each validated by `one`; names must be unique.
+    /// `[answer_limits]`: each key optional, each a whole number in a range that keeps the
+    /// exporter useful (an answer of a few KiB at least) and bounded (1 GiB at most).
+    fn answer_limits(&mut self, root: &mut Table<'_>) -> AnswerLimits {
+        let d = AnswerLimits::default();
+        let Some(value) = root.take("answer_limits") else {
+            return d;
+        };
+        let Some(mut t) = self.table("answer_limits".into(), value) else {
+            return d;
+        };
+        let mut bytes = |v: &mut Self, key: &str, default: usize| {
+            v.integer(&mut t, key, 4096, 1 << 30).map_or(default, |n| n as usize)
+        };
+        let summary_bytes = bytes(self, "summary_bytes", d.summary_bytes);
+        let billing_bytes = bytes(self, "billing_bytes", d.billing_bytes);
+        let disk_bytes = bytes(self, "disk_bytes", d.disk_bytes);
+        let video_page_bytes = bytes(self, "video_page_bytes", d.video_page_bytes);
+        let domain_usage_bytes = bytes(self, "domain_usage_bytes", d.domain_usage_bytes);
+        let table_rows = self.integer(&mut t, "table_rows", 1, 1_000_000).map_or(d.table_rows, |n| n as usize);
+        let page_entries = self.integer(&mut t, "page_entries", 1, 1_000_000).map_or(d.page_entries, |n| n as usize);
+        let video_pages = self.integer(&mut t, "video_pages", 1, 100_000).map_or(d.video_pages, |n| n as usize);
+        self.unknown(t);
+        AnswerLimits {
+            summary_bytes,
+            billing_bytes,
+            disk_bytes,
+            video_page_bytes,
+            domain_usage_bytes,
+            table_rows,
+            page_entries,
+            video_pages,
+        }
+    }
+
     fn accounts<T>(&mut self, t: &mut Table<'_>, key: &str, one: fn(&mut Self, usize, &Value) -> Option<T>) -> Vec<T> {
         let mut accounts = Vec::new();
         match t.take(key) {
@@ -1267,6 +1343,27 @@ mod tests {
         assert_eq!(a.video_top_n, 20);
         assert_eq!(a.video_apps, vec![VideoApp::Name("live".into()), VideoApp::Id(42)]);
         assert_eq!(a.budget_usd, Some(500.0));
+        assert_eq!(c.limits.answers, AnswerLimits::default());
+    }
+
+    #[test]
+    fn answer_limits_are_read_and_checked() {
+        let ok = format!("{GOOD}\n[answer_limits]\nsummary_bytes = 65536\nvideo_pages = 3\n");
+        let c = Config::from_toml_str(&ok, "test").unwrap();
+        assert_eq!(c.limits.answers.summary_bytes, 65536);
+        assert_eq!(c.limits.answers.video_pages, 3);
+        assert_eq!(c.limits.answers.table_rows, AnswerLimits::default().table_rows);
+        let bad = format!("{GOOD}\n[answer_limits]\nsummary_bytes = 10\ntable_rowz = 5\npage_entries = \"9\"\n");
+        let text = Config::from_toml_str(&bad, "test").unwrap_err().to_string();
+        for needle in [
+            "answer_limits.summary_bytes",
+            "4096",
+            "answer_limits.table_rowz",
+            "table_rows",
+            "answer_limits.page_entries",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from: {text}");
+        }
     }
 
     #[test]

@@ -117,7 +117,8 @@ impl Reason {
     }
 }
 
-/// A failed poll: why, and a message for a person (never containing a secret).
+/// A failed poll: why, and a message for a person (never containing a secret; built with
+/// [`PollError::new`], at most [`crate::providers::text::ERROR_BYTES`] and free of controls).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct PollError {
@@ -130,9 +131,28 @@ pub struct PollError {
 }
 
 impl PollError {
-    /// An error of the given reason.
+    /// An error of the given reason. The message is made inert and bounded here, once for every
+    /// place it goes (log, status page): it may carry provider text.
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        PollError { reason, message: message.into(), retry_after: None }
+        let message = message.into();
+        let message = crate::providers::text::inert(&message, crate::providers::text::ERROR_BYTES);
+        PollError { reason, message, retry_after: None }
+    }
+
+    /// The same error with its message made inert and bounded again, for an error built as a
+    /// struct literal around [`PollError::new`]: the scheduler applies it before logging and
+    /// storing. A message that already passed [`PollError::new`] comes out unchanged.
+    pub fn made_inert(self) -> Self {
+        use crate::providers::text::{ERROR_BYTES, inert};
+        // Room for the cut marker [`PollError::new`] may have added: such a message is only
+        // escaped (a no-op for it), never cut twice.
+        const SLACK: usize = ERROR_BYTES + 32;
+        let escaped = (self.message.len() <= SLACK).then(|| inert(&self.message, usize::MAX));
+        let message = match escaped {
+            Some(m) if m.len() <= SLACK => m,
+            _ => inert(&self.message, ERROR_BYTES),
+        };
+        PollError { message, ..self }
     }
 
     /// Whether trying again may help: timeouts, connection errors, 5xx and throttling. Auth,

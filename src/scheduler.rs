@@ -48,6 +48,8 @@ pub async fn poll_once(job: &JobSpec, store: &Store) -> Result<usize, PollError>
             Ok(samples.len())
         }
         Err(error) => {
+            // Provider text may be in it: never a raw control character in a log line or page.
+            let error = error.made_inert();
             store.record_failure(&job.key, &error, elapsed);
             tracing::warn!(reason = error.reason.as_str(), error = %error.message, "Poll failed; keeping the last good values");
             Err(error)
@@ -155,6 +157,38 @@ mod tests {
         let (min, max) = waits.iter().fold((f64::MAX, f64::MIN), |(a, b), w| (a.min(*w), b.max(*w)));
         assert!(min >= 54.0 && max <= 66.0, "{min}..{max}");
         assert!(min < 55.0 && max > 65.0, "waits are spread over the whole band: {min}..{max}");
+    }
+
+    /// A poll that fails with a message built around [`PollError::new`].
+    struct Forging;
+
+    impl Poll for Forging {
+        fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
+            Box::pin(async move {
+                let message = format!("a\nFORGED\u{1b}[2J{}", "x".repeat(1_000_000));
+                Err(PollError { reason: Reason::Provider, message, retry_after: None })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn failure_messages_are_inert_and_bounded_whatever_built_them() {
+        let store = Store::new("t", "r");
+        let forging = JobSpec {
+            key: JobKey::account("test", "a", "e"),
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(5),
+            max_age: Duration::from_secs(180),
+            poller: Arc::new(Forging),
+        };
+        let error = poll_once(&forging, &store).await.unwrap_err();
+        let kept = store.health(&forging.key).unwrap().last_error.unwrap().message;
+        for message in [&*error.message, &*kept] {
+            assert!(message.starts_with("a\\nFORGED\\u{1b}[2J"), "{}", &message[..40]);
+            assert!(message.len() < crate::providers::text::ERROR_BYTES + 64, "{}", message.len());
+        }
+        // Made inert once, it stays the same.
+        assert_eq!(error.clone().made_inert(), error);
     }
 
     #[tokio::test(start_paused = true)]

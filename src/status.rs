@@ -60,7 +60,7 @@ fn duration(d: Duration) -> String {
 fn outcome(log: &PollLog) -> (String, &'static str, String) {
     match &log.outcome {
         Ok(series) => (format!("ok, {series} series"), "ok", String::new()),
-        Err(e) => (format!("failed: {}", e.reason.as_str()), "fail", e.message.clone()),
+        Err(e) => (format!("failed: {}", e.reason.as_str()), "fail", e.message.to_string()),
     }
 }
 
@@ -102,7 +102,7 @@ pub fn render(store: &Store) -> String {
         let last_poll =
             h.last_poll.map(|t| format!("{} <span class=\"muted\">({})</span>", clock(t), relative(t, now)));
         let next = h.next_poll.map(|t| relative(t, now));
-        let error = h.last_error.as_ref().map(|e| e.message.as_str()).unwrap_or("");
+        let error = h.last_error.as_ref().map(|e| &*e.message).unwrap_or("");
         let _ = write!(
             out,
             "<tr data-job=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\

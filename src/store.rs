@@ -20,6 +20,16 @@ use crate::job::{JobKey, PollError, Reason, Sample};
 /// How many poll outcomes each job keeps for the status page.
 pub const RECENT_POLLS: usize = 10;
 
+/// A failed poll as kept for health and the status page: the message is shared, so a job
+/// keeps each distinct message once however many recent polls ended in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The `reason` label value.
+    pub reason: Reason,
+    /// What went wrong (bounded and inert: see [`PollError::new`]).
+    pub message: Arc<str>,
+}
+
 /// One finished poll, for the status page.
 #[derive(Debug, Clone)]
 pub struct PollLog {
@@ -28,7 +38,7 @@ pub struct PollLog {
     /// How long it took.
     pub duration: Duration,
     /// Series exported, or the error.
-    pub outcome: Result<usize, PollError>,
+    pub outcome: Result<usize, Failure>,
 }
 
 /// How a job's polls have gone, for health metrics and the status page.
@@ -49,7 +59,7 @@ pub struct Health {
     /// Failed polls by reason.
     pub errors: BTreeMap<Reason, u64>,
     /// The last failure, if the last poll failed.
-    pub last_error: Option<PollError>,
+    pub last_error: Option<Failure>,
     /// The last [`RECENT_POLLS`] outcomes, oldest first.
     pub recent: VecDeque<PollLog>,
     /// Series of this job's last poll that the cardinality guard dropped.
@@ -59,6 +69,18 @@ pub struct Health {
 }
 
 impl Health {
+    /// `error` as kept: its message shared with the same message of a recent poll, if any.
+    fn failure(&self, error: &PollError) -> Failure {
+        let known = self
+            .recent
+            .iter()
+            .rev()
+            .filter_map(|l| l.outcome.as_ref().err())
+            .find(|f| *f.message == *error.message)
+            .map(|f| f.message.clone());
+        Failure { reason: error.reason, message: known.unwrap_or_else(|| error.message.as_str().into()) }
+    }
+
     fn log(&mut self, log: PollLog) {
         if self.recent.len() == RECENT_POLLS {
             self.recent.pop_front();
@@ -254,8 +276,9 @@ impl Store {
         health.last_poll = Some(now);
         health.last_duration = duration;
         *health.errors.entry(error.reason).or_default() += 1;
-        health.last_error = Some(error.clone());
-        health.log(PollLog { at: now, duration, outcome: Err(error.clone()) });
+        let failure = health.failure(error);
+        health.last_error = Some(failure.clone());
+        health.log(PollLog { at: now, duration, outcome: Err(failure) });
         drop(inner);
         self.mark_dirty();
     }
@@ -589,6 +612,26 @@ mod tests {
             )
         );
         assert!(body.contains("reason=\"auth\"} 1\n"));
+    }
+
+    #[test]
+    fn a_repeated_message_is_kept_once() {
+        let store = Store::new("t", "r");
+        let a = key("a", "usage.summary");
+        store.register_job(&a, Duration::from_secs(60));
+        let long = "x".repeat(crate::providers::text::ERROR_BYTES);
+        for _ in 0..3 * RECENT_POLLS {
+            store.record_failure(&a, &PollError::new(Reason::Provider, long.as_str()), Duration::ZERO);
+        }
+        let h = store.health(&a).unwrap();
+        assert_eq!(h.recent.len(), RECENT_POLLS);
+        let first = h.last_error.as_ref().unwrap().message.clone();
+        for log in &h.recent {
+            let kept = &log.outcome.as_ref().unwrap_err().message;
+            assert!(Arc::ptr_eq(kept, &first), "one allocation for one message");
+        }
+        // Shared by the store's recent polls and last error, the copy handed out, and `first`.
+        assert_eq!(Arc::strong_count(&first), 2 * (RECENT_POLLS + 1) + 1);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! HTTP plumbing every provider client shares: bounded body reads, transport errors as poll
-//! errors, and printable previews of bodies for error messages.
+//! HTTP plumbing every provider client shares: bounded body reads, redirects and transport
+//! errors as poll errors, and printable previews of bodies for error messages.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,26 +8,73 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::config::AnswerLimits;
 use crate::job::{PollError, Reason};
 use crate::timeutil;
 
-/// The largest answer read; a bigger one is an error rather than unbounded memory.
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// What one answer may weigh: its byte bound and the config key that raises it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit {
+    /// The most bytes read.
+    pub bytes: usize,
+    /// The endpoint, for the message (`usage.summary`).
+    pub endpoint: &'static str,
+    /// The key that sets it (`answer_limits.summary_bytes`).
+    pub key: &'static str,
+}
 
-/// Reads a response body, refusing more than [`MAX_BODY_BYTES`].
-pub async fn read_body(response: &mut reqwest::Response) -> Result<Vec<u8>, PollError> {
+impl BodyLimit {
+    /// The error for an answer past the bound; `declared` is its `Content-Length`, if known.
+    fn exceeded(&self, status: u16, declared: Option<u64>) -> PollError {
+        let size = match declared {
+            Some(n) => format!("declares {n} bytes"),
+            None => "kept coming".to_owned(),
+        };
+        PollError::parse(format!(
+            "{} answer (HTTP {status}) {size}, more than the {} bytes allowed: refused. If the provider \
+             really sends that much, raise `{}`",
+            self.endpoint, self.bytes, self.key
+        ))
+    }
+}
+
+/// Reads a response body of at most `limit.bytes`: a `Content-Length` past it is refused before
+/// reading, and a body that grows past it is refused as it arrives.
+pub async fn read_body(response: &mut reqwest::Response, limit: BodyLimit) -> Result<Vec<u8>, PollError> {
     let status = response.status().as_u16();
-    let mut bytes = Vec::new();
+    let declared = response.content_length();
+    if declared.is_some_and(|n| n > limit.bytes as u64) {
+        return Err(limit.exceeded(status, declared));
+    }
+    let mut bytes = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(limit.bytes));
     while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
-        if bytes.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(PollError::new(
-                Reason::Http,
-                format!("HTTP {status}, answer larger than {MAX_BODY_BYTES} bytes"),
-            ));
+        if bytes.len() + chunk.len() > limit.bytes {
+            return Err(limit.exceeded(status, None));
         }
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// A redirect answer as a poll error naming where it pointed (without query or credentials).
+/// Redirects are never followed: a signed request must go only where it is configured to.
+pub fn redirect_error(response: &reqwest::Response) -> Option<PollError> {
+    if !response.status().is_redirection() {
+        return None;
+    }
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|v| crate::providers::text::url(&String::from_utf8_lossy(v.as_bytes())))
+        .unwrap_or_else(|| "nowhere (no Location header)".to_owned());
+    Some(PollError::new(
+        Reason::Http,
+        format!(
+            "HTTP {} redirect to {location}: redirects are not followed. If the provider moved, set base_url to \
+             the new address",
+            response.status().as_u16()
+        ),
+    ))
 }
 
 /// A reqwest error as a poll error: timeouts apart, with the cause chain in the message.
@@ -47,6 +94,7 @@ pub fn transport_error(e: &reqwest::Error) -> PollError {
 pub fn preview(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
     let mut out: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    out = crate::providers::text::inert(&out, crate::providers::text::MESSAGE_BYTES);
     if body.len() > 120 {
         out.push('…');
     }
@@ -162,6 +210,7 @@ struct Caps {
     global: Arc<Semaphore>,
     provider: Arc<Semaphore>,
     per_provider: usize,
+    answers: AnswerLimits,
 }
 
 /// The limits every request of one provider passes: a global cap on requests in flight and the
@@ -178,16 +227,38 @@ impl Upstream {
     /// Limits sharing `global` with other providers.
     pub fn new(global: Arc<Semaphore>, per_provider: usize, retry: RetryPolicy) -> Self {
         let per_provider = per_provider.max(1);
-        let caps = Caps { global, provider: Arc::new(Semaphore::new(per_provider)), per_provider };
+        let caps = Caps {
+            global,
+            provider: Arc::new(Semaphore::new(per_provider)),
+            per_provider,
+            answers: AnswerLimits::default(),
+        };
         Upstream {
             caps: Arc::new(ArcSwap::from_pointee(caps)),
             retry: LiveRetry(Arc::new(ArcSwap::from_pointee(retry))),
         }
     }
 
+    /// The same limits with `answers` as the bounds on answers.
+    pub fn with_answers(self, answers: AnswerLimits) -> Self {
+        let caps = self.caps.load();
+        self.caps.store(Arc::new(Caps {
+            global: caps.global.clone(),
+            provider: caps.provider.clone(),
+            per_provider: caps.per_provider,
+            answers,
+        }));
+        self
+    }
+
+    /// What one answer may hold, now.
+    pub fn answers(&self) -> AnswerLimits {
+        self.caps.load().answers
+    }
+
     /// Changes the limits of every clone. A changed cap is a new semaphore: requests in flight
     /// finish under the old one, so for the length of one request both may be in use.
-    pub fn set_limits(&self, global: &Arc<Semaphore>, per_provider: usize, retry: RetryPolicy) {
+    pub fn set_limits(&self, global: &Arc<Semaphore>, per_provider: usize, retry: RetryPolicy, answers: AnswerLimits) {
         let per_provider = per_provider.max(1);
         let old = self.caps.load();
         let provider = if old.per_provider == per_provider {
@@ -195,7 +266,7 @@ impl Upstream {
         } else {
             Arc::new(Semaphore::new(per_provider))
         };
-        self.caps.store(Arc::new(Caps { global: global.clone(), provider, per_provider }));
+        self.caps.store(Arc::new(Caps { global: global.clone(), provider, per_provider, answers }));
         self.retry.0.store(Arc::new(retry));
     }
 
@@ -235,12 +306,12 @@ mod tests {
         let b = a.clone();
         let held = a.permit().await.unwrap();
         assert!(tokio::time::timeout(Duration::from_millis(50), b.permit()).await.is_err(), "1 per provider");
-        b.set_limits(&global, 2, RetryPolicy { attempts: 4, ..RetryPolicy::default() });
+        b.set_limits(&global, 2, RetryPolicy { attempts: 4, ..RetryPolicy::default() }, AnswerLimits::default());
         let second = tokio::time::timeout(Duration::from_secs(5), a.permit()).await;
         assert!(second.is_ok(), "the new cap of 2 holds for the clone too");
         assert_eq!(a.retry.policy().attempts, 4);
         let narrow = Arc::new(Semaphore::new(1));
-        a.set_limits(&narrow, 2, RetryPolicy::default());
+        a.set_limits(&narrow, 2, RetryPolicy::default(), AnswerLimits::default());
         let _one = b.permit().await.unwrap();
         assert!(tokio::time::timeout(Duration::from_millis(50), b.permit()).await.is_err(), "the new global cap");
         drop(held);

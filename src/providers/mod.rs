@@ -4,3 +4,4 @@
 pub mod cdnetworks;
 pub mod http;
 pub mod scaleengine;
+pub mod text;

@@ -9,6 +9,7 @@ mod e2e;
 mod exporter;
 mod fixtures;
 mod hostile_clients;
+mod hostile_upstreams;
 mod operations;
 mod props;
 mod rules;

@@ -76,35 +76,65 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn scaleengine_parsers_never_panic(v in json(), top_n in 0usize..5) {
-        if let Ok(t) = wire::parse_table(&v) {
-            let _ = normalize::summary(&t);
-            let _ = normalize::billing(&t);
+    fn scaleengine_parsers_never_panic(v in json(), top_n in 0usize..5, max in 0usize..6) {
+        let body = v.to_string();
+        let body = body.as_bytes();
+        let rows = wire::ListLimit { max, items: "rows", key: "answer_limits.table_rows" };
+        if let Ok(t) = wire::parse_table(body, rows, "usage.summary answer") {
+            prop_assert!(t.rows.len() <= max);
+            if let Ok((samples, _)) = normalize::summary(&t) {
+                // Whatever passes is data: finite, and no usage below zero.
+                prop_assert!(samples.iter().all(|s| s.value.is_finite() && s.value >= 0.0));
+            }
+            if let Ok(samples) = normalize::billing(&t) {
+                prop_assert!(samples.iter().all(|s| s.value.is_finite()));
+            }
         }
-        if let Ok(days) = wire::parse_disk(&v) {
+        if let Ok(days) = wire::parse_disk(body, rows) {
+            prop_assert!(days.len() <= max);
             let _ = normalize::disk(&days, 20_000);
         }
-        if let Ok(page) = wire::parse_video(&v) {
-            let _ = normalize::video("app", &page.entries, top_n);
+        if let Ok(page) = wire::parse_video(body, rows) {
+            prop_assert!(page.entries.len() <= max);
+            if let Ok(samples) = normalize::video("app", &page.entries, top_n) {
+                prop_assert!(samples.iter().all(|s| s.value.is_finite() && s.value >= 0.0));
+                prop_assert!(samples.len() <= 2 * (top_n + 1));
+            }
         }
-        let _ = client::interpret(200, v.to_string().as_bytes());
+        let _ = client::interpret(200, body);
     }
 
     #[test]
     fn cdnetworks_parsers_never_panic(v in json(), offset in -50_400i64..50_400) {
-        if let Ok(points) = cn::parse_points(&v, offset) {
+        let body = v.to_string();
+        let limit = wire::ListLimit { max: 4, items: "points", key: "answer_limits.page_entries" };
+        if let Ok(points) = cn::parse_points(body.as_bytes(), offset, limit) {
+            prop_assert!(points.iter().all(|p| p.bytes.is_finite() && p.bytes >= 0.0));
             let _ = cn::newest_complete(&points, 1_800_000_000);
         }
-        let _ = cn::error_code(&v);
         for status in [200u16, 400, 401, 446, 500] {
-            let _ = cdnetworks::interpret(status, v.to_string().as_bytes(), &ctx(), offset);
+            let _ = cdnetworks::interpret(status, body.as_bytes(), &ctx(), offset, 4);
         }
     }
 
     #[test]
     fn arbitrary_bytes_are_errors_not_panics(bytes in prop::collection::vec(any::<u8>(), 0..512), status in 100u16..600) {
         let _ = client::interpret(status, &bytes);
-        let _ = cdnetworks::interpret(status, &bytes, &ctx(), 9 * 3600);
+        let _ = cdnetworks::interpret(status, &bytes, &ctx(), 9 * 3600, 10_000);
+    }
+
+    #[test]
+    fn provider_text_is_always_bounded_and_inert(text in "\\PC{0,64}|[\\x00-\\x1f\\x7f\\u{80}-\\u{9f}\\u{2028}\\u{202e} a-z]{0,600}", max in 16usize..300) {
+        let out = cdn_usage_exporter::providers::text::inert(&text, max);
+        prop_assert!(!out.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{202e}'), "{:?}", out);
+        prop_assert!(out.len() <= max + "…[99999 bytes cut]".len(), "{} > {}", out.len(), max);
+        if out.len() <= max && !out.contains('…') {
+            // Nothing cut: the text is all there, only escaped.
+            prop_assert!(out.len() >= text.len());
+        }
+        let label = cdn_usage_exporter::providers::text::label(&text);
+        prop_assert!(label.len() <= cdn_usage_exporter::providers::text::LABEL_BYTES);
+        prop_assert!(!label.chars().any(|c| c.is_control()));
     }
 
     #[test]

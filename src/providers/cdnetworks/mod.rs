@@ -15,7 +15,10 @@ use tokio::sync::Semaphore;
 use crate::config::{CdnetworksAccount, CdnetworksAuth, CdnetworksDomain};
 use crate::families::FamilyId;
 use crate::job::{BoxFuture, JobKey, JobSpec, Poll, PollError, Reason, Sample};
-use crate::providers::http::{Upstream, preview, read_body, retry_after, transport_error, with_retries};
+use crate::providers::http::{
+    BodyLimit, Upstream, preview, read_body, redirect_error, retry_after, transport_error, with_retries,
+};
+use crate::providers::scaleengine::wire::ListLimit;
 use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 use crate::timeutil;
@@ -193,42 +196,62 @@ impl Client {
         let status = response.status().as_u16();
         self.store.count_upstream(PROVIDER, &self.account, &status.to_string());
         let request_id = response.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        if let Some(e) = redirect_error(&response) {
+            return Err(e);
+        }
         let wait = retry_after(response.headers());
-        let bytes = read_body(&mut response).await?;
+        let answers = self.upstream.answers();
+        let limit = BodyLimit {
+            bytes: answers.domain_usage_bytes,
+            endpoint: ENDPOINT,
+            key: "answer_limits.domain_usage_bytes",
+        };
+        let bytes = read_body(&mut response, limit).await?;
         let ctx = wire::Context { domain: &domain.domain, contract: &domain.contract, path, date_from, date_to };
-        interpret(status, &bytes, &ctx, self.utc_offset).map_err(|mut e| {
-            if let Some(id) = request_id {
-                e.message.push_str(&format!(" (X-Cnc-Request-Id {id})"));
-            }
+        interpret(status, &bytes, &ctx, self.utc_offset, answers.page_entries).map_err(|e| {
+            let mut e = match request_id {
+                Some(id) => PollError {
+                    message: format!("{} (X-Cnc-Request-Id {})", e.message, crate::providers::text::label(&id)),
+                    ..e
+                },
+                None => e,
+            };
             e.retry_after = wait;
             e
         })
     }
 }
 
-/// Turns an HTTP answer into points, or a classified error.
+/// Turns an HTTP answer into points, or a classified error; at most `max_points` points.
 pub fn interpret(
     status: u16,
     body: &[u8],
     ctx: &wire::Context<'_>,
     utc_offset: i64,
+    max_points: usize,
 ) -> Result<Vec<wire::Point>, PollError> {
-    let answer: serde_json::Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
+    let limit = points_limit(max_points);
+    let answer = match wire::parse_answer(body, limit) {
+        Ok(a) => a,
+        Err(e) if e.message.contains(limit.key) => return Err(e),
         Err(_) if (200..300).contains(&status) => {
             return Err(PollError::parse(format!("HTTP {status}, answer is not JSON: {}", preview(body))));
         }
         Err(_) => return Err(wire::classify(status, None, &preview(body), ctx)),
     };
-    if let Some((code, message)) = wire::error_code(&answer) {
+    if let Some((code, message)) = answer.error_code() {
         return Err(wire::classify(status, Some(&code), &message, ctx));
     }
     if !(200..300).contains(&status) {
-        let message =
-            answer.get("message").and_then(crate::providers::scaleengine::wire::text).unwrap_or_else(|| preview(body));
+        let message = answer.message().map_or_else(|| preview(body), str::to_owned);
         return Err(wire::classify(status, None, &message, ctx));
     }
-    wire::parse_points(&answer, utc_offset)
+    wire::points(answer, utc_offset)
+}
+
+/// The bound on the points of one answer.
+fn points_limit(max: usize) -> ListLimit {
+    ListLimit { max, items: "points", key: "answer_limits.page_entries" }
 }
 
 /// Builds one job per configured domain of the account.

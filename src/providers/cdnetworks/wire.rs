@@ -1,11 +1,15 @@
-//! The `domain-usage` wire format, parsed tolerantly and without I/O: both envelopes
+//! The `domain-usage` wire format, parsed tolerantly, typed and bounded, without I/O: both envelopes
 //! (`{code,message,data:[...]}` and a bare `{domain,usage:[...]}`), usage as strings or numbers,
 //! timestamps `yyyy-MM-dd` or `yyyy-MM-dd HH:mm` (with `24:00`) in the request's time zone.
 
-use serde_json::Value;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::job::{PollError, Reason};
-use crate::providers::scaleengine::wire::{num, text};
+use crate::providers::scaleengine::wire::{Array, Capped, ListLimit, Num, Text, parse_capped};
+use crate::providers::text;
 use crate::timeutil;
 
 /// One point of a storage series.
@@ -17,49 +21,179 @@ pub struct Point {
     pub bytes: f64,
 }
 
-/// Parses the points of a successful answer. `offset` is the zone of `X-Time-Zone`, in seconds
-/// east of UTC. A point with an unreadable time or value is skipped rather than failing the
-/// whole series.
-pub fn parse_points(answer: &Value, offset: i64) -> Result<Vec<Point>, PollError> {
-    let list = match (answer.get("data"), answer.get("usage")) {
-        (Some(Value::Array(points)), _) => points,
-        (Some(Value::Object(data)), _) => match data.get("usage") {
-            Some(Value::Array(points)) => points,
-            _ => return Err(PollError::parse("answer's \"data\" has no \"usage\" array")),
-        },
-        (_, Some(Value::Array(points))) => points,
-        (Some(Value::Null), _) => return Ok(Vec::new()),
+/// A point as it arrives.
+#[derive(Debug, Deserialize)]
+pub struct WirePoint<'a> {
+    /// `yyyy-MM-dd` or `yyyy-MM-dd HH:mm`.
+    #[serde(default, borrow)]
+    pub timestamp: Text<'a>,
+    /// Bytes, as a string or a number.
+    #[serde(default)]
+    pub usage: Num,
+}
+
+/// `data` in its shapes: the points, an object holding them under `usage`, or null.
+#[derive(Debug, Default)]
+enum Data<'a> {
+    #[default]
+    Absent,
+    Null,
+    Points(Vec<WirePoint<'a>>),
+    /// An object without a `usage` array.
+    NoUsage,
+    /// Anything else (a string, a number).
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Data<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Data<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("points")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Data<'de>, A::Error> {
+                let Capped(points) = Capped::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(Data::Points(points))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Data<'de>, A::Error> {
+                let mut out = Data::NoUsage;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "usage" {
+                        out = match map.next_value::<Option<Data<'de>>>()? {
+                            Some(Data::Points(p)) => Data::Points(p),
+                            _ => Data::NoUsage,
+                        };
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(out)
+            }
+            fn visit_unit<E>(self) -> Result<Data<'de>, E> {
+                Ok(Data::Null)
+            }
+            fn visit_none<E>(self) -> Result<Data<'de>, E> {
+                Ok(Data::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Data<'de>, D::Error> {
+                Data::deserialize(d)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Data<'de>, E> {
+                Ok(Data::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Data<'de>, E> {
+                Ok(Data::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Data<'de>, E> {
+                Ok(Data::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Data<'de>, E> {
+                Ok(Data::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Data<'de>, E> {
+                Ok(Data::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A `domain-usage` answer: the error envelope and the points in either envelope.
+#[derive(Debug, Deserialize)]
+pub struct Answer<'a> {
+    #[serde(default, borrow)]
+    code: Text<'a>,
+    #[serde(default, borrow)]
+    message: Text<'a>,
+    #[serde(default, borrow)]
+    data: Data<'a>,
+    #[serde(default, borrow)]
+    usage: Option<Array<WirePoint<'a>>>,
+}
+
+impl Answer<'_> {
+    /// The provider's `message`, if any.
+    pub fn message(&self) -> Option<&str> {
+        self.message.get()
+    }
+
+    /// The provider's error code, if it carries one other than success (`0`), with its message.
+    pub fn error_code(&self) -> Option<(String, String)> {
+        let code = self.code.get()?.trim();
+        if code == "0" || code.is_empty() {
+            return None;
+        }
+        Some((code.to_owned(), self.message.get().unwrap_or_default().to_owned()))
+    }
+}
+
+/// Parses a `domain-usage` answer with at most `limit.max` points.
+pub fn parse_answer(body: &[u8], limit: ListLimit) -> Result<Answer<'_>, PollError> {
+    parse_capped(body, limit, "domain-usage answer")
+}
+
+/// The points of a successful answer. `offset` is the zone of `X-Time-Zone`, in seconds east
+/// of UTC. A point with an unreadable time or value is skipped rather than failing the whole
+/// series; points none of which is readable, a non-finite or negative value, or two points for
+/// one time are errors.
+pub fn points(answer: Answer<'_>, offset: i64) -> Result<Vec<Point>, PollError> {
+    let list = match (answer.data, answer.usage) {
+        (Data::Points(points), _) => points,
+        (Data::NoUsage, _) => return Err(PollError::parse("answer's \"data\" has no \"usage\" array")),
+        (_, Some(Array(Capped(points)))) => points,
+        (Data::Null, _) => return Ok(Vec::new()),
         _ => return Err(PollError::parse("answer has neither \"data\" nor \"usage\" points")),
     };
-    let mut points: Vec<Point> = list
-        .iter()
-        .filter_map(|p| {
-            let stamp = p.get("timestamp").and_then(text)?;
-            let bytes = p.get("usage").and_then(num)?;
-            let at = timeutil::parse_local_minute(&stamp, offset)?;
-            // A bare date names a day; a time names the end of an interval.
-            let end = if stamp.trim().len() <= 10 { at + 86_400 } else { at };
-            Some(Point { end, bytes })
-        })
-        .collect();
+    let mut points = Vec::with_capacity(list.len());
+    for p in &list {
+        let Some(stamp) = p.timestamp.get() else { continue };
+        let bytes = match p.usage {
+            Num::Value(v) if v < 0.0 => {
+                return Err(PollError::parse(format!(
+                    "domain-usage point {:?} has negative usage {v}: not data",
+                    text::label(stamp)
+                )));
+            }
+            Num::Value(v) => v,
+            Num::NonFinite => {
+                return Err(PollError::parse(format!(
+                    "domain-usage point {:?} has usage that is not a finite number: not data",
+                    text::label(stamp)
+                )));
+            }
+            Num::Missing => continue,
+        };
+        let Some(at) = timeutil::parse_local_minute(stamp, offset) else { continue };
+        // A bare date names a day; a time names the end of an interval.
+        let end = if stamp.trim().len() <= 10 { at + 86_400 } else { at };
+        points.push(Point { end, bytes });
+    }
+    if !list.is_empty() && points.is_empty() {
+        return Err(PollError::parse(format!(
+            "domain-usage answer has {} points but not one with a readable time and number: not data",
+            list.len()
+        )));
+    }
     points.sort_by_key(|p| p.end);
+    if let Some(w) = points.windows(2).find(|w| w[0].end == w[1].end) {
+        return Err(PollError::parse(format!(
+            "domain-usage answer has two points ending at {}: not data",
+            timeutil::format_http_date(w[0].end)
+        )));
+    }
     Ok(points)
+}
+
+/// [`parse_answer`] then [`points`].
+pub fn parse_points(body: &[u8], offset: i64, limit: ListLimit) -> Result<Vec<Point>, PollError> {
+    points(parse_answer(body, limit)?, offset)
 }
 
 /// The newest point whose interval has ended by `now`: the newest one may still be filling.
 pub fn newest_complete(points: &[Point], now: i64) -> Option<Point> {
     points.iter().rev().find(|p| p.end <= now).copied()
-}
-
-/// The provider's error code of an answer, if it carries one other than success (`0`).
-pub fn error_code(answer: &Value) -> Option<(String, String)> {
-    let code = answer.get("code").and_then(text)?;
-    let code = code.trim().to_owned();
-    if code == "0" || code.is_empty() {
-        return None;
-    }
-    let message = answer.get("message").and_then(text).unwrap_or_default();
-    Some((code, message))
 }
 
 /// What a request was about, for error messages that say what to fix.
@@ -79,7 +213,10 @@ pub struct Context<'a> {
 
 /// Classifies an error answer by the codes of the domain-usage doc and the HTTP status.
 pub fn classify(status: u16, code: Option<&str>, message: &str, ctx: &Context<'_>) -> PollError {
-    let message = message.trim();
+    // Provider text: bounded and inert before it is quoted anywhere.
+    let message = &text::message(message);
+    let code = code.map(text::label);
+    let code = code.as_deref();
     let (reason, text) = match code {
         Some("24102008") if message.to_lowercase().contains("not found") => (
             Reason::Provider,
@@ -128,6 +265,11 @@ mod tests {
     use serde_json::json;
 
     const NINE: i64 = 9 * 3600;
+    const LIMIT: ListLimit = ListLimit { max: 100, items: "points", key: "answer_limits.page_entries" };
+
+    fn parse_points(answer: &serde_json::Value, offset: i64) -> Result<Vec<Point>, PollError> {
+        super::parse_points(answer.to_string().as_bytes(), offset, LIMIT)
+    }
 
     fn ctx() -> Context<'static> {
         Context {
@@ -169,6 +311,38 @@ mod tests {
         assert_eq!(points[1], Point { end: midnight, bytes: 30.0 });
         assert_eq!(newest_complete(&points, midnight - 1), Some(points[0]), "the 24:00 point is still filling");
         assert_eq!(newest_complete(&points, midnight), Some(points[1]));
+    }
+
+    #[test]
+    fn points_that_are_not_data_are_errors() {
+        for (answer, needle) in [
+            (json!({"data": [{"timestamp": "2022-08-01", "usage": "-5"}]}), "negative"),
+            (json!({"data": [{"timestamp": "2022-08-01", "usage": "NaN"}]}), "finite"),
+            (json!({"data": [{"timestamp": "2022-08-01", "usage": "1e400"}]}), "finite"),
+            (
+                json!({"data": [{"timestamp": "2022-08-01", "usage": "1"}, {"timestamp": "2022-08-01", "usage": "2"}]}),
+                "two points",
+            ),
+            (json!({"data": [{"timestamp": "bogus", "usage": "1"}]}), "not one"),
+            (json!({"data": {"usage": 5}}), "no \"usage\""),
+            (json!({"data": "x"}), "neither"),
+        ] {
+            let e = parse_points(&answer, NINE).unwrap_err();
+            assert!(e.message.contains(needle), "{answer}: {}", e.message);
+        }
+        assert!(parse_points(&json!({"data": null}), NINE).unwrap().is_empty());
+        let many: Vec<_> = (0..101).map(|i| json!({"timestamp": "2022-08-01", "usage": i})).collect();
+        let e = parse_points(&json!({ "data": many }), NINE).unwrap_err();
+        assert!(e.message.contains("more than 100 points") && e.message.contains("answer_limits.page_entries"), "{e}");
+    }
+
+    #[test]
+    fn provider_text_is_bounded_and_inert_in_errors() {
+        let message = format!("line one\nlevel=error msg=forged\u{1b}[2J{}", "x".repeat(5_000_000));
+        let e = classify(500, Some("24102500"), &message, &ctx());
+        assert!(e.message.len() < 2 * crate::providers::text::ERROR_BYTES, "{}", e.message.len());
+        assert!(!e.message.contains('\n') && !e.message.contains('\u{1b}'), "{}", &e.message[..200]);
+        assert!(e.message.contains("line one\\nlevel=error"), "{}", &e.message[..200]);
     }
 
     #[test]

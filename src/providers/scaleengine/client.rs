@@ -1,11 +1,12 @@
-//! The ScaleEngine command API: sign, POST the form field `json`, and turn the answer into a
-//! JSON value or a classified [`PollError`].
+//! The ScaleEngine command API: sign, POST the form field `json`, and pass on a bounded answer
+//! body or a classified [`PollError`]. Redirects are refused, never followed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
@@ -14,8 +15,14 @@ use crate::secret::Secret;
 use crate::store::Store;
 
 use super::phpjson;
+use crate::config::AnswerLimits;
 use crate::config::ScaleEngineAccount;
-use crate::providers::http::{Upstream, preview, read_body, retry_after, transport_error, with_retries};
+use crate::providers::http::{
+    BodyLimit, Upstream, preview, read_body, redirect_error, retry_after, transport_error, with_retries,
+};
+use crate::providers::text;
+
+use super::wire::Text;
 
 /// Standard padded base64 of HMAC-SHA256(`secret`, `message`).
 pub fn sign(secret: &str, message: &str) -> String {
@@ -76,10 +83,22 @@ fn describe_code(code: &str) -> &'static str {
     }
 }
 
-/// Turns an HTTP answer into the JSON it carries, or an error that names what went wrong.
-pub fn interpret(status: u16, body: &[u8]) -> Result<Value, PollError> {
-    let parsed: Result<Value, _> = serde_json::from_slice(body);
-    let value = match parsed {
+/// The envelope every answer has: `status`, and on failure `code` and `message`.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default, borrow)]
+    status: Text<'a>,
+    #[serde(default, borrow)]
+    code: Text<'a>,
+    #[serde(default, borrow)]
+    message: Text<'a>,
+}
+
+/// Checks an HTTP answer: a success with a JSON object passes (the caller parses what it
+/// needs); anything else is an error that names what went wrong, with the provider's text
+/// bounded and inert.
+pub fn interpret(status: u16, body: &[u8]) -> Result<(), PollError> {
+    let envelope = match serde_json::from_slice::<Envelope<'_>>(body) {
         Ok(v) => v,
         Err(e) => {
             let reason = match status {
@@ -87,30 +106,27 @@ pub fn interpret(status: u16, body: &[u8]) -> Result<Value, PollError> {
                 429 => Reason::Throttled,
                 _ => Reason::Http,
             };
-            return Err(PollError::new(reason, format!("HTTP {status}, answer is not JSON ({e}): {}", preview(body))));
+            let what = if e.is_data() { "not a JSON object" } else { "not JSON" };
+            return Err(PollError::new(reason, format!("HTTP {status}, answer is {what} ({e}): {}", preview(body))));
         }
     };
-    if value.get("status").and_then(Value::as_str) == Some("failure") {
-        let code = value.get("code").map(normalize_code).unwrap_or_default();
-        let message = value.get("message").and_then(super::wire::text).unwrap_or_default();
+    if envelope.status.get() == Some("failure") {
+        let code = normalize_code(envelope.code.get().unwrap_or_default());
+        let message = text::message(envelope.message.get().unwrap_or_default());
         return Err(PollError::new(
             classify_code(&code),
-            format!("ScaleEngine error {code} ({}): {}", describe_code(&code), message.trim()),
+            format!("ScaleEngine error {} ({}): {message}", text::label(&code), describe_code(&code)),
         ));
     }
     if !(200..300).contains(&status) {
         let reason = if status == 429 { Reason::Throttled } else { Reason::Http };
         return Err(PollError::new(reason, format!("HTTP {status}: {}", preview(body))));
     }
-    if !value.is_object() {
-        return Err(PollError::parse(format!("answer is not a JSON object: {}", preview(body))));
-    }
-    Ok(value)
+    Ok(())
 }
 
 /// `2`, `"2"`, `"0002"` → `"0002"`: codes are documented with four digits.
-fn normalize_code(code: &Value) -> String {
-    let raw = super::wire::text(code).unwrap_or_default();
+fn normalize_code(raw: &str) -> String {
     let raw = raw.trim();
     match raw.parse::<u32>() {
         Ok(n) if raw.len() <= 4 => format!("{n:04}"),
@@ -148,13 +164,19 @@ impl Client {
         }
     }
 
-    /// Runs one command and returns the answer's JSON, retrying what may succeed on a retry.
-    pub async fn call(&self, command: &str, params: &[(&str, Value)]) -> Result<Value, PollError> {
-        with_retries(&self.upstream.retry, || self.attempt(command, params)).await
+    /// Runs one command and returns the answer's body once [`interpret`] passed it (at most
+    /// `limit.bytes`), retrying what may succeed on a retry.
+    pub async fn call(&self, command: &str, params: &[(&str, Value)], limit: BodyLimit) -> Result<Vec<u8>, PollError> {
+        with_retries(&self.upstream.retry, || self.attempt(command, params, limit)).await
+    }
+
+    /// What one answer may hold.
+    pub fn answers(&self) -> AnswerLimits {
+        self.upstream.answers()
     }
 
     /// One request, signed with a fresh timestamp.
-    async fn attempt(&self, command: &str, params: &[(&str, Value)]) -> Result<Value, PollError> {
+    async fn attempt(&self, command: &str, params: &[(&str, Value)], limit: BodyLimit) -> Result<Vec<u8>, PollError> {
         let _permits = self.upstream.permit().await?;
         let body = signed_request(
             command,
@@ -181,9 +203,13 @@ impl Client {
         };
         let status = response.status().as_u16();
         self.store.count_upstream(super::PROVIDER, &self.account, &status.to_string());
+        if let Some(e) = redirect_error(&response) {
+            return Err(e);
+        }
         let wait = retry_after(response.headers());
-        let bytes = read_body(&mut response).await?;
-        interpret(status, &bytes).map_err(|e| PollError { retry_after: wait, ..e })
+        let bytes = read_body(&mut response, limit).await?;
+        interpret(status, &bytes).map_err(|e| PollError { retry_after: wait, ..e })?;
+        Ok(bytes)
     }
 }
 
@@ -243,9 +269,24 @@ mod tests {
         for (body, reason) in cases {
             let err = interpret(200, body.to_string().as_bytes()).unwrap_err();
             assert_eq!(err.reason, reason, "{body}");
-            let code = normalize_code(&body["code"]);
+            let code = normalize_code(&match &body["code"] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
             assert!(err.message.contains(&code), "{} lacks {code}", err.message);
         }
+    }
+
+    #[test]
+    fn provider_messages_are_cut_and_escaped() {
+        let message = format!("busy\nlevel=error msg=forged\u{1b}[2J{}", "m".repeat(900_000));
+        let body = json!({"status": "failure", "code": "0004\nX", "message": message}).to_string();
+        let err = interpret(200, body.as_bytes()).unwrap_err();
+        assert_eq!(err.reason, Reason::Provider);
+        assert!(err.message.len() <= text::ERROR_BYTES + 32, "{}", err.message.len());
+        assert!(err.message.contains("busy\\nlevel=error msg=forged\\u{1b}[2J"), "{}", &err.message[..120]);
+        assert!(err.message.contains("bytes cut]") && err.message.contains("0004\\nX"), "{}", err.message);
+        assert!(!err.message.chars().any(char::is_control));
     }
 
     #[test]

@@ -7,18 +7,19 @@ pub mod phpjson;
 pub mod wire;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use crate::config::{ScaleEngineAccount, VideoApp};
+use crate::config::{AnswerLimits, ScaleEngineAccount, VideoApp};
 use crate::families::FamilyId;
 use crate::job::{BoxFuture, JobKey, JobSpec, Poll, PollError, Sample};
-use crate::providers::http::Upstream;
+use crate::providers::http::{BodyLimit, Upstream};
 use crate::store::Store;
 use crate::timeutil;
 
 use client::Client;
+use wire::ListLimit;
 
 /// The `provider` label value.
 pub const PROVIDER: &str = "scaleengine";
@@ -26,12 +27,39 @@ pub const PROVIDER: &str = "scaleengine";
 /// The public endpoint.
 pub const DEFAULT_BASE_URL: &str = "https://api.scaleengine.net/stable/";
 
-/// Rows per `video.usage` page.
+/// Rows per `video.usage` page asked for (fewer if `answer_limits.page_entries` is lower).
 pub const VIDEO_PAGE_LIMIT: u64 = 1000;
 
-/// The most pages read per app in one poll, so that a provider whose `count` never ends cannot
-/// keep a poll going forever (a million URLs per app).
-pub const VIDEO_MAX_PAGES: u64 = 1000;
+/// The most unmapped `usage.summary` row names remembered per account, so each is logged once.
+pub const MAX_UNMAPPED_REMEMBERED: usize = 64;
+
+/// The body bound of one command's answer, with the key that sets it.
+pub fn body_limit(answers: &AnswerLimits, command: &str) -> BodyLimit {
+    let (bytes, endpoint, key) = match command {
+        "usage.summary" => (answers.summary_bytes, "usage.summary", "answer_limits.summary_bytes"),
+        "usage.billing.live" | "usage.billing" => {
+            (answers.billing_bytes, "usage.billing", "answer_limits.billing_bytes")
+        }
+        "disk.usage" => (answers.disk_bytes, "disk.usage", "answer_limits.disk_bytes"),
+        _ => (answers.video_page_bytes, "video.usage", "answer_limits.video_page_bytes"),
+    };
+    BodyLimit { bytes, endpoint, key }
+}
+
+/// The bound on the rows of a `usage.summary` or `usage.billing.live` table.
+pub fn table_limit(answers: &AnswerLimits) -> ListLimit {
+    ListLimit { max: answers.table_rows, items: "rows", key: "answer_limits.table_rows" }
+}
+
+/// The bound on the entries of a `disk.usage` answer or a `video.usage` page.
+pub fn entries_limit(answers: &AnswerLimits) -> ListLimit {
+    ListLimit { max: answers.page_entries, items: "entries", key: "answer_limits.page_entries" }
+}
+
+/// Runs `command` and parses its answer as a table.
+pub async fn fetch_table(client: &Client, command: &'static str) -> Result<Vec<u8>, PollError> {
+    client.call(command, &[], body_limit(&client.answers(), command)).await
+}
 
 /// Builds the jobs of one account.
 pub fn jobs(
@@ -52,7 +80,11 @@ pub fn jobs(
         )
     };
     let mut jobs = vec![
-        job("usage.summary", account.summary_interval, Arc::new(Summary { client: client.clone() })),
+        job(
+            "usage.summary",
+            account.summary_interval,
+            Arc::new(Summary { client: client.clone(), unmapped_seen: Mutex::default() }),
+        ),
         job("usage.billing.live", account.billing_interval, Arc::new(Billing { client: client.clone() })),
         job("disk.usage", account.disk_interval, Arc::new(Disk { client: client.clone() })),
     ];
@@ -70,24 +102,24 @@ pub fn config_samples(account: &ScaleEngineAccount) -> Vec<Sample> {
 
 struct Summary {
     client: Arc<Client>,
+    /// Unmapped row names already logged: per account, at most [`MAX_UNMAPPED_REMEMBERED`].
+    unmapped_seen: Mutex<BTreeSet<String>>,
 }
-
-static UNMAPPED_SEEN: LazyLock<Mutex<BTreeSet<String>>> = LazyLock::new(Default::default);
 
 impl Poll for Summary {
     fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
         Box::pin(async move {
-            let answer = self.client.call("usage.summary", &[]).await?;
-            let (samples, unmapped) = normalize::summary(&wire::parse_table(&answer)?);
+            let body = fetch_table(&self.client, "usage.summary").await?;
+            let table = wire::parse_table(&body, table_limit(&self.client.answers()), "usage.summary answer")?;
+            let (samples, unmapped) = normalize::summary(&table)?;
             if !unmapped.is_empty() {
-                let mut seen = UNMAPPED_SEEN.lock().unwrap_or_else(|e| e.into_inner());
+                let mut seen = self.unmapped_seen.lock().unwrap_or_else(|e| e.into_inner());
                 for row in unmapped {
-                    if seen.insert(row.clone()) {
-                        tracing::info!(
-                            row,
-                            "usage.summary row has no mapping yet; exported as cdn_month_to_date_usage"
-                        );
+                    if seen.len() >= MAX_UNMAPPED_REMEMBERED || seen.contains(&row) {
+                        continue;
                     }
+                    tracing::info!(row = %row, "usage.summary row has no mapping yet; exported as cdn_month_to_date_usage");
+                    seen.insert(row);
                 }
             }
             Ok(samples)
@@ -102,8 +134,12 @@ struct Billing {
 impl Poll for Billing {
     fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
         Box::pin(async move {
-            let answer = self.client.call("usage.billing.live", &[]).await?;
-            Ok(normalize::billing(&wire::parse_table(&answer)?))
+            let body = fetch_table(&self.client, "usage.billing.live").await?;
+            normalize::billing(&wire::parse_table(
+                &body,
+                table_limit(&self.client.answers()),
+                "usage.billing.live answer",
+            )?)
         })
     }
 }
@@ -118,8 +154,10 @@ impl Poll for Disk {
             let today = timeutil::now_unix().div_euclid(86_400);
             // The 30-day window ends yesterday: the newest complete day is the one we export.
             let start = (today - 30) * 86_400;
-            let answer = self.client.call("disk.usage", &[("cpu", json!("")), ("starttime", json!(start))]).await?;
-            Ok(normalize::disk(&wire::parse_disk(&answer)?, today))
+            let limit = body_limit(&self.client.answers(), "disk.usage");
+            let body =
+                self.client.call("disk.usage", &[("cpu", json!("")), ("starttime", json!(start))], limit).await?;
+            normalize::disk(&wire::parse_disk(&body, entries_limit(&self.client.answers()))?, today)
         })
     }
 }
@@ -131,35 +169,53 @@ struct Video {
 }
 
 impl Video {
-    async fn fetch_app(&self, app: &VideoApp, year: i64, month: u32) -> Result<Vec<wire::VideoEntry>, PollError> {
+    /// Folds every page of one app into `top`; `pages` counts the pages of this poll, all apps
+    /// together, against `answer_limits.video_pages`. Each page is dropped once folded.
+    async fn fetch_app(
+        &self,
+        app: &VideoApp,
+        year: i64,
+        month: u32,
+        top: &mut normalize::TopUrls,
+        pages: &mut usize,
+    ) -> Result<(), PollError> {
+        let answers = self.client.answers();
         let app_value: Value = match app {
             VideoApp::Id(id) => json!(id),
             VideoApp::Name(name) => json!(name),
         };
-        let mut entries = Vec::new();
+        let page_limit = VIDEO_PAGE_LIMIT.min(answers.page_entries as u64);
         let mut offset = 0u64;
-        for _ in 0..VIDEO_MAX_PAGES {
+        loop {
+            if *pages >= answers.video_pages {
+                return Err(PollError::parse(format!(
+                    "video.usage kept paging: {} pages read in this poll (app {}, offset {offset}) and the \
+                     provider says there is more: refused. If the apps really have that many URLs, raise \
+                     `answer_limits.video_pages`",
+                    *pages, app
+                )));
+            }
+            *pages += 1;
             let params = [
                 ("app", app_value.clone()),
                 ("year", json!(year)),
                 ("month", json!(month)),
-                ("limit", json!(VIDEO_PAGE_LIMIT)),
+                ("limit", json!(page_limit)),
                 ("offset", json!(offset)),
             ];
-            let page = wire::parse_video(&self.client.call("video.usage", &params).await?)?;
+            let body = self.client.call("video.usage", &params, body_limit(&answers, "video.usage")).await?;
+            let page = wire::parse_video(&body, entries_limit(&answers))?;
             let got = page.entries.len() as u64;
-            entries.extend(page.entries);
+            top.add_page(&page.entries)?;
             offset += got;
             let done = match page.count {
                 Some(count) => offset >= count,
-                None => got < VIDEO_PAGE_LIMIT,
+                None => got < page_limit,
             };
             if done || got == 0 {
-                return Ok(entries);
+                return Ok(());
             }
         }
-        tracing::warn!(app = %app, pages = VIDEO_MAX_PAGES, "video.usage kept paging; using what was read");
-        Ok(entries)
     }
 }
 
@@ -168,9 +224,11 @@ impl Poll for Video {
         Box::pin(async move {
             let (year, month, _) = timeutil::civil_from_days(timeutil::now_unix().div_euclid(86_400));
             let mut samples = Vec::new();
+            let mut pages = 0;
             for app in &self.apps {
-                let entries = self.fetch_app(app, year, month).await?;
-                samples.extend(normalize::video(&app.to_string(), &entries, self.top_n));
+                let mut top = normalize::TopUrls::new(self.top_n);
+                self.fetch_app(app, year, month, &mut top, &mut pages).await?;
+                samples.extend(top.samples(&app.to_string()));
             }
             Ok(samples)
         })

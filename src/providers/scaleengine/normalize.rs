@@ -1,12 +1,16 @@
 //! ScaleEngine answers → samples. Every unit assumption about `usage.summary` lives in
-//! [`SUMMARY_ROWS`]; docs/metrics.md repeats it for users.
+//! [`SUMMARY_ROWS`]; docs/metrics.md repeats it for users. An answer that is not data (a
+//! non-finite value, negative usage, a row twice, rows with no number at all) is an error, so
+//! that the last good values stay rather than vanish.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::families::FamilyId;
-use crate::job::Sample;
+use crate::job::{PollError, Sample};
+use crate::providers::text;
 
-use super::wire::{DiskDay, Table, VideoEntry};
+use super::wire::{DiskDay, Num, Row, Table, VideoEntry};
 
 /// Seconds in an hour: the provider reports CPU in hours.
 const HOUR: f64 = 3600.0;
@@ -81,22 +85,63 @@ pub fn slug(name: &str) -> String {
             out.push('_');
         }
     }
-    out.trim_matches('_').to_owned()
+    let mut out = out.trim_matches('_').to_owned();
+    // ASCII only, so any byte is a char boundary.
+    out.truncate(text::LABEL_BYTES);
+    out
+}
+
+/// Refuses a row that holds a non-finite value.
+fn finite_cells(what: &str, row: &Row<'_>) -> Result<(), PollError> {
+    if row.cells.contains(&Num::NonFinite) {
+        return Err(PollError::parse(format!(
+            "{what} row {:?} has a value that is not a finite number (NaN, Infinity or out of range): not data",
+            text::label(&row.name)
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a table whose rows hold no number at all: an answer that is not data is no success.
+fn some_number(what: &str, table: &Table<'_>) -> Result<(), PollError> {
+    if !table.rows.is_empty() && !table.rows.iter().any(|r| r.cells.iter().any(|c| c.get().is_some())) {
+        return Err(PollError::parse(format!("{what} has {} rows but not one number: not data", table.rows.len())));
+    }
+    Ok(())
+}
+
+fn negative(what: &str, name: &str, value: f64) -> PollError {
+    PollError::parse(format!("{what} row {:?} has negative usage {value}: not data", text::label(name)))
+}
+
+fn twice(what: &str, name: &str) -> PollError {
+    PollError::parse(format!("{what} lists row {:?} twice: not data", text::label(name)))
 }
 
 /// Normalizes a `usage.summary` table. Returns the samples and the names of rows that have no
-/// mapping yet (exported under `cdn_month_to_date_usage`).
-pub fn summary(table: &Table) -> (Vec<Sample>, Vec<String>) {
+/// mapping yet (exported under `cdn_month_to_date_usage`; bounded, inert label values). Every
+/// value is usage, so a negative one is an error, as is a non-finite one or a row twice.
+pub fn summary(table: &Table<'_>) -> Result<(Vec<Sample>, Vec<String>), PollError> {
+    const WHAT: &str = "usage.summary";
+    some_number(WHAT, table)?;
     let mut samples = Vec::with_capacity(table.rows.len());
     let mut unmapped = Vec::new();
+    let mut seen = HashSet::with_capacity(table.rows.len());
     for row in &table.rows {
+        finite_cells(WHAT, row)?;
         let key = row_key(&row.name);
+        if !seen.insert(key.clone()) {
+            return Err(twice(WHAT, &row.name));
+        }
         if is_total_row(&key) {
             continue;
         }
-        let Some(value) = row.cells.first().copied().flatten() else {
+        let Some(value) = row.cell(0) else {
             continue;
         };
+        if value < 0.0 {
+            return Err(negative(WHAT, &row.name, value));
+        }
         match SUMMARY_ROWS.iter().find(|m| m.row == key) {
             Some(m) => {
                 let mut s = Sample::new(m.family, value * m.factor);
@@ -110,12 +155,15 @@ pub fn summary(table: &Table) -> (Vec<Sample>, Vec<String>) {
                 if item.is_empty() {
                     continue;
                 }
-                unmapped.push(row.name.trim().to_owned());
+                if !seen.insert(format!("\0{item}")) {
+                    return Err(twice(WHAT, &row.name));
+                }
+                unmapped.push(text::label(row.name.trim()));
                 samples.push(Sample::new(MonthToDateUsage, value).label("item", item));
             }
         }
     }
-    (samples, unmapped)
+    Ok((samples, unmapped))
 }
 
 /// Column positions of a `usage.billing.live` table, found by header text where possible.
@@ -149,14 +197,22 @@ fn billing_columns(cols: &[String]) -> BillingColumns {
     c
 }
 
-/// Normalizes a `usage.billing.live` table: per-item usage and cost, and the totals row.
-pub fn billing(table: &Table) -> Vec<Sample> {
+/// Normalizes a `usage.billing.live` table: per-item usage and cost, and the totals row. Usage
+/// may not be negative; money may (credits).
+pub fn billing(table: &Table<'_>) -> Result<Vec<Sample>, PollError> {
+    const WHAT: &str = "usage.billing.live";
+    some_number(WHAT, table)?;
     let cols = billing_columns(&table.cols);
     let mut samples = Vec::with_capacity(table.rows.len() * 4);
+    let mut seen = HashSet::with_capacity(table.rows.len());
     for row in &table.rows {
-        let cell = |i: usize| row.cells.get(i).copied().flatten();
+        finite_cells(WHAT, row)?;
+        let cell = |i: usize| row.cell(i);
         let key = row_key(&row.name);
         if is_total_row(&key) {
+            if !seen.insert(String::new()) {
+                return Err(twice(WHAT, &row.name));
+            }
             if let Some(v) = cell(cols.price_to_date) {
                 samples.push(Sample::new(BillingMonthToDateSpendUsd, v));
             }
@@ -169,18 +225,24 @@ pub fn billing(table: &Table) -> Vec<Sample> {
         if item.is_empty() {
             continue;
         }
-        for (col, family) in [
-            (cols.usage_to_date, BillingMonthToDateUsage),
-            (cols.price_to_date, BillingMonthToDateCostUsd),
-            (cols.estimated_usage, BillingEstimatedMonthUsage),
-            (cols.estimated_total, BillingEstimatedMonthCostUsd),
+        if !seen.insert(item.clone()) {
+            return Err(twice(WHAT, &row.name));
+        }
+        for (col, family, usage) in [
+            (cols.usage_to_date, BillingMonthToDateUsage, true),
+            (cols.price_to_date, BillingMonthToDateCostUsd, false),
+            (cols.estimated_usage, BillingEstimatedMonthUsage, true),
+            (cols.estimated_total, BillingEstimatedMonthCostUsd, false),
         ] {
             if let Some(v) = cell(col) {
+                if usage && v < 0.0 {
+                    return Err(negative(WHAT, &row.name, v));
+                }
                 samples.push(Sample::new(family, v).label("item", item.clone()));
             }
         }
     }
-    samples
+    Ok(samples)
 }
 
 /// The `user` label for the whole account, when disk.usage reports no per-user rows.
@@ -188,8 +250,28 @@ pub const ALL_USERS: &str = "__all__";
 
 /// Normalizes `disk.usage`: per user, the newest day before `today` (the current day is still
 /// being counted); if a user has only today's row, that row. Empty-user rows are the account's
-/// own total and are exported (as `user="__all__"`) only when no per-user rows exist.
-pub fn disk(days: &[DiskDay], today: i64) -> Vec<Sample> {
+/// own total and are exported (as `user="__all__"`) only when no per-user rows exist. A
+/// non-finite or negative value, or a (day, user) twice, is an error.
+pub fn disk(days: &[DiskDay], today: i64) -> Result<Vec<Sample>, PollError> {
+    let mut seen = HashSet::with_capacity(days.len());
+    for d in days {
+        let user = d.user.trim();
+        match d.bytes {
+            Num::Value(v) if v < 0.0 => return Err(negative("disk.usage", user, v)),
+            Num::Value(_) => {}
+            _ => {
+                return Err(PollError::parse(format!(
+                    "disk.usage entry for user {user:?} has a value that is not a finite number: not data"
+                )));
+            }
+        }
+        if !seen.insert((d.day, user)) {
+            return Err(PollError::parse(format!(
+                "disk.usage lists day {} of user {user:?} twice: not data",
+                crate::timeutil::format_ymd(d.day)
+            )));
+        }
+    }
     let has_users = days.iter().any(|d| !d.user.trim().is_empty());
     let mut best: BTreeMap<&str, &DiskDay> = BTreeMap::new();
     for d in days {
@@ -212,49 +294,166 @@ pub fn disk(days: &[DiskDay], today: i64) -> Vec<Sample> {
     }
     let mut samples = Vec::with_capacity(best.len() * 2);
     for (user, d) in best {
-        samples.push(Sample::new(StorageBytes, d.bytes).label("user", user));
+        samples.push(Sample::new(StorageBytes, d.bytes.get().unwrap_or_default()).label("user", user));
         // The time of a point is the end of the interval it covers: the day's following midnight.
         samples.push(Sample::new(StorageSampleTimestampSeconds, ((d.day + 1) * 86_400) as f64).label("user", user));
     }
-    samples
+    Ok(samples)
 }
 
 /// The `url` label of the sum of every URL outside the top N.
 pub const OTHER_URLS: &str = "__other__";
 
-/// Normalizes one app's `video.usage` entries: duplicates of a URL are summed, the `top_n` URLs
-/// by bytes are kept, the rest are summed into `url="__other__"`.
-pub fn video(app: &str, entries: &[VideoEntry], top_n: usize) -> Vec<Sample> {
-    let mut by_url: HashMap<&str, (f64, f64)> = HashMap::with_capacity(entries.len());
-    for e in entries {
-        let slot = by_url.entry(e.url.as_str()).or_default();
-        slot.0 += e.bytes;
-        slot.1 += e.requests;
+/// One app's `video.usage` folded page by page into its top N URLs by bytes and the running sum
+/// of the rest, so that memory holds N URLs however many pages come. Duplicates of a URL within
+/// a page are summed first, and across pages while the URL is among the kept ones; a URL that
+/// left the top N and comes back later starts again (its earlier share stays in `__other__`),
+/// so no byte is lost or counted twice. The API lists each URL once, so the top N is exact there.
+#[derive(Debug)]
+pub struct TopUrls {
+    n: usize,
+    /// Kept URL → (bytes, requests).
+    kept: HashMap<String, (f64, f64)>,
+    /// The kept URLs ordered worst first: fewest bytes, then the later URL (ties stay stable).
+    order: BTreeSet<(u64, Reverse<String>)>,
+    /// Sums of every URL not kept.
+    other: (f64, f64),
+    /// URLs folded into `other`.
+    others: usize,
+}
+
+/// A rank key: non-negative finite floats order like their bits.
+fn rank(bytes: f64, url: &str) -> (u64, Reverse<String>) {
+    ((bytes + 0.0).to_bits(), Reverse(url.to_owned()))
+}
+
+impl TopUrls {
+    /// An empty fold keeping `n` URLs.
+    pub fn new(n: usize) -> Self {
+        TopUrls { n, kept: HashMap::new(), order: BTreeSet::new(), other: (0.0, 0.0), others: 0 }
     }
-    let mut urls: Vec<(&str, (f64, f64))> = by_url.into_iter().collect();
-    // Bytes descending, then URL, so that ties are stable from poll to poll.
-    urls.sort_by(|a, b| b.1.0.total_cmp(&a.1.0).then_with(|| a.0.cmp(b.0)));
-    let mut samples = Vec::with_capacity(2 * (top_n.min(urls.len()) + 1));
-    let (top, rest) = urls.split_at(top_n.min(urls.len()));
-    for (url, (bytes, requests)) in top {
-        samples.push(Sample::new(VideoMonthToDateBytes, *bytes).label("app", app).label("url", *url));
-        samples.push(Sample::new(VideoMonthToDateRequests, *requests).label("app", app).label("url", *url));
+
+    /// Folds one page in. A non-finite or negative value is an error, as is a page of entries
+    /// none of which has a number.
+    pub fn add_page(&mut self, entries: &[VideoEntry<'_>]) -> Result<(), PollError> {
+        let mut page: HashMap<String, (f64, f64)> = HashMap::with_capacity(entries.len());
+        let mut numbers = false;
+        for e in entries {
+            let Some(url) = e.url.get() else { continue };
+            let mut value = |n: Num, what: &str| match n {
+                Num::Value(v) if v < 0.0 => Err(PollError::parse(format!(
+                    "video.usage entry {:?} has negative {what} {v}: not data",
+                    text::label(url)
+                ))),
+                Num::Value(v) => {
+                    numbers = true;
+                    Ok(v)
+                }
+                Num::NonFinite => Err(PollError::parse(format!(
+                    "video.usage entry {:?} has {what} that is not a finite number: not data",
+                    text::label(url)
+                ))),
+                Num::Missing => Ok(0.0),
+            };
+            let (bytes, requests) = (value(e.bytes, "bytes")?, value(e.requests, "requests")?);
+            let slot = page.entry(text::label(url)).or_default();
+            slot.0 += bytes;
+            slot.1 += requests;
+        }
+        if !entries.is_empty() && !numbers {
+            return Err(PollError::parse(format!(
+                "video.usage page has {} entries but not one number: not data",
+                entries.len()
+            )));
+        }
+        for (url, (bytes, requests)) in page {
+            self.add(url, bytes, requests);
+        }
+        Ok(())
     }
-    if !rest.is_empty() {
-        let (bytes, requests) = rest.iter().fold((0.0, 0.0), |acc, (_, (b, r))| (acc.0 + b, acc.1 + r));
-        samples.push(Sample::new(VideoMonthToDateBytes, bytes).label("app", app).label("url", OTHER_URLS));
-        samples.push(Sample::new(VideoMonthToDateRequests, requests).label("app", app).label("url", OTHER_URLS));
+
+    fn add(&mut self, url: String, bytes: f64, requests: f64) {
+        if let Some(slot) = self.kept.get_mut(&url) {
+            self.order.remove(&rank(slot.0, &url));
+            slot.0 += bytes;
+            slot.1 += requests;
+            self.order.insert(rank(slot.0, &url));
+            return;
+        }
+        if self.kept.len() < self.n {
+            self.order.insert(rank(bytes, &url));
+            self.kept.insert(url, (bytes, requests));
+            return;
+        }
+        // Compared without allocating: most URLs of a long list do not make the top N.
+        let bits = (bytes + 0.0).to_bits();
+        let evict = match self.order.first() {
+            Some((worst_bits, Reverse(worst_url)))
+                if (bits, Reverse(url.as_str())) > (*worst_bits, Reverse(worst_url.as_str())) =>
+            {
+                self.order.pop_first()
+            }
+            _ => None,
+        };
+        self.others += 1;
+        match evict {
+            Some((_, Reverse(worst))) => {
+                if let Some((b, r)) = self.kept.remove(&worst) {
+                    self.other.0 += b;
+                    self.other.1 += r;
+                }
+                self.order.insert(rank(bytes, &url));
+                self.kept.insert(url, (bytes, requests));
+            }
+            None => {
+                self.other.0 += bytes;
+                self.other.1 += requests;
+            }
+        }
     }
-    samples
+
+    /// URLs kept now.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Whether nothing was kept.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// The samples of app `app`: the kept URLs by bytes descending, then `__other__` if any URL
+    /// was folded into it.
+    pub fn samples(self, app: &str) -> Vec<Sample> {
+        let mut samples = Vec::with_capacity(2 * (self.kept.len() + 1));
+        for (_, Reverse(url)) in self.order.iter().rev() {
+            let (bytes, requests) = self.kept[url];
+            samples.push(Sample::new(VideoMonthToDateBytes, bytes).label("app", app).label("url", url.as_str()));
+            samples.push(Sample::new(VideoMonthToDateRequests, requests).label("app", app).label("url", url.as_str()));
+        }
+        if self.others > 0 {
+            samples.push(Sample::new(VideoMonthToDateBytes, self.other.0).label("app", app).label("url", OTHER_URLS));
+            samples
+                .push(Sample::new(VideoMonthToDateRequests, self.other.1).label("app", app).label("url", OTHER_URLS));
+        }
+        samples
+    }
+}
+
+/// Normalizes one app's `video.usage` entries (one page, or all of them): [`TopUrls`] in one go.
+pub fn video(app: &str, entries: &[VideoEntry<'_>], top_n: usize) -> Result<Vec<Sample>, PollError> {
+    let mut top = TopUrls::new(top_n);
+    top.add_page(entries)?;
+    Ok(top.samples(app))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::scaleengine::wire::Row;
+    use crate::providers::scaleengine::wire::Text;
 
-    fn row(name: &str, cells: &[f64]) -> Row {
-        Row { name: name.into(), cells: cells.iter().map(|v| Some(*v)).collect() }
+    fn row(name: &str, cells: &[f64]) -> Row<'static> {
+        Row { name: name.to_owned().into(), cells: cells.iter().map(|v| Num::Value(*v)).collect() }
     }
 
     fn value(samples: &[Sample], family: FamilyId, label: Option<(&str, &str)>) -> Option<f64> {
@@ -277,7 +476,7 @@ mod tests {
                 row("Origin Disk:", &[4.0]),
             ],
         };
-        let (samples, unmapped) = summary(&table);
+        let (samples, unmapped) = summary(&table).unwrap();
         assert_eq!(value(&samples, MonthToDateBandwidthBytes, Some(("product", "edge"))), Some(2.5e9));
         assert_eq!(value(&samples, MonthToDateCpuSeconds, Some(("product", "php"))), Some(5400.0));
         assert_eq!(value(&samples, MonthToDateOriginIoTransactions, None), Some(28_103.0));
@@ -294,7 +493,7 @@ mod tests {
                 .to_vec(),
             rows: vec![row("Edge Bandwidth:", &[100.0, 5.0, 300.0, 15.0]), row("Totals: ", &[0.0, 42.5, 0.0, 120.0])],
         };
-        let s = billing(&table);
+        let s = billing(&table).unwrap();
         assert_eq!(value(&s, BillingMonthToDateUsage, Some(("item", "edge_bandwidth"))), Some(100.0));
         assert_eq!(value(&s, BillingMonthToDateCostUsd, Some(("item", "edge_bandwidth"))), Some(5.0));
         assert_eq!(value(&s, BillingEstimatedMonthUsage, Some(("item", "edge_bandwidth"))), Some(300.0));
@@ -306,22 +505,26 @@ mod tests {
 
     #[test]
     fn disk_takes_the_newest_complete_day_per_user() {
-        let d = |day, user: &str, bytes| DiskDay { day, user: user.into(), bytes };
+        let d = |day, user: &str, bytes| DiskDay { day, user: user.into(), bytes: Num::Value(bytes) };
         let days = [d(10, "a", 1.0), d(11, "a", 2.0), d(12, "a", 3.0), d(11, "", 50.0), d(12, "b", 7.0)];
-        let s = disk(&days, 12);
+        let s = disk(&days, 12).unwrap();
         assert_eq!(value(&s, StorageBytes, Some(("user", "a"))), Some(2.0));
         assert_eq!(value(&s, StorageSampleTimestampSeconds, Some(("user", "a"))), Some(12.0 * 86_400.0));
         assert_eq!(value(&s, StorageBytes, Some(("user", "b"))), Some(7.0), "only today's row: use it");
         assert_eq!(value(&s, StorageBytes, Some(("user", ALL_USERS))), None);
-        let s = disk(&[d(11, "", 50.0)], 12);
+        let s = disk(&[d(11, "", 50.0)], 12).unwrap();
         assert_eq!(value(&s, StorageBytes, Some(("user", ALL_USERS))), Some(50.0));
     }
 
     #[test]
     fn video_keeps_top_n_and_sums_the_rest() {
-        let e = |url: &str, bytes, requests| VideoEntry { url: url.into(), bytes, requests };
+        let e = |url: &'static str, bytes, requests| VideoEntry {
+            url: Text(Some(url.into())),
+            bytes: Num::Value(bytes),
+            requests: Num::Value(requests),
+        };
         let entries = [e("a", 10.0, 1.0), e("b", 30.0, 1.0), e("a", 25.0, 2.0), e("c", 5.0, 4.0), e("d", 1.0, 1.0)];
-        let s = video("app1", &entries, 2);
+        let s = video("app1", &entries, 2).unwrap();
         assert_eq!(value(&s, VideoMonthToDateBytes, Some(("url", "a"))), Some(35.0));
         assert_eq!(value(&s, VideoMonthToDateRequests, Some(("url", "a"))), Some(3.0));
         assert_eq!(value(&s, VideoMonthToDateBytes, Some(("url", "b"))), Some(30.0));
@@ -330,6 +533,95 @@ mod tests {
         assert_eq!(s.len(), 6);
         let total: f64 = s.iter().filter(|x| x.family == VideoMonthToDateBytes).map(|x| x.value).sum();
         assert_eq!(total, 71.0, "no byte lost or counted twice");
+    }
+
+    #[test]
+    fn the_fold_keeps_the_top_n_across_pages_with_bounded_memory() {
+        let e = |url: String, bytes: f64| VideoEntry {
+            url: Text(Some(url.into())),
+            bytes: Num::Value(bytes),
+            requests: Num::Value(1.0),
+        };
+        // 50 pages of 100 distinct URLs; URL i has i bytes. Kept: the three largest.
+        let mut top = TopUrls::new(3);
+        let mut total = 0.0;
+        for page in 0..50 {
+            let entries: Vec<_> = (0..100).map(|i| page * 100 + i).map(|i| e(format!("u{i}"), i as f64)).collect();
+            total += entries.iter().map(|x| x.bytes.get().unwrap()).sum::<f64>();
+            top.add_page(&entries).unwrap();
+            assert!(top.len() <= 3, "memory holds N URLs, not pages");
+        }
+        let s = top.samples("a");
+        let urls: Vec<&str> =
+            s.iter().filter(|x| x.family == VideoMonthToDateBytes).map(|x| x.labels[1].1.as_str()).collect();
+        assert_eq!(urls, ["u4999", "u4998", "u4997", OTHER_URLS]);
+        let sum: f64 = s.iter().filter(|x| x.family == VideoMonthToDateBytes).map(|x| x.value).sum();
+        assert_eq!(sum, total, "no byte lost or counted twice");
+        assert_eq!(value(&s, VideoMonthToDateRequests, Some(("url", OTHER_URLS))), Some(4997.0));
+        // Ties break by URL, the same way every poll: equal bytes keep the smaller URL.
+        let mut top = TopUrls::new(1);
+        top.add_page(&[e("b".into(), 5.0)]).unwrap();
+        top.add_page(&[e("a".into(), 5.0), e("c".into(), 5.0)]).unwrap();
+        assert_eq!(top.samples("x")[0].labels[1].1, "a");
+        // A URL already kept grows in place across pages.
+        let mut top = TopUrls::new(2);
+        top.add_page(&[e("a".into(), 1.0), e("b".into(), 2.0)]).unwrap();
+        top.add_page(&[e("a".into(), 5.0), e("c".into(), 3.0)]).unwrap();
+        let s = top.samples("x");
+        assert_eq!(value(&s, VideoMonthToDateBytes, Some(("url", "a"))), Some(6.0));
+        assert_eq!(value(&s, VideoMonthToDateBytes, Some(("url", "c"))), Some(3.0));
+        assert_eq!(value(&s, VideoMonthToDateBytes, Some(("url", OTHER_URLS))), Some(2.0));
+    }
+
+    #[test]
+    fn answers_that_are_not_data_are_errors() {
+        let t = |rows: Vec<Row<'static>>| Table { cols: vec![], rows };
+        let nan = Row { name: "Edge Bandwidth:".into(), cells: vec![Num::NonFinite] };
+        let none = |name: &'static str| Row { name: name.into(), cells: vec![Num::Missing] };
+        for (table, needle) in [
+            (t(vec![nan.clone(), row("CDN Bandwidth:", &[1.0])]), "not a finite number"),
+            (t(vec![none("Edge Bandwidth:"), none("CDN Bandwidth:")]), "not one number"),
+            (t(vec![row("Edge Bandwidth:", &[1.0]), row("edge bandwidth", &[2.0])]), "twice"),
+            (t(vec![row("Odd Thing:", &[1.0]), row("Odd  Thing", &[2.0])]), "twice"),
+            (t(vec![row("Edge Requests:", &[-1.0])]), "negative"),
+            (t(vec![row("PHP CPU Hours:", &[-0.5])]), "negative"),
+        ] {
+            let e = summary(&table).unwrap_err();
+            assert_eq!(e.reason, crate::job::Reason::Parse);
+            assert!(e.message.contains(needle), "{needle}: {}", e.message);
+        }
+        assert_eq!(summary(&t(vec![])).unwrap().0.len(), 0, "an empty table is an empty month");
+        // Billing: money may be negative (credits), usage may not.
+        let credit = t(vec![row("Credit:", &[0.0, -25.0, 0.0, -25.0]), row("Totals:", &[0.0, -25.0, 0.0, -25.0])]);
+        let s = billing(&credit).unwrap();
+        assert_eq!(value(&s, BillingMonthToDateSpendUsd, None), Some(-25.0));
+        for (table, needle) in [
+            (t(vec![row("Edge Bandwidth:", &[-1.0, 0.0, 0.0, 0.0])]), "negative"),
+            (t(vec![row("Edge Bandwidth:", &[1.0, 0.0, -3.0, 0.0])]), "negative"),
+            (t(vec![row("A:", &[1.0]), row("A:", &[1.0])]), "twice"),
+            (t(vec![row("Totals:", &[1.0]), row("Totals", &[1.0])]), "twice"),
+            (t(vec![Row { name: "A:".into(), cells: vec![Num::Value(1.0), Num::NonFinite] }]), "finite"),
+        ] {
+            let e = billing(&table).unwrap_err();
+            assert!(e.message.contains(needle), "{needle}: {}", e.message);
+        }
+        // Disk and video.
+        let d = |user: &str, bytes| DiskDay { day: 10, user: user.into(), bytes };
+        assert!(disk(&[d("a", Num::Value(-1.0))], 12).unwrap_err().message.contains("negative"));
+        assert!(disk(&[d("a", Num::NonFinite)], 12).unwrap_err().message.contains("finite"));
+        assert!(disk(&[d("a", Num::Value(1.0)), d("a", Num::Value(2.0))], 12).unwrap_err().message.contains("twice"));
+        let v = |bytes, requests| VideoEntry { url: Text(Some("u".into())), bytes, requests };
+        assert!(video("a", &[v(Num::Value(-1.0), Num::Missing)], 5).unwrap_err().message.contains("negative"));
+        assert!(video("a", &[v(Num::Value(1.0), Num::NonFinite)], 5).unwrap_err().message.contains("finite"));
+        assert!(video("a", &[v(Num::Missing, Num::Missing)], 5).unwrap_err().message.contains("not one number"));
+    }
+
+    #[test]
+    fn row_text_becomes_bounded_inert_labels() {
+        let long = format!("Evil\u{1b}[2J{}:", "x".repeat(5000));
+        let (s, unmapped) = summary(&Table { cols: vec![], rows: vec![row(&long, &[1.0])] }).unwrap();
+        assert!(s[0].labels[0].1.len() <= crate::providers::text::LABEL_BYTES);
+        assert!(unmapped[0].len() <= crate::providers::text::LABEL_BYTES && !unmapped[0].contains('\u{1b}'));
     }
 
     #[test]
