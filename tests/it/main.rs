@@ -14,6 +14,7 @@ mod operations;
 mod props;
 mod rules;
 mod secrets;
+mod shard;
 mod signing;
 mod simulator;
 mod soak;
