@@ -7,8 +7,11 @@
   humanDuration(d)::
     local units = { s: 'second', m: 'minute', h: 'hour', d: 'day', w: 'week' };
     local unit = std.substr(d, std.length(d) - 1, 1);
-    local n = std.parseInt(std.substr(d, 0, std.length(d) - 1));
-    assert std.objectHas(units, unit) : 'duration %s: use one number and one unit of s, m, h, d or w' % d;
+    local digits = std.substr(d, 0, std.length(d) - 1);
+    local valid = std.length(digits) > 0 && std.objectHas(units, unit)
+                  && std.length([c for c in std.stringChars(digits) if !std.member('0123456789', c)]) == 0;
+    assert valid : "duration '%s' in _config: write one number and one unit of s, m, h, d or w, e.g. '30m'" % d;
+    local n = std.parseInt(digits);
     '%d %s%s' % [n, units[unit], if n == 1 then '' else 's'],
 
   // The share of the current UTC month that has passed, from 0 to 1: the recording rule
