@@ -3,6 +3,7 @@
 mod backfill;
 mod cdnetworks;
 mod cli;
+mod container;
 mod docs;
 mod e2e;
 mod exporter;
