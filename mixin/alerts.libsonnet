@@ -18,7 +18,7 @@ local u = import 'lib/util.libsonnet';
             labels: { severity: 'warning' },
             annotations: {
               summary: 'Polling {{ $labels.endpoint }} of {{ $labels.account }} ({{ $labels.provider }}) has failed for %s' % u.humanDuration(c.jobFailingFor),
-              description: 'Every poll of {{ $labels.provider }} account {{ $labels.account }}, endpoint {{ $labels.endpoint }}{{ with $labels.domain }}, domain {{ . }}{{ end }} has failed for ' + u.humanDuration(c.jobFailingFor) + ' (cdn_exporter_poll_up = {{ $value }}). The status page of the exporter shows the provider\'s message.',
+              description: 'Every poll of {{ $labels.provider }} account {{ $labels.account }}, endpoint {{ $labels.endpoint }}{{ with $labels.domain }}, domain {{ . }}{{ end }} has failed for ' + u.humanDuration(c.jobFailingFor) + " (cdn_exporter_poll_up = {{ $value }}). The status page of the exporter shows the provider's message.",
               runbook: runbook('CdnExporterJobFailing'),
             },
           },

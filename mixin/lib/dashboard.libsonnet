@@ -49,11 +49,12 @@
     legendFormat: legend,
   } + (if instant then { instant: true, range: false } else {}),
 
-  panel(type, title, x, y, w, h, queries, unit, description=''):: {
+  // pos: [x, y, w, h] on Grafana's 24-column grid.
+  panel(type, title, pos, queries, unit, description=''):: {
     type: type,
     title: title,
     description: description,
-    gridPos: { x: x, y: y, w: w, h: h },
+    gridPos: { x: pos[0], y: pos[1], w: pos[2], h: pos[3] },
     datasource: ds,
     targets: [
       queries[i] { refId: std.char(std.codepoint('A') + i) }
@@ -64,24 +65,24 @@
 
   local reduce = { calcs: ['lastNotNull'], fields: '', values: false },
 
-  stat(title, x, y, w, h, expr, legend, unit, description=''):: self.panel(
-    'stat', title, x, y, w, h, [self.query(expr, legend, instant=true)], unit, description
+  stat(title, pos, expr, legend, unit, description=''):: self.panel(
+    'stat', title, pos, [self.query(expr, legend, instant=true)], unit, description
   ) + {
     options: { reduceOptions: reduce, colorMode: 'value', graphMode: 'none', textMode: 'auto' },
   },
 
-  timeseries(title, x, y, w, h, queries, unit, description=''):: self.panel(
-    'timeseries', title, x, y, w, h, queries, unit, description
+  timeseries(title, pos, queries, unit, description=''):: self.panel(
+    'timeseries', title, pos, queries, unit, description
   ),
 
-  bargauge(title, x, y, w, h, query, unit, displayMode='basic', description=''):: self.panel(
-    'bargauge', title, x, y, w, h, [query], unit, description
+  bargauge(title, pos, query, unit, displayMode='basic', description=''):: self.panel(
+    'bargauge', title, pos, [query], unit, description
   ) + {
     options: { orientation: 'horizontal', displayMode: displayMode, reduceOptions: reduce },
   },
 
-  table(title, x, y, w, h, query, unit, description=''):: self.panel(
-    'table', title, x, y, w, h, [query], unit, description
+  table(title, pos, query, unit, description=''):: self.panel(
+    'table', title, pos, [query], unit, description
   ) + {
     options: { showHeader: true, sortBy: [{ displayName: 'Value', desc: true }] },
   },

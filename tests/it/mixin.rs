@@ -173,3 +173,23 @@ fn a_bad_duration_in_the_config_is_refused_by_name() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("five minutes"), "{stderr}");
 }
+
+#[test]
+fn the_mixin_is_formatted_by_jsonnetfmt() {
+    let Some(jsonnetfmt) = require_tool("jsonnetfmt") else { return };
+    let mut files = Vec::new();
+    let mut dirs = vec![Path::new(ROOT).join("mixin")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "jsonnet" || e == "libsonnet") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 10, "{files:?}");
+    let out = Command::new(jsonnetfmt).arg("--test").args(&files).output().expect("jsonnetfmt runs");
+    assert!(out.status.success(), "run jsonnetfmt -i on mixin/: {}", String::from_utf8_lossy(&out.stderr));
+}
