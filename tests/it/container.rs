@@ -175,7 +175,9 @@ fn runtime_root(stage: &Stage) -> PathBuf {
         eprintln!("container check: cached {suite} root {}", root.display());
         return root;
     }
-    // Older recipes' roots and a half-built one go; nothing is ever mounted inside them.
+    // Older recipes' roots and a half-built one go. debootstrap mounts /proc and /sys inside the
+    // root while it works; an interrupted run can leave them, and they must not be descended into.
+    unmount_under(Path::new(CACHE));
     let _ = std::fs::remove_dir_all(CACHE);
     std::fs::create_dir_all(CACHE).unwrap();
     let mirror = std::env::var("CDN_EXPORTER_DEBIAN_MIRROR").unwrap_or_else(|_| MIRROR.to_owned());
@@ -193,6 +195,25 @@ fn runtime_root(stage: &Stage) -> PathBuf {
     std::fs::write(&done, recipe).unwrap();
     eprintln!("container check: root built in {:.0?}", started.elapsed());
     root
+}
+
+/// Unmounts whatever is mounted below `dir`, deepest first; panics if something stays.
+fn unmount_under(dir: &Path) {
+    let mounts = || -> Vec<String> {
+        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<String> = table
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+            .filter(|p| Path::new(p).starts_with(dir))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        points
+    };
+    for point in mounts() {
+        let _ = Command::new("umount").arg("--lazy").arg(&point).status();
+    }
+    let left = mounts();
+    assert!(left.is_empty(), "mounted below {}: {left:?}; unmount them first", dir.display());
 }
 
 /// Removes the test CA from the root's trust store, now and when dropped.
@@ -434,4 +455,22 @@ async fn the_runtime_stage_runs_as_nobody_passes_its_healthcheck_and_trusts_its_
     server.abort();
     drop(trust);
     eprintln!("container check: {:.0?} in all", started.elapsed());
+}
+
+#[test]
+fn a_mount_left_in_the_cache_is_unmounted_before_the_cache_is_removed() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let inner = dir.path().join("root/proc");
+    std::fs::create_dir_all(&inner).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "none"]).arg(&inner).status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: cannot mount a tmpfs here");
+        return;
+    }
+    unmount_under(dir.path());
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!table.contains(&inner.display().to_string()), "{table}");
 }
