@@ -1,7 +1,9 @@
 //! End to end against a real Prometheus: the demo exporter is scraped with the shipped rules
-//! loaded; every dashboard query and every template variable must return data, every rule must
-//! evaluate cleanly over data that exists, and the demo's budget alert must fire. Also: the
-//! deployment manifests parse and the PrometheusRule carries the shipped rules.
+//! loaded, by a scrape job named `cdn` (not the default `cdn-usage-exporter`, as a user's own
+//! Prometheus names it); every dashboard query and every template variable must return data,
+//! every rule must evaluate cleanly over data that exists, and the demo's budget alert must fire.
+//! Also: the deployment manifests parse, the PrometheusRule carries the shipped rules, and every
+//! dashboard query is filtered by the job and instance variables.
 //!
 //! The rules are loaded with `for:` set to 0s and `offset 1d` shortened to `offset 10s`, so that
 //! a test of a minute can evaluate rules written for hours and days; their real timing is
@@ -38,9 +40,16 @@ fn dashboard_queries(path: &std::path::Path) -> (Vec<(String, String)>, Vec<Stri
     (exprs, vars)
 }
 
-/// Template variables as "All" selects them, and Grafana's interval macros.
+/// The scrape job's name in the test's Prometheus: anything but the default.
+const JOB: &str = "cdn";
+
+/// Template variables as "All" selects them (`allValue` is `.+`), and Grafana's interval macros.
 fn substitute(expr: &str) -> String {
-    expr.replace("$provider", ".+").replace("$account", ".+").replace("$app", ".+").replace("$__rate_interval", "1m")
+    let mut expr = expr.replace("$__rate_interval", "1m");
+    for var in ["$job", "$instance", "$provider", "$account", "$app"] {
+        expr = expr.replace(var, ".+");
+    }
+    expr
 }
 
 async fn query(http: &reqwest::Client, base: &str, expr: &str) -> Result<Vec<Value>, String> {
@@ -150,7 +159,7 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
         dir.path().join("prometheus.yml"),
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n\
-             scrape_configs:\n  - job_name: cdn-usage-exporter\n    static_configs:\n      - targets: [\"{target}\"]\n"
+             scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n      - targets: [\"{target}\"]\n"
         ),
     )
     .unwrap();
@@ -174,7 +183,7 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
     .await;
     // A few scrapes, and storage data for rate() and the shortened offsets.
     wait_for(Duration::from_secs(60), "15 scrapes of the demo", || async {
-        let r = query(&http, &base, "count_over_time(up{job=\"cdn-usage-exporter\"}[1m]) >= 15").await.ok()?;
+        let r = query(&http, &base, &format!("count_over_time(up{{job=\"{JOB}\"}}[1m]) >= 15")).await.ok()?;
         (!r.is_empty()).then_some(())
     })
     .await;
@@ -202,6 +211,10 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
             let (selector, label) = inner.rsplit_once(',').unwrap();
             let expr = substitute(&format!("count by ({}) ({selector})", label.trim()));
             match query(&http, &base, &expr).await {
+                // The job variable must offer the job this Prometheus scrapes, whatever its name.
+                Ok(r) if label.trim() == "job" && !r.iter().any(|s| s["metric"]["job"] == JOB) => {
+                    empty.push(format!("{file} variable {var} does not offer job {JOB}: {r:?}"))
+                }
                 Ok(r) if r.iter().any(|s| s["metric"][label.trim()].is_string()) => checked += 1,
                 other => empty.push(format!("{file} variable {var}: {other:?}")),
             }
@@ -233,6 +246,7 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
     assert_eq!(rules_seen, 16, "every shipped rule loaded");
     assert!(empty.is_empty(), "{} problem(s):\n{}", empty.len(), empty.join("\n"));
     assert!(checked > 50, "{checked} queries checked");
+    eprintln!("{checked} dashboard queries, template variables and rule inputs returned data (scrape job {JOB})");
 
     // The demo's budget is below its estimate: the alert fires; the near-budget one does not.
     let alerts = wait_for(Duration::from_secs(30), "the budget alert firing", || async {
@@ -285,6 +299,34 @@ fn selectors_finds_what_an_expression_reads() {
             "up"
         ]
     );
+}
+
+/// Every series an expression selects carries `job=~"$job", instance=~"$instance"`: one label
+/// matcher block per series, each with both (so no panel can ignore the job or hard-code one).
+fn assert_filtered_by_job_and_instance(expr: &str) -> Result<(), String> {
+    let series = selectors(&substitute(expr).replace(".+", "x"));
+    let blocks: Vec<&str> = expr.split('{').skip(1).map(|b| b.split('}').next().unwrap_or("")).collect();
+    if blocks.len() != series.len() {
+        return Err(format!("{} series {series:?} but {} label matcher blocks in {expr}", series.len(), blocks.len()));
+    }
+    match blocks.iter().find(|b| !b.contains(r#"job=~"$job""#) || !b.contains(r#"instance=~"$instance""#)) {
+        Some(b) => Err(format!("{{{b}}} is not filtered by $job and $instance in {expr}")),
+        None => Ok(()),
+    }
+}
+
+#[test]
+fn the_job_filter_check_catches_an_unfiltered_or_hard_coded_series() {
+    let ok = r#"sum(a{job=~"$job", instance=~"$instance"}) / scalar(hour()) + rate(b{job=~"$job", instance=~"$instance", x="y"}[$__rate_interval])"#;
+    assert_eq!(assert_filtered_by_job_and_instance(ok), Ok(()));
+    for bad in [
+        r#"sum(a{job=~"$job", instance=~"$instance"}) / b"#,
+        r#"up{job=~"cdn-usage-exporter.*"}"#,
+        r#"up{job=~"$job"}"#,
+        r#"x:recorded{instance=~"$instance", provider=~"$provider"}"#,
+    ] {
+        assert!(assert_filtered_by_job_and_instance(bad).is_err(), "{bad}");
+    }
 }
 
 #[test]
@@ -346,10 +388,18 @@ fn the_manifests_parse_and_the_prometheusrule_carries_the_shipped_rules() {
         assert!(d["schemaVersion"].as_i64().unwrap() >= 36, "{dashboard}: Grafana 10 schema");
         let vars: Vec<&str> =
             d["templating"]["list"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
-        assert!(vars.starts_with(&["datasource", "provider", "account"]), "{dashboard}: {vars:?}");
+        assert!(vars.starts_with(&["datasource", "job", "instance", "provider", "account"]), "{dashboard}: {vars:?}");
+        let job_var = &d["templating"]["list"][1]["query"]["query"];
+        assert_eq!(job_var, "label_values(cdn_exporter_build_info, job)", "{dashboard}");
         for panel in d["panels"].as_array().unwrap() {
             assert_eq!(panel["datasource"]["uid"], "${datasource}", "{dashboard}: {}", panel["title"]);
         }
+        let (exprs, _) = dashboard_queries(&std::path::Path::new(ROOT).join("dashboards").join(dashboard));
+        for (panel, expr) in exprs {
+            assert_filtered_by_job_and_instance(&expr).unwrap_or_else(|e| panic!("{dashboard} / {panel}: {e}"));
+        }
+        let text = read(&format!("dashboards/{dashboard}"));
+        assert!(!text.contains("cdn-usage-exporter.*"), "{dashboard} hard-codes a job");
     }
 }
 

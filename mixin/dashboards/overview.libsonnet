@@ -1,0 +1,107 @@
+// CDN usage and spend: spend to date against budget, estimates and forecast, bandwidth,
+// requests, storage and CPU by provider and account.
+local d = import '../lib/dashboard.libsonnet';
+local u = import '../lib/util.libsonnet';
+
+function(c)
+  local s = d.account;
+  local byAccount(metric) = 'max by (provider, account) (%s{%s})' % [metric, s];
+  // The recording rule cdn:billing_spend_usd:forecast's formula, inline so that it can be
+  // filtered by job and instance (the recorded series has neither label).
+  local forecast = '%s / scalar(%s)' % [byAccount('cdn_billing_month_to_date_spend_usd'), u.monthElapsed];
+  d.dashboard(
+    c,
+    'overview',
+    'CDN usage and spend',
+    'Spend to date against budget, estimates and forecast, bandwidth, requests, storage and CPU by provider and account.',
+    [
+      d.stat(
+        'Spend to date',
+        [0, 0, 6, 4],
+        'sum(%s)' % byAccount('cdn_billing_month_to_date_spend_usd'),
+        'to date',
+        'currencyUSD',
+        "Charges accrued since the start of the month (provider's totals row)."
+      ),
+      d.stat(
+        "Provider's month-end estimate",
+        [6, 0, 6, 4],
+        'sum(%s)' % byAccount('cdn_billing_estimated_month_spend_usd'),
+        'estimate',
+        'currencyUSD',
+        "The provider's estimate of the whole month's charges."
+      ),
+      d.stat(
+        'Our month-end forecast',
+        [12, 0, 6, 4],
+        'sum(%s)' % forecast,
+        'forecast',
+        'currencyUSD',
+        'Spend to date divided by the elapsed share of the month (the formula of the recording rule cdn:billing_spend_usd:forecast).'
+      ),
+      d.stat(
+        'Budget',
+        [18, 0, 6, 4],
+        'sum(%s)' % byAccount('cdn_billing_budget_usd'),
+        'budget',
+        'currencyUSD',
+        'Sum of the configured budget_usd of the selected accounts.'
+      ),
+      d.bargauge(
+        'Estimated spend against budget',
+        [0, 4, 12, 8],
+        d.query(
+          '%s / %s' % [byAccount('cdn_billing_estimated_month_spend_usd'), byAccount('cdn_billing_budget_usd')],
+          '{{provider}} / {{account}}',
+          instant=true
+        ),
+        'percentunit',
+        displayMode='gradient',
+        description="The provider's month-end estimate as a share of budget_usd: orange from %s %%, red over budget." % u.num(100 * c.budgetWarningRatio),
+      ) + d.thresholds([['green', null], ['orange', c.budgetWarningRatio], ['red', 1]])
+      + { fieldConfig+: { defaults+: { min: 0, max: 1.2 } } },
+      d.timeseries('Spend to date, estimate, forecast and budget', [12, 4, 12, 8], [
+        d.query(byAccount('cdn_billing_month_to_date_spend_usd'), '{{account}} to date'),
+        d.query(byAccount('cdn_billing_estimated_month_spend_usd'), '{{account}} estimate'),
+        d.query(forecast, '{{account}} forecast'),
+        d.query(byAccount('cdn_billing_budget_usd'), '{{account}} budget'),
+      ], 'currencyUSD'),
+      d.timeseries('Estimated month cost by item', [0, 12, 12, 8], [
+        d.query('sum by (item) (cdn_billing_estimated_month_cost_usd{%s})' % s, '{{item}}'),
+      ], 'currencyUSD', "The provider's estimate per billing item."),
+      d.timeseries('Cost to date by item', [12, 12, 12, 8], [
+        d.query('sum by (item) (cdn_billing_month_to_date_cost_usd{%s})' % s, '{{item}}'),
+      ], 'currencyUSD'),
+      d.timeseries('Bandwidth this month by product', [0, 20, 12, 8], [
+        d.query(
+          'sum by (product) (max by (provider, account, product) (cdn_month_to_date_bandwidth_bytes{%s}))' % s,
+          '{{product}}'
+        ),
+      ], 'decbytes'),
+      d.timeseries('Bandwidth rate by product', [12, 20, 12, 8], [
+        d.query('sum by (product) (rate(cdn_month_to_date_bandwidth_bytes{%s}[1h]))' % s, '{{product}}'),
+      ], 'Bps', 'Bytes per second, from the month-to-date totals over the last hour (rate() treats the monthly reset as a counter reset).'),
+      d.timeseries('Requests this month by product', [0, 28, 12, 8], [
+        d.query(
+          'sum by (product) (max by (provider, account, product) (cdn_month_to_date_requests{%s}))' % s, '{{product}}'
+        ),
+      ], 'short'),
+      d.timeseries('Storage', [12, 28, 12, 8], [
+        d.query(
+          'max by (provider, account, user, domain) (cdn_storage_bytes{%s})' % s,
+          '{{provider}} {{account}} {{user}}{{domain}}'
+        ),
+      ], 'decbytes', 'Bytes stored at the newest complete point per user (ScaleEngine) or domain (CDNetworks).'),
+      d.timeseries('CPU this month by product', [0, 36, 12, 8], [
+        d.query(
+          'sum by (product) (max by (provider, account, product) (cdn_month_to_date_cpu_seconds{%s})) / 3600' % s,
+          '{{product}}'
+        ),
+      ], 'h', 'CPU hours used this month (the exporter stores seconds).'),
+      d.timeseries('SQL queries this month', [12, 36, 12, 8], [
+        d.query(
+          'sum by (kind) (max by (provider, account, kind) (cdn_month_to_date_sql_queries{%s}))' % s, '{{kind}}'
+        ),
+      ], 'short'),
+    ],
+  )

@@ -1,0 +1,127 @@
+// prometheusRules: the group cdn-usage, the recording rules and then the spend alerts that read
+// them. They share one group on purpose: Prometheus evaluates a group's rules in order, so the
+// alerts see this evaluation's recorded values; in a group of their own they would race the
+// recording rules and could read a forecast one evaluation old.
+local u = import 'lib/util.libsonnet';
+
+{
+  prometheusRules+:: {
+    local c = $._config,
+    local runbook(alert) = c.runbookUrlPattern % std.asciiLower(alert),
+    groups+: [
+      {
+        name: 'cdn-usage',
+        rules: [
+          // The share of the current UTC month that has passed, from 0 to 1.
+          {
+            record: 'cdn:month_elapsed:ratio',
+            expr: u.monthElapsed,
+          },
+          // Warning threshold of the budget alerts (_config.budgetWarningRatio).
+          {
+            record: 'cdn:budget_warning:ratio',
+            expr: 'vector(%s)' % u.num(c.budgetWarningRatio),
+          },
+          // Our own month-end forecast: spend to date divided by the elapsed share of the
+          // month. Independent of the provider's estimate, so a bad estimate is caught too.
+          {
+            record: 'cdn:billing_spend_usd:forecast',
+            expr: 'max by (provider, account) (cdn_billing_month_to_date_spend_usd) / scalar(cdn:month_elapsed:ratio)',
+          },
+          // Spend and bandwidth added over the last 24 hours (negative across the month's reset).
+          {
+            record: 'cdn:billing_spend_usd:increase1d',
+            expr: |||
+              max by (provider, account) (cdn_billing_month_to_date_spend_usd)
+              - max by (provider, account) (cdn_billing_month_to_date_spend_usd offset 1d)
+            |||,
+          },
+          {
+            record: 'cdn:bandwidth_bytes:increase1d',
+            expr: |||
+              sum by (provider, account) (max by (provider, account, product) (cdn_month_to_date_bandwidth_bytes))
+              - sum by (provider, account) (max by (provider, account, product) (cdn_month_to_date_bandwidth_bytes offset 1d))
+            |||,
+          },
+          {
+            alert: 'CdnEstimatedSpendNearBudget',
+            expr: |||
+              max by (provider, account) (cdn_billing_estimated_month_spend_usd)
+              > max by (provider, account) (cdn_billing_budget_usd) * scalar(cdn:budget_warning:ratio)
+              and max by (provider, account) (cdn_billing_estimated_month_spend_usd)
+              <= max by (provider, account) (cdn_billing_budget_usd)
+            |||,
+            'for': c.estimatedSpendFor,
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: '{{ $labels.account }} ({{ $labels.provider }}) is estimated to spend close to its monthly budget',
+              description: 'The provider estimates {{ $labels.provider }} account {{ $labels.account }} will spend ${{ $value | printf "%.2f" }} this month, close to its budget.',
+              runbook: runbook('CdnEstimatedSpendNearBudget'),
+            },
+          },
+          {
+            alert: 'CdnEstimatedSpendOverBudget',
+            expr: |||
+              max by (provider, account) (cdn_billing_estimated_month_spend_usd)
+              > max by (provider, account) (cdn_billing_budget_usd)
+            |||,
+            'for': c.estimatedSpendFor,
+            labels: { severity: 'critical' },
+            annotations: {
+              summary: '{{ $labels.account }} ({{ $labels.provider }}) is estimated to spend over its monthly budget',
+              description: 'The provider estimates {{ $labels.provider }} account {{ $labels.account }} will spend ${{ $value | printf "%.2f" }} this month, over its budget.',
+              runbook: runbook('CdnEstimatedSpendOverBudget'),
+            },
+          },
+          {
+            // Not early in the month (_config.forecastMinMonthElapsed).
+            alert: 'CdnForecastSpendOverBudget',
+            expr: |||
+              cdn:billing_spend_usd:forecast > max by (provider, account) (cdn_billing_budget_usd)
+              and on () (cdn:month_elapsed:ratio > %s)
+            ||| % u.num(c.forecastMinMonthElapsed),
+            'for': c.forecastSpendFor,
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: '{{ $labels.account }} ({{ $labels.provider }}) is on course to spend over its monthly budget',
+              description: "At this month's pace, {{ $labels.provider }} account {{ $labels.account }} will spend ${{ $value | printf \"%.2f\" }} by month end, over its budget.",
+              runbook: runbook('CdnForecastSpendOverBudget'),
+            },
+          },
+          {
+            // Today's spend more than doubles yesterday's and is worth a look. Both days must
+            // be positive: the month's reset makes a day negative, and that is no jump.
+            alert: 'CdnSpendJump',
+            expr: |||
+              cdn:billing_spend_usd:increase1d > 2 * (cdn:billing_spend_usd:increase1d offset 1d)
+              and (cdn:billing_spend_usd:increase1d offset 1d) > 0
+              and cdn:billing_spend_usd:increase1d > %s
+            ||| % u.num(c.spendJumpMinUsd),
+            'for': c.jumpFor,
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: '{{ $labels.account }} ({{ $labels.provider }}) spent more than twice as much as the day before',
+              description: '{{ $labels.provider }} account {{ $labels.account }} added ${{ $value | printf "%.2f" }} over the last 24 hours, more than twice the 24 hours before.',
+              runbook: runbook('CdnSpendJump'),
+            },
+          },
+          {
+            alert: 'CdnBandwidthJump',
+            expr: |||
+              cdn:bandwidth_bytes:increase1d > 2 * (cdn:bandwidth_bytes:increase1d offset 1d)
+              and (cdn:bandwidth_bytes:increase1d offset 1d) > 0
+              and cdn:bandwidth_bytes:increase1d > %s
+            ||| % u.num(c.bandwidthJumpMinBytes),
+            'for': c.jumpFor,
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: '{{ $labels.account }} ({{ $labels.provider }}) moved more than twice the bandwidth of the day before',
+              description: '{{ $labels.provider }} account {{ $labels.account }} transferred {{ $value | humanize1024 }}B over the last 24 hours, more than twice the 24 hours before.',
+              runbook: runbook('CdnBandwidthJump'),
+            },
+          },
+        ],
+      },
+    ],
+  },
+}
