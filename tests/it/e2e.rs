@@ -335,8 +335,11 @@ fn the_manifests_parse_and_the_prometheusrule_carries_the_shipped_rules() {
     let read = |p: &str| std::fs::read_to_string(format!("{ROOT}/{p}")).unwrap_or_else(|e| panic!("{p}: {e}"));
     let rules: serde_yaml_ng::Value = serde_yaml_ng::from_str(&read("deploy/prometheus/rules.yml")).unwrap();
     let mut kinds = Vec::new();
-    for entry in std::fs::read_dir(format!("{ROOT}/deploy/kubernetes")).unwrap() {
-        let path = entry.unwrap().path();
+    let files = ["deploy/kubernetes", "deploy/kubernetes/sharded"].into_iter().flat_map(|dir| {
+        let entries = std::fs::read_dir(format!("{ROOT}/{dir}")).unwrap();
+        entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect::<Vec<_>>()
+    });
+    for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         for doc in serde_yaml_ng::Deserializer::from_str(&text) {
             let v = serde_yaml_ng::Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -345,7 +348,7 @@ fn the_manifests_parse_and_the_prometheusrule_carries_the_shipped_rules() {
                 if kind == "PrometheusRule" {
                     assert_eq!(v["spec"]["groups"], rules["groups"], "prometheusrule.yaml differs from rules.yml");
                 }
-                if kind == "Deployment" {
+                if kind == "Deployment" || kind == "StatefulSet" {
                     let c = &v["spec"]["template"]["spec"]["containers"][0];
                     assert_eq!(c["livenessProbe"]["httpGet"]["path"].as_str(), Some("/healthz"));
                     assert_eq!(c["readinessProbe"]["httpGet"]["path"].as_str(), Some("/readyz"));
@@ -367,7 +370,17 @@ fn the_manifests_parse_and_the_prometheusrule_carries_the_shipped_rules() {
     kinds.sort();
     assert_eq!(
         kinds,
-        ["ConfigMap", "Deployment", "Kustomization", "PrometheusRule", "Secret", "Service", "ServiceMonitor"]
+        [
+            "ConfigMap",
+            "Deployment",
+            "Kustomization",
+            "Kustomization",
+            "PrometheusRule",
+            "Secret",
+            "Service",
+            "ServiceMonitor",
+            "StatefulSet"
+        ]
     );
     for p in [
         "deploy/docker-compose.yml",
