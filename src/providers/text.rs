@@ -21,21 +21,26 @@ fn dangerous(c: char) -> bool {
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Appends `c`, escaped if it is dangerous: `\n`, `\r`, `\t`, else `\u{1b}` style.
+fn push_inert(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if dangerous(c) => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        c => out.push(c),
+    }
+}
+
 /// `text` with every dangerous character escaped (`\n`, `\r`, `\t`, else `\u{1b}` style) and cut
 /// to at most `max` bytes on a char boundary; a cut text ends in `…[N bytes cut]`.
 pub fn inert(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max) + 24);
     for (i, c) in text.char_indices() {
         let before = out.len();
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if dangerous(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
+        push_inert(&mut out, c);
         if out.len() > max {
             out.truncate(before);
             let _ = write!(out, "…[{} bytes cut]", text.len() - i);
@@ -55,15 +60,7 @@ pub fn label(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(LABEL_BYTES));
     for c in text.chars() {
         let before = out.len();
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if dangerous(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
+        push_inert(&mut out, c);
         if out.len() > LABEL_BYTES {
             out.truncate(before);
             // Make room for the marker on a char boundary.

@@ -366,6 +366,13 @@ impl TopUrls {
                 entries.len()
             )));
         }
+        // Kept URLs grow first, so that none is evicted just before it grows; then the rest,
+        // largest first. The fold then ends the same whatever order a page lists its URLs in.
+        let mut page: Vec<(String, (f64, f64))> = page.into_iter().collect();
+        page.sort_by(|(ua, (ba, _)), (ub, (bb, _))| {
+            let kept = |u: &String| self.kept.contains_key(u);
+            kept(ub).cmp(&kept(ua)).then(bb.total_cmp(ba)).then(ua.cmp(ub))
+        });
         for (url, (bytes, requests)) in page {
             self.add(url, bytes, requests);
         }

@@ -12,6 +12,19 @@ use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Seq
 
 use crate::job::PollError;
 
+/// The `v` of a Google-table cell `{"v": …, "f": …}`; `missing` when it has none.
+fn cell_value<'de, A: MapAccess<'de>, T: Deserialize<'de>>(mut map: A, missing: T) -> Result<T, A::Error> {
+    let mut out = missing;
+    while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        if key == "v" {
+            out = map.next_value()?;
+        } else {
+            map.next_value::<IgnoredAny>()?;
+        }
+    }
+    Ok(out)
+}
+
 /// A number as an answer gives it: JSON number, numeric string (`"5106077"`, `" 1,234 "`,
 /// `"$0.00"`) or Google-table cell `{"v": ..., "f": ...}` (the `v` is used; `f` is display text).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -83,16 +96,8 @@ impl<'de> Deserialize<'de> for Num {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Num::Missing)
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Num, A::Error> {
-                let mut out = Num::Missing;
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    if key == "v" {
-                        out = map.next_value()?;
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(out)
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Num, A::Error> {
+                cell_value(map, Num::Missing)
             }
         }
         d.deserialize_any(V)
@@ -158,16 +163,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Text(None))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text<'de>, A::Error> {
-                let mut out = Text(None);
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    if key == "v" {
-                        out = map.next_value()?;
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(out)
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Text<'de>, A::Error> {
+                cell_value(map, Text(None))
             }
         }
         d.deserialize_any(V)
