@@ -7,6 +7,7 @@ mod docs;
 mod e2e;
 mod exporter;
 mod fixtures;
+mod openmetrics;
 mod operations;
 mod props;
 mod rules;
