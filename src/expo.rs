@@ -250,8 +250,14 @@ fn encode_fragments(collector: impl Collector) -> Vec<String> {
     splitter.fragments
 }
 
-/// One family's sample lines per family, indexed by `FamilyId::index` (empty where none).
-pub type Fragments = Vec<String>;
+/// A job's encoded sample lines, one fragment per family that has samples (no empty ones, so
+/// that a job costs only what it exports).
+pub type Fragments = Vec<(FamilyId, Box<str>)>;
+
+/// The fragment of `family` in `fragments`, if any.
+pub fn fragment(fragments: &Fragments, family: FamilyId) -> Option<&str> {
+    fragments.iter().find(|(f, _)| *f == family).map(|(_, s)| &**s)
+}
 
 /// A job's samples, handed to prometheus-client.
 #[derive(Debug)]
@@ -290,13 +296,8 @@ pub fn encode_job(provider: &'static str, account: &std::sync::Arc<str>, mut sam
     let mut families: Vec<FamilyId> = samples.iter().map(|s| s.family).collect();
     families.dedup();
     let encoded = encode_fragments(JobSamples { provider, account: account.clone(), samples });
-    let mut fragments = vec![String::new(); FamilyId::COUNT];
-    for (family, mut fragment) in families.into_iter().zip(encoded) {
-        // Kept until the job's next poll: no growth slack.
-        fragment.shrink_to_fit();
-        fragments[family.index()] = fragment;
-    }
-    fragments
+    // Kept until the job's next poll: no growth slack (into_boxed_str).
+    families.into_iter().zip(encoded).map(|(family, f)| (family, f.into_boxed_str())).collect()
 }
 
 /// What the health families show for one job.
@@ -368,15 +369,14 @@ impl Collector for JobHealth {
     }
 }
 
-/// Encodes a job's health samples into fragments, indexed by `FamilyId::index`.
+/// Encodes a job's health samples into fragments.
 pub fn encode_health(health: JobHealth) -> Fragments {
-    let encoded = encode_fragments(health);
-    let mut fragments = vec![String::new(); FamilyId::COUNT];
-    for (family, mut fragment) in HEALTH_FAMILIES.into_iter().zip(encoded) {
-        fragment.shrink_to_fit();
-        fragments[family.index()] = fragment;
-    }
-    fragments
+    HEALTH_FAMILIES
+        .into_iter()
+        .zip(encode_fragments(health))
+        .filter(|(_, f)| !f.is_empty())
+        .map(|(family, f)| (family, f.into_boxed_str()))
+        .collect()
 }
 
 /// The exporter's own figures: build info, series, dropped series, upstream requests.
@@ -695,16 +695,17 @@ mod tests {
             Sample::new(FamilyId::VideoMonthToDateBytes, 0.25).label("app", "x").label("url", "u2"),
         ];
         let fragments = encode_job("scaleengine", &account, samples);
+        let at = |id| fragment(&fragments, id).unwrap_or_default();
         assert_eq!(
-            fragments[FamilyId::MonthToDateRequests.index()],
+            at(FamilyId::MonthToDateRequests),
             "cdn_month_to_date_requests{provider=\"scaleengine\",account=\"a\\\"b\\\\c\\nd\",product=\"edge\"} 7\n"
         );
-        let video = &fragments[FamilyId::VideoMonthToDateBytes.index()];
+        let video = at(FamilyId::VideoMonthToDateBytes);
         assert_eq!(video.lines().count(), 2, "{video}");
         assert!(video.starts_with("cdn_video_month_to_date_bytes{"), "{video}");
         assert!(video.contains("url=\"u\\\"1\"} 1500000000000\n"), "{video}");
         assert!(video.ends_with("url=\"u2\"} 0.25\n"), "{video}");
-        assert_eq!(fragments.iter().filter(|f| !f.is_empty()).count(), 2);
+        assert_eq!(fragments.len(), 2);
         assert_eq!(
             header(FamilyId::VideoMonthToDateBytes),
             format!(
@@ -719,7 +720,7 @@ mod tests {
         let key = JobKey { domain: Some("d.example".into()), ..JobKey::account("cdnetworks", "a", "domain-usage") };
         let mut errors = [0; Reason::ALL.len()];
         errors[1] = 3;
-        let f = encode_health(JobHealth {
+        let health = encode_health(JobHealth {
             key,
             up: false,
             last_success: None,
@@ -727,18 +728,16 @@ mod tests {
             max_age: Some(3600.0),
             errors,
         });
+        let f = |id| fragment(&health, id).unwrap_or_default().to_owned();
         let labels = "provider=\"cdnetworks\",account=\"a\",endpoint=\"domain-usage\",domain=\"d.example\"";
-        assert_eq!(f[FamilyId::ExporterPollUp.index()], format!("cdn_exporter_poll_up{{{labels}}} 0\n"));
-        assert_eq!(f[FamilyId::ExporterLastSuccessTimestampSeconds.index()], "");
+        assert_eq!(f(FamilyId::ExporterPollUp), format!("cdn_exporter_poll_up{{{labels}}} 0\n"));
+        assert_eq!(f(FamilyId::ExporterLastSuccessTimestampSeconds), "");
         assert_eq!(
-            f[FamilyId::ExporterPollDurationSeconds.index()],
+            f(FamilyId::ExporterPollDurationSeconds),
             format!("cdn_exporter_poll_duration_seconds{{{labels}}} 0.5\n")
         );
-        assert_eq!(
-            f[FamilyId::ExporterMaxAgeSeconds.index()],
-            format!("cdn_exporter_max_age_seconds{{{labels}}} 3600\n")
-        );
-        let errors = &f[FamilyId::ExporterPollErrorsTotal.index()];
+        assert_eq!(f(FamilyId::ExporterMaxAgeSeconds), format!("cdn_exporter_max_age_seconds{{{labels}}} 3600\n"));
+        let errors = &f(FamilyId::ExporterPollErrorsTotal);
         assert_eq!(errors.lines().count(), Reason::ALL.len());
         assert!(
             errors.contains(&format!("cdn_exporter_poll_errors_total{{{labels},reason=\"clock_skew\"}} 3\n")),
@@ -766,7 +765,8 @@ mod tests {
             .enumerate()
             .map(|(i, v)| Sample::new(FamilyId::MonthToDateUsage, v).label("item", i.to_string()))
             .collect();
-        let f = &encode_job("p", &"a".into(), samples)[FamilyId::MonthToDateUsage.index()];
+        let fragments = encode_job("p", &"a".into(), samples);
+        let f = fragment(&fragments, FamilyId::MonthToDateUsage).unwrap_or_default();
         let values: Vec<&str> = f.lines().map(|l| l.rsplit(' ').next().unwrap()).collect();
         assert_eq!(&values[..5], ["0", "0", "1", "12345678", "1000000000000000"]);
         assert_eq!(values[5].parse::<f64>().unwrap(), 1e21);

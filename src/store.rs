@@ -70,7 +70,7 @@ impl Health {
 
 #[derive(Debug, Default)]
 struct JobEntry {
-    /// The samples of the last poll, encoded, per family (`FamilyId::index`).
+    /// The samples of the last poll, encoded, per family.
     fragments: Fragments,
     /// The health samples, encoded, per family; empty for entries that are not polled.
     health_fragments: Fragments,
@@ -413,7 +413,7 @@ impl Store {
             .jobs
             .values()
             .flat_map(|e| e.fragments.iter().chain(&e.health_fragments))
-            .map(String::len)
+            .map(|(_, f)| f.len())
             .sum::<usize>()
             + 16 * 1024;
         let mut body = expo::Builder::with_capacity(capacity);
@@ -423,14 +423,10 @@ impl Store {
                 | FamilyId::ExporterSeries
                 | FamilyId::ExporterSeriesDroppedTotal
                 | FamilyId::ExporterUpstreamRequestsTotal => {}
-                _ if expo::HEALTH_FAMILIES.contains(&family) => body.family(
-                    family,
-                    inner.jobs.values().filter_map(|e| e.health_fragments.get(family.index())).map(String::as_str),
-                ),
-                _ => body.family(
-                    family,
-                    inner.jobs.values().filter_map(|e| e.fragments.get(family.index())).map(String::as_str),
-                ),
+                _ if expo::HEALTH_FAMILIES.contains(&family) => {
+                    body.family(family, inner.jobs.values().filter_map(|e| expo::fragment(&e.health_fragments, family)))
+                }
+                _ => body.family(family, inner.jobs.values().filter_map(|e| expo::fragment(&e.fragments, family))),
             }
         }
         let own = expo::SelfMetrics {
