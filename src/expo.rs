@@ -204,50 +204,35 @@ fn encode_gauge(encoder: &mut MetricEncoder, value: f64) -> Result<(), fmt::Erro
     }
 }
 
-/// A `fmt::Write` that keeps sample lines and drops header lines, starting a new fragment at
-/// each `# HELP`: prometheus-client only encodes through descriptors, and the fragments must
-/// not repeat the family headers, which are written once per body.
-#[derive(Default)]
-struct Splitter {
-    fragments: Vec<String>,
-    line_start: bool,
-    in_header: bool,
-}
-
-impl fmt::Write for Splitter {
-    fn write_str(&mut self, mut s: &str) -> fmt::Result {
-        while !s.is_empty() {
-            if self.line_start {
-                self.in_header = s.starts_with('#');
-                if s.starts_with("# HELP") {
-                    self.fragments.push(String::new());
-                }
-            }
-            let (line, rest) = match s.find('\n') {
-                Some(i) => s.split_at(i + 1),
-                None => (s, ""),
-            };
-            if !self.in_header
-                && let Some(f) = self.fragments.last_mut()
-            {
-                f.push_str(line);
-            }
-            self.line_start = line.ends_with('\n');
-            s = rest;
-        }
-        Ok(())
-    }
-}
-
-/// Encodes families with `collector` and returns each family's sample lines, in the order the
-/// collector emitted the families.
-fn encode_fragments(collector: impl Collector) -> Vec<String> {
+/// Encodes families with `collector` and returns each family's sample lines without its
+/// header lines (which a body carries once per family), in the order the collector emitted the
+/// families: prometheus-client only encodes through descriptors.
+fn encode_fragments(collector: impl Collector, capacity: usize) -> Vec<Box<str>> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(collector));
-    let mut splitter = Splitter { line_start: true, ..Splitter::default() };
-    // Splitter never fails, and the collectors here only fail if the writer does.
-    let _ = prometheus_client::encoding::text::encode_registry(&mut splitter, &registry);
-    splitter.fragments
+    let mut out = String::with_capacity(capacity);
+    // Writing to a String cannot fail, and the collectors here only fail if the writer does.
+    let _ = prometheus_client::encoding::text::encode_registry(&mut out, &registry);
+    // Each family is HELP/TYPE(/UNIT) lines, then sample lines; a sample line never starts with
+    // `#` (it starts with a metric name, and label values have their newlines escaped).
+    let mut fragments = Vec::new();
+    let mut rest = out.as_str();
+    let line_end = |s: &str, from: usize| s[from..].find('\n').map_or(s.len(), |n| from + n + 1);
+    while !rest.is_empty() {
+        // The HELP line, then TYPE and UNIT; a family without samples ends at the next HELP.
+        let mut start = line_end(rest, 0);
+        while rest[start..].starts_with("# TYPE ") || rest[start..].starts_with("# UNIT ") {
+            start = line_end(rest, start);
+        }
+        let end = if rest[start..].starts_with('#') {
+            start
+        } else {
+            rest[start..].find("\n#").map_or(rest.len(), |n| start + n + 1)
+        };
+        fragments.push(rest[start..end].into());
+        rest = &rest[end..];
+    }
+    fragments
 }
 
 /// A job's encoded sample lines, one fragment per family that has samples (no empty ones, so
@@ -264,16 +249,17 @@ pub fn fragment(fragments: &Fragments, family: FamilyId) -> Option<&str> {
 struct JobSamples {
     provider: &'static str,
     account: std::sync::Arc<str>,
-    /// Grouped by family.
     samples: Vec<Sample>,
+    /// Indices into `samples` per family, in sample order (cheaper than sorting the samples).
+    groups: Vec<(FamilyId, Vec<u32>)>,
 }
 
 impl Collector for JobSamples {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        for group in self.samples.chunk_by(|a, b| a.family == b.family) {
-            let d = descriptor(group[0].family);
+        for (id, group) in &self.groups {
+            let d = descriptor(*id);
             let mut family = d.encode(&mut encoder)?;
-            for s in group {
+            for s in group.iter().map(|&i| &self.samples[i as usize]) {
                 let labels =
                     Labels { common: [("provider", self.provider), ("account", &self.account)], extra: &s.labels };
                 let mut m = family.encode_family(&labels)?;
@@ -291,13 +277,20 @@ impl Collector for JobSamples {
 
 /// Encodes the samples a job exports (already checked against the cardinality limit) into one
 /// fragment per family. Samples keep their order within a family.
-pub fn encode_job(provider: &'static str, account: &std::sync::Arc<str>, mut samples: Vec<Sample>) -> Fragments {
-    samples.sort_by_key(|s| s.family);
-    let mut families: Vec<FamilyId> = samples.iter().map(|s| s.family).collect();
-    families.dedup();
-    let encoded = encode_fragments(JobSamples { provider, account: account.clone(), samples });
-    // Kept until the job's next poll: no growth slack (into_boxed_str).
-    families.into_iter().zip(encoded).map(|(family, f)| (family, f.into_boxed_str())).collect()
+pub fn encode_job(provider: &'static str, account: &std::sync::Arc<str>, samples: Vec<Sample>) -> Fragments {
+    let mut groups: Vec<(FamilyId, Vec<u32>)> = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        match groups.iter_mut().find(|(f, _)| *f == s.family) {
+            Some((_, g)) => g.push(i as u32),
+            None => groups.push((s.family, vec![i as u32])),
+        }
+    }
+    groups.sort_by_key(|(f, _)| *f);
+    let families: Vec<FamilyId> = groups.iter().map(|(f, _)| *f).collect();
+    let capacity = samples.len() * 128 + families.len() * 512;
+    let encoded = encode_fragments(JobSamples { provider, account: account.clone(), samples, groups }, capacity);
+    // Boxed: exactly sized, kept until the job's next poll.
+    families.into_iter().zip(encoded).collect()
 }
 
 /// What the health families show for one job.
@@ -371,12 +364,7 @@ impl Collector for JobHealth {
 
 /// Encodes a job's health samples into fragments.
 pub fn encode_health(health: JobHealth) -> Fragments {
-    HEALTH_FAMILIES
-        .into_iter()
-        .zip(encode_fragments(health))
-        .filter(|(_, f)| !f.is_empty())
-        .map(|(family, f)| (family, f.into_boxed_str()))
-        .collect()
+    HEALTH_FAMILIES.into_iter().zip(encode_fragments(health, 4096)).filter(|(_, f)| !f.is_empty()).collect()
 }
 
 /// The exporter's own figures: build info, series, dropped series, upstream requests.
