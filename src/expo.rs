@@ -62,30 +62,36 @@ pub fn negotiate(accept: Option<&str>) -> Format {
     for range in accept.split(',') {
         let mut parts = range.split(';').map(str::trim);
         let Some((kind, sub)) = parts.next().and_then(|m| m.split_once('/')) else { continue };
-        let (kind, sub) = (kind.trim().to_ascii_lowercase(), sub.trim().to_ascii_lowercase());
+        let (kind, sub) = (kind.trim(), sub.trim());
         let (mut q, mut version) = (Some(1.0f32), None);
         for param in parts {
             let Some((name, value)) = param.split_once('=') else { continue };
-            let value = value.trim().trim_matches('"');
-            match name.trim().to_ascii_lowercase().as_str() {
-                "q" => q = value.parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)),
-                "version" => version = Some(value.to_owned()),
-                _ => {}
+            let (name, value) = (name.trim(), value.trim().trim_matches('"'));
+            if name.eq_ignore_ascii_case("q") {
+                q = value.parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q));
+            } else if name.eq_ignore_ascii_case("version") {
+                version = Some(value);
             }
         }
         // A range with a q-value that does not parse is ignored rather than guessed at.
         let Some(q) = q else { continue };
+        // No allocation: this runs on every scrape.
         let specificity = |exact: (&str, &str), version_wanted: &str| -> Option<u8> {
-            match (kind.as_str(), sub.as_str()) {
-                ("*", "*") => Some(0),
-                (k, "*") if k == exact.0 => Some(1),
-                (k, s) if k == exact.0 && s == exact.1 => match version.as_deref() {
+            if kind == "*" && sub == "*" {
+                Some(0)
+            } else if !kind.eq_ignore_ascii_case(exact.0) {
+                None
+            } else if sub == "*" {
+                Some(1)
+            } else if !sub.eq_ignore_ascii_case(exact.1) {
+                None
+            } else {
+                match version {
                     None => Some(2),
                     Some(v) if v == version_wanted => Some(3),
                     // Another version of the format (OpenMetrics 0.0.1, text 1.0.0) is not served.
                     Some(_) => None,
-                },
-                _ => None,
+                }
             }
         };
         let better = |current: Match, found: Option<u8>| match (current, found) {
