@@ -201,7 +201,7 @@ impl EncodeLabelSet for Labels<'_> {
 
 /// Encodes a gauge value. Whole numbers go through the integer encoder, so that a count reads
 /// `7` rather than `7.0` (shorter bodies, the same value); everything else through the float one.
-fn encode_gauge(encoder: &mut MetricEncoder, value: f64) -> Result<(), fmt::Error> {
+pub(crate) fn encode_gauge(encoder: &mut MetricEncoder, value: f64) -> Result<(), fmt::Error> {
     // 2^53: beyond it not every integer is an f64, and below it the conversion is exact.
     if value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0 {
         encoder.encode_gauge(&(value as i64))

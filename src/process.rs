@@ -6,7 +6,6 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Unit;
 
 /// USER_HZ: the unit of CPU times in `/proc/<pid>/stat`, 100 on every Linux architecture.
@@ -100,10 +99,11 @@ impl Collector for Process {
         ];
         for (name, help, unit, kind, value) in &metrics {
             let Some(value) = *value else { continue };
-            let m = encoder.encode_descriptor(name, help, unit.as_ref(), *kind)?;
+            let mut m = encoder.encode_descriptor(name, help, unit.as_ref(), *kind)?;
             match kind {
                 MetricType::Counter => ConstCounter::new(value).encode(m)?,
-                _ => ConstGauge::new(value).encode(m)?,
+                // File descriptors and bytes are whole numbers: written as integers.
+                _ => crate::expo::encode_gauge(&mut m, value)?,
             }
         }
         Ok(())
