@@ -681,6 +681,16 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_accept_header_costs_one_linear_pass() {
+        // hyper bounds the header's size; within it, any number of ranges, parameters and
+        // malformed parts are read once, left to right, without allocating.
+        let noise = "x/y;q=0.1;a=b;;=;q==,*/;/*,;q=2,".repeat(5_000);
+        assert_eq!(negotiate(Some(&format!("{noise}application/openmetrics-text"))), Format::OpenMetrics);
+        assert_eq!(negotiate(Some(&noise)), Format::Text);
+        assert_eq!(negotiate(Some(&"\u{e9}/\u{e8};q=\u{ff}".repeat(1_000))), Format::Text);
+    }
+
+    #[test]
     fn job_fragments_are_the_encoders_output_less_the_headers() {
         let account: std::sync::Arc<str> = "a\"b\\c\nd".into();
         let samples = vec![
