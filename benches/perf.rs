@@ -1,11 +1,14 @@
 //! The performance harness: `cargo bench --bench perf` (options after `--`: `--secs N` per wrk
-//! run, `--reps N` alternations, `--sizes 1000,10000,100000`, `--skip-scrape`, `--skip-poll`, `--skip-backfill`).
+//! run, `--reps N` alternations, `--sizes 1000,10000,100000`, `--formats openmetrics,text`,
+//! `--skip-scrape`, `--skip-poll`, `--skip-backfill`, `--skip-minute`).
 //!
 //! Measures, in one run, alternating exporter and limit (A B A B …):
 //! - `/metrics` of the real exporter binary against a static axum handler serving the identical
 //!   bytes (the limit), plain and gzip: req/s with 32 connections, p50/p99 with one;
 //! - RSS of the exporter idle and under 32 concurrent scrapes, and bytes per series;
-//! - the cost per series of pre-rendering (poll path), rendering the body and gzip (per change);
+//! - both formats: OpenMetrics (what Prometheus asks for) and text 0.0.4 (the default);
+//! - the cost per series of encoding a poll (poll path), rendering the body and gzip (per
+//!   change), deriving the text body (lazily), and of one job's poll among 100k series;
 //! - a poll round over 1,000 accounts × 4 endpoints against the simulator with 100 ms added
 //!   latency: how long, and how many requests were in flight at most;
 //! - backfill of hourly storage for 10 domains over 6 months and 2 years: time and peak RSS.
@@ -34,11 +37,23 @@ struct Args {
     scrape: bool,
     poll: bool,
     backfill: bool,
+    /// Formats scraped: `true` for OpenMetrics.
+    formats: Vec<bool>,
+    /// Whether to wait a minute after the scrapes to read RSS again.
+    minute: bool,
 }
 
 fn args() -> Args {
-    let mut a =
-        Args { secs: 3, reps: 5, sizes: vec![1_000, 10_000, 100_000], scrape: true, poll: true, backfill: true };
+    let mut a = Args {
+        secs: 3,
+        reps: 5,
+        sizes: vec![1_000, 10_000, 100_000],
+        scrape: true,
+        poll: true,
+        backfill: true,
+        formats: vec![true, false],
+        minute: true,
+    };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < argv.len() {
@@ -55,6 +70,18 @@ fn args() -> Args {
                 i += 1;
                 a.sizes = argv[i].split(',').map(|s| s.parse().expect("--sizes 1000,10000")).collect();
             }
+            "--formats" => {
+                i += 1;
+                a.formats = argv[i]
+                    .split(',')
+                    .map(|f| match f {
+                        "openmetrics" => true,
+                        "text" => false,
+                        _ => panic!("--formats openmetrics,text"),
+                    })
+                    .collect();
+            }
+            "--skip-minute" => a.minute = false,
             "--skip-scrape" => a.scrape = false,
             "--skip-poll" => a.poll = false,
             "--skip-backfill" => a.backfill = false,
@@ -92,39 +119,49 @@ fn video_samples(n: usize) -> Vec<Sample> {
 fn render_costs(sizes: &[usize]) {
     println!("\n## Render cost per series (median of 5)\n");
     println!(
-        "| series | pre-render (poll path) | render body (per change) | gzip level 1 | gzip level 6 | body | gzip-1 body | gzip-6 body |"
+        "Encode: prometheus-client encoding a poll's samples into fragments (poll path). Render: \
+         concatenating fragments under headers, OpenMetrics (per change). Text: deriving text 0.0.4 \
+         from it and compressing it (on the first text scrape after a change). Gzip: of the OpenMetrics body.\n"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| series | encode (poll path) | render body (per change) | gzip level 1 | total per change | text 0.0.4 + its gzip-1 (lazy) | gzip level 6 | body | gzip-1 body | gzip-6 body |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in sizes {
         let samples = video_samples(n);
-        let (mut pre, mut render, mut gz1, mut gz6) = (vec![], vec![], vec![], vec![]);
+        let (mut pre, mut render, mut gz1, mut text, mut gz6) = (vec![], vec![], vec![], vec![], vec![]);
         let (mut plain_len, mut gz1_len, mut gz6_len) = (0, 0, 0);
         for _ in 0..5 {
             let store = Store::new("bench", "bench");
             store.set_max_series(usize::MAX);
             let key = JobKey::account("scaleengine", "bench", "video.usage");
+            let samples = samples.clone();
             let t = Instant::now();
-            store.record_success(&key, &samples, Duration::ZERO);
+            store.record_success(&key, samples, Duration::ZERO);
             pre.push(t.elapsed().as_nanos() as f64 / n as f64);
             // render_now renders and compresses at the shipped level; gzip is timed apart below.
             let t = Instant::now();
             let exposition = store.render_now();
             let both = t.elapsed();
             let t = Instant::now();
-            let g1 = cdn_usage_exporter::store::gzip(&exposition);
+            let g1 = cdn_usage_exporter::expo::gzip(&exposition);
             let g1_time = t.elapsed();
             render.push((both.saturating_sub(g1_time)).as_nanos() as f64 / n as f64);
             gz1.push(g1_time.as_nanos() as f64 / n as f64);
+            let current = store.exposition();
+            let t = Instant::now();
+            let _ = current.text();
+            text.push(t.elapsed().as_nanos() as f64 / n as f64);
             let t = Instant::now();
             let g6 = gzip_level(&exposition, 6);
             gz6.push(t.elapsed().as_nanos() as f64 / n as f64);
             (plain_len, gz1_len, gz6_len) = (exposition.len(), g1.len(), g6.len());
         }
+        let (pre, render, gz1) = (median(pre), median(render), median(gz1));
         println!(
-            "| {n} | {:.0} ns | {:.0} ns | {:.0} ns | {:.0} ns | {:.1} MiB | {:.2} MiB ({:.1}:1) | {:.2} MiB ({:.1}:1) |",
-            median(pre),
-            median(render),
-            median(gz1),
+            "| {n} | {pre:.0} ns | {render:.0} ns | {gz1:.0} ns | {:.0} ns | {:.0} ns | {:.0} ns | {:.1} MiB | {:.2} MiB ({:.1}:1) | {:.2} MiB ({:.1}:1) |",
+            pre + render + gz1,
+            median(text),
             median(gz6),
             plain_len as f64 / 1048576.0,
             gz1_len as f64 / 1048576.0,
@@ -133,6 +170,51 @@ fn render_costs(sizes: &[usize]) {
             plain_len as f64 / gz6_len as f64
         );
     }
+    incremental(sizes.iter().copied().max().unwrap_or(100_000));
+}
+
+/// A poll of one job among many: what it costs, against encoding every job again.
+fn incremental(n: usize) {
+    const PER_JOB: usize = 2_000;
+    let jobs = (n / PER_JOB).max(2);
+    let total = jobs * PER_JOB;
+    println!("\n### One job's poll among {total} series ({jobs} jobs of {PER_JOB} series; median of 5)\n");
+    let store = Store::new("bench", "bench");
+    store.set_max_series(usize::MAX);
+    let keys: Vec<JobKey> =
+        (0..jobs).map(|j| JobKey::account("scaleengine", format!("acct{j:04}"), "video.usage")).collect();
+    let samples = video_samples(PER_JOB);
+    let t = Instant::now();
+    for key in &keys {
+        store.record_success(key, samples.clone(), Duration::ZERO);
+    }
+    let full = t.elapsed().as_secs_f64() * 1e3;
+    store.render_now();
+    let (mut encode, mut render) = (vec![], vec![]);
+    for round in 0..5 {
+        let changed: Vec<Sample> = samples
+            .iter()
+            .cloned()
+            .map(|mut s| {
+                s.value += round as f64 + 1.0;
+                s
+            })
+            .collect();
+        let t = Instant::now();
+        store.record_success(&keys[round % jobs], changed, Duration::ZERO);
+        encode.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        store.render_now();
+        render.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let (encode, render) = (median(encode), median(render));
+    let per = |ms: f64| ms * 1e6 / total as f64;
+    println!("| work | time | per series of the body |");
+    println!("|---|---:|---:|");
+    println!("| encode the polled job ({PER_JOB} series) | {encode:.2} ms | {:.0} ns |", per(encode));
+    println!("| render: that job's health, concatenation, gzip-1 | {render:.2} ms | {:.0} ns |", per(render));
+    println!("| **one poll in all** | **{:.2} ms** | **{:.0} ns** |", encode + render, per(encode + render));
+    println!("| for comparison: encoding every job again | {full:.2} ms (before the render) | {:.0} ns |", per(full));
 }
 
 fn gzip_level(data: &[u8], level: u32) -> Vec<u8> {
@@ -150,37 +232,41 @@ const SAMPLE_NONE: u8 = 0;
 const SAMPLE_EXPORTER: u8 = 1;
 const SAMPLE_LIMIT: u8 = 2;
 
-fn serve_static(plain: &str, gz: &str, port: u16) {
-    let plain = Bytes::from(std::fs::read(plain).unwrap());
-    let gz = Bytes::from(std::fs::read(gz).unwrap());
+/// Prometheus 3's default `Accept` (scrape/scrape.go `acceptHeader`, config.DefaultScrapeProtocols).
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+
+/// The limit: the exporter's four bodies (text and OpenMetrics, plain and gzip) served as
+/// static bytes, chosen as cheaply as can be (a prefix test on `Accept`).
+fn serve_static(dir: &str, port: u16) {
+    let read = |name: &str| Bytes::from(std::fs::read(std::path::Path::new(dir).join(name)).unwrap());
+    let bodies = Arc::new([read("text"), read("text.gz"), read("om"), read("om.gz")]);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         use axum::http::{HeaderMap, header};
         let app = axum::Router::new().route(
             "/metrics",
             axum::routing::get(move |headers: HeaderMap| {
-                let (plain, gz) = (plain.clone(), gz.clone());
+                let bodies = bodies.clone();
                 async move {
+                    let om = headers
+                        .get(header::ACCEPT)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.starts_with("application/openmetrics-text"));
+                    let ct = if om {
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                    } else {
+                        "text/plain; version=0.0.4; charset=utf-8"
+                    };
+                    let (plain, gz) = if om { (&bodies[2], &bodies[3]) } else { (&bodies[0], &bodies[1]) };
+                    let (plain, gz) = (plain.clone(), gz.clone());
                     let gzip = headers
                         .get(header::ACCEPT_ENCODING)
                         .and_then(|v| v.to_str().ok())
                         .is_some_and(|v| v.contains("gzip"));
                     if gzip {
-                        (
-                            [
-                                (header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),
-                                (header::CONTENT_ENCODING, "gzip"),
-                            ],
-                            gz,
-                        )
+                        ([(header::CONTENT_TYPE, ct), (header::CONTENT_ENCODING, "gzip")], gz)
                     } else {
-                        (
-                            [
-                                (header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),
-                                (header::VARY, "Accept-Encoding"),
-                            ],
-                            plain,
-                        )
+                        ([(header::CONTENT_TYPE, ct), (header::VARY, "Accept, Accept-Encoding")], plain)
                     }
                 }
             }),
@@ -222,12 +308,15 @@ struct Wrk {
     p99_ms: f64,
 }
 
-fn wrk(url: &str, connections: u32, secs: u64, gzip: bool) -> Wrk {
+fn wrk(url: &str, connections: u32, secs: u64, gzip: bool, openmetrics: bool) -> Wrk {
     let threads = if connections == 1 { "1" } else { "2" };
     let mut cmd = Command::new("wrk");
     cmd.args(["-t", threads, "-c", &connections.to_string(), "-d", &format!("{secs}s"), "--latency"]);
     if gzip {
         cmd.args(["-H", "Accept-Encoding: gzip"]);
+    }
+    if openmetrics {
+        cmd.args(["-H", &format!("Accept: {PROMETHEUS_ACCEPT}")]);
     }
     let out = cmd.arg(url).output().expect("wrk runs (apt-get install wrk)");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -277,10 +366,13 @@ fn sim_account(urls: usize) -> SeAccount {
     }
 }
 
-async fn fetch(url: &str, gzip: bool) -> Bytes {
+async fn fetch(url: &str, gzip: bool, openmetrics: bool) -> Bytes {
     let mut req = reqwest::Client::new().get(url);
     if gzip {
         req = req.header("accept-encoding", "gzip");
+    }
+    if openmetrics {
+        req = req.header("accept", PROMETHEUS_ACCEPT);
     }
     req.send().await.unwrap().bytes().await.unwrap()
 }
@@ -294,7 +386,7 @@ fn series_of(body: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
-async fn scrape_bench(n: usize, a: &Args, baseline_rss: &mut Option<(usize, u64)>) {
+async fn scrape_bench(n: usize, a: &Args, baseline_rss: &mut Option<(usize, u64, u64)>) {
     // Accounts × (2 × top_n video series + ~85 others) ≈ n.
     let (accounts, top_n) = match n {
         n if n <= 2_000 => (1, (n.saturating_sub(85)) / 2),
@@ -328,7 +420,8 @@ async fn scrape_bench(n: usize, a: &Args, baseline_rss: &mut Option<(usize, u64)
     // Wait until every account's first round is in and the count is stable.
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if let Ok(r) = reqwest::get(&url).await {
+        // Only OpenMetrics until the idle RSS is read, as when only Prometheus scrapes.
+        if let Ok(r) = reqwest::Client::new().get(&url).header("accept", PROMETHEUS_ACCEPT).send().await {
             series = series_of(&r.bytes().await.unwrap_or_default());
             if series > 0 && series == last && series >= n * 9 / 10 {
                 break;
@@ -338,20 +431,21 @@ async fn scrape_bench(n: usize, a: &Args, baseline_rss: &mut Option<(usize, u64)
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = exporter.0.id();
+    let rss_idle_om = rss_kib(pid);
+    let om = fetch(&url, false, true).await;
+    let om_gz = fetch(&url, true, true).await;
+    // The first text scrape derives the text body; from here on both are cached.
+    let plain = fetch(&url, false, false).await;
+    let gz = fetch(&url, true, false).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle = rss_kib(pid);
-    let plain = fetch(&url, false).await;
-    let gz = fetch(&url, true).await;
-    std::fs::write(dir.path().join("plain"), &plain).unwrap();
-    std::fs::write(dir.path().join("gz"), &gz).unwrap();
+    for (name, body) in [("text", &plain), ("text.gz", &gz), ("om", &om), ("om.gz", &om_gz)] {
+        std::fs::write(dir.path().join(name), body).unwrap();
+    }
     let static_port = free_port();
     let _static = Kill(
         Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--serve-static",
-                dir.path().join("plain").to_str().unwrap(),
-                dir.path().join("gz").to_str().unwrap(),
-                &static_port.to_string(),
-            ])
+            .args(["--serve-static", dir.path().to_str().unwrap(), &static_port.to_string()])
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
@@ -381,27 +475,29 @@ async fn scrape_bench(n: usize, a: &Args, baseline_rss: &mut Option<(usize, u64)
         })
     };
     println!(
-        "\n### {series} series ({accounts} accounts), body {:.2} MiB plain, {:.2} MiB gzip\n",
+        "\n### {series} series ({accounts} accounts), text body {:.2} MiB plain, {:.2} MiB gzip; OpenMetrics {:.2} / {:.2} MiB\n",
         plain.len() as f64 / 1048576.0,
-        gz.len() as f64 / 1048576.0
+        gz.len() as f64 / 1048576.0,
+        om.len() as f64 / 1048576.0,
+        om_gz.len() as f64 / 1048576.0
     );
     println!(
-        "| encoding | exporter req/s (c32) | limit req/s | ratio | exporter p50 / p99 (c1) | limit p50 / p99 | p50 ratio | p99 ratio |"
+        "| format | encoding | exporter req/s (c32) | limit req/s | ratio | exporter p50 / p99 (c1) | limit p50 / p99 | p50 ratio | p99 ratio |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for gzip in [false, true] {
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (openmetrics, gzip) in a.formats.iter().flat_map(|&om| [(om, false), (om, true)]) {
         let (mut e_rps, mut s_rps, mut e50, mut s50, mut e99, mut s99) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
         for _ in 0..a.reps {
             sampling.store(SAMPLE_EXPORTER, Ordering::Relaxed);
-            let e = wrk(&url, 32, a.secs, gzip);
+            let e = wrk(&url, 32, a.secs, gzip, openmetrics);
             sampling.store(SAMPLE_LIMIT, Ordering::Relaxed);
-            let s = wrk(&static_url, 32, a.secs, gzip);
+            let s = wrk(&static_url, 32, a.secs, gzip, openmetrics);
             sampling.store(SAMPLE_NONE, Ordering::Relaxed);
             e_rps.push(e.rps);
             s_rps.push(s.rps);
-            let e = wrk(&url, 1, a.secs, gzip);
-            let s = wrk(&static_url, 1, a.secs, gzip);
+            let e = wrk(&url, 1, a.secs, gzip, openmetrics);
+            let s = wrk(&static_url, 1, a.secs, gzip, openmetrics);
             e50.push(e.p50_ms);
             e99.push(e.p99_ms);
             s50.push(s.p50_ms);
@@ -410,7 +506,8 @@ async fn scrape_bench(n: usize, a: &Args, baseline_rss: &mut Option<(usize, u64)
         let (er, sr, e50, s50, e99, s99) =
             (median(e_rps), median(s_rps), median(e50), median(s50), median(e99), median(s99));
         println!(
-            "| {} | {er:.0} | {sr:.0} | {:.2} | {e50:.2} / {e99:.2} ms | {s50:.2} / {s99:.2} ms | {:.2} | {:.2} |",
+            "| {} | {} | {er:.0} | {sr:.0} | {:.2} | {e50:.2} / {e99:.2} ms | {s50:.2} / {s99:.2} ms | {:.2} | {:.2} |",
+            if openmetrics { "OpenMetrics" } else { "text 0.0.4" },
             if gzip { "gzip" } else { "plain" },
             er / sr,
             e50 / s50,
@@ -435,17 +532,28 @@ async fn scrape_bench(n: usize, a: &Args, baseline_rss: &mut Option<(usize, u64)
         mib(static_load.saturating_sub(static_idle)),
     );
     // The renderer hands freed memory back at least once a minute even when nothing renders.
-    std::thread::sleep(Duration::from_secs(61));
-    println!("A minute after the last scrape: RSS {:.1} MiB.", mib(rss_kib(pid)));
+    if a.minute {
+        std::thread::sleep(Duration::from_secs(61));
+        println!("A minute after the last scrape: RSS {:.1} MiB.", mib(rss_kib(pid)));
+    }
+    println!(
+        "Idle RSS when only OpenMetrics had been scraped: {:.1} MiB; after text scrapes too: {:.1} MiB.",
+        mib(rss_idle_om),
+        mib(rss_idle)
+    );
     match baseline_rss {
-        None => *baseline_rss = Some((series, rss_idle)),
-        Some((s0, r0)) if series > *s0 => println!(
-            "Memory per series against the {s0}-series run: {:.0} bytes ((RSS {} KiB − {} KiB) ÷ {} series), cached bodies included.",
-            (rss_idle as f64 - *r0 as f64) * 1024.0 / (series - *s0) as f64,
-            rss_idle,
-            r0,
-            series - *s0
-        ),
+        None => *baseline_rss = Some((series, rss_idle_om, rss_idle)),
+        Some((s0, r0_om, r0)) if series > *s0 => {
+            let extra = series - *s0;
+            let per = |now: u64, base: u64| (now as f64 - base as f64) * 1024.0 / extra as f64;
+            println!(
+                "Memory per series against the {s0}-series run, cached bodies included: {:.0} bytes when only \
+                 OpenMetrics is scraped ((RSS {rss_idle_om} KiB − {r0_om} KiB) ÷ {extra} series), {:.0} bytes when \
+                 both formats are ((RSS {rss_idle} KiB − {r0} KiB) ÷ {extra} series).",
+                per(rss_idle_om, *r0_om),
+                per(rss_idle, *r0),
+            );
+        }
         _ => {}
     }
     sim.stop().await;
@@ -568,7 +676,7 @@ async fn backfill_bench() {
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     if let Some(i) = argv.iter().position(|a| a == "--serve-static") {
-        serve_static(&argv[i + 1], &argv[i + 2], argv[i + 3].parse().unwrap());
+        serve_static(&argv[i + 1], argv[i + 2].parse().unwrap());
         return;
     }
     let a = args();

@@ -9,6 +9,9 @@ pub enum Kind {
     Gauge,
     /// A monotonically increasing count; the name ends in `_total`.
     Counter,
+    /// Information about the exporter in its labels, always 1; the name ends in `_info`
+    /// (OpenMetrics `info`, a gauge in text format 0.0.4).
+    Info,
 }
 
 impl Kind {
@@ -17,6 +20,7 @@ impl Kind {
         match self {
             Kind::Gauge => "gauge",
             Kind::Counter => "counter",
+            Kind::Info => "info",
         }
     }
 }
@@ -24,7 +28,7 @@ impl Kind {
 /// One family's declaration.
 #[derive(Debug)]
 pub struct Family {
-    /// The full metric name, unit suffix included.
+    /// The full sample name, unit and `_total` / `_info` suffixes included.
     pub name: &'static str,
     /// The Prometheus type.
     pub kind: Kind,
@@ -36,6 +40,24 @@ pub struct Family {
     pub labels: &'static [&'static str],
     /// Whether samples carry `provider` and `account` (all but `build_info` do).
     pub per_account: bool,
+}
+
+impl Family {
+    /// The name prometheus-client is given: the sample name less the `_total` or `_info` and
+    /// the unit suffix that the encoder appends itself.
+    pub fn stem(&self) -> &'static str {
+        let name: &'static str = self.name;
+        let name = match self.kind {
+            Kind::Counter => name.strip_suffix("_total"),
+            Kind::Info => name.strip_suffix("_info"),
+            Kind::Gauge => Some(name),
+        }
+        .unwrap_or(name);
+        match self.unit {
+            Some(unit) => name.strip_suffix(unit).and_then(|n| n.strip_suffix('_')).unwrap_or(name),
+            None => name,
+        }
+    }
 }
 
 macro_rules! families {
@@ -86,10 +108,10 @@ families! {
     MonthToDateUsage => { "cdn_month_to_date_usage", Gauge, None, ["item"], true,
         "A month-to-date usage figure the exporter has no mapping for yet, in the provider's own unit; item is the provider's row name, slugged." }
     /// usage.billing.live price-to-date column.
-    BillingMonthToDateCostUsd => { "cdn_billing_month_to_date_cost_usd", Gauge, None, ["item"], true,
+    BillingMonthToDateCostUsd => { "cdn_billing_month_to_date_cost_usd", Gauge, Some("usd"), ["item"], true,
         "Charges accrued since the start of the current month for one billing item, in US dollars." }
     /// usage.billing.live estimated-total column.
-    BillingEstimatedMonthCostUsd => { "cdn_billing_estimated_month_cost_usd", Gauge, None, ["item"], true,
+    BillingEstimatedMonthCostUsd => { "cdn_billing_estimated_month_cost_usd", Gauge, Some("usd"), ["item"], true,
         "The provider's estimate of the whole month's charges for one billing item, in US dollars." }
     /// usage.billing.live usage-to-date column.
     BillingMonthToDateUsage => { "cdn_billing_month_to_date_usage", Gauge, None, ["item"], true,
@@ -98,13 +120,13 @@ families! {
     BillingEstimatedMonthUsage => { "cdn_billing_estimated_month_usage", Gauge, None, ["item"], true,
         "The provider's estimate of the whole month's usage for one billing item, in the provider's billing unit for that item (ScaleEngine: GB for bandwidth and storage, requests and queries as counts, hours for CPU)." }
     /// usage.billing.live totals row, price to date.
-    BillingMonthToDateSpendUsd => { "cdn_billing_month_to_date_spend_usd", Gauge, None, [], true,
+    BillingMonthToDateSpendUsd => { "cdn_billing_month_to_date_spend_usd", Gauge, Some("usd"), [], true,
         "Total charges accrued since the start of the current month, in US dollars (the provider's totals row)." }
     /// usage.billing.live totals row, estimated total.
-    BillingEstimatedMonthSpendUsd => { "cdn_billing_estimated_month_spend_usd", Gauge, None, [], true,
+    BillingEstimatedMonthSpendUsd => { "cdn_billing_estimated_month_spend_usd", Gauge, Some("usd"), [], true,
         "The provider's estimate of the whole month's total charges, in US dollars (the provider's totals row)." }
     /// The configured budget.
-    BillingBudgetUsd => { "cdn_billing_budget_usd", Gauge, None, [], true,
+    BillingBudgetUsd => { "cdn_billing_budget_usd", Gauge, Some("usd"), [], true,
         "The monthly budget configured for the account (budget_usd), in US dollars." }
     /// disk.usage and domain-usage.
     StorageBytes => { "cdn_storage_bytes", Gauge, Some("bytes"), ["user|domain"], true,
@@ -114,12 +136,12 @@ families! {
         "Unix time of the point that cdn_storage_bytes shows for the same series." }
     /// video.usage bytes, top N per app.
     VideoMonthToDateBytes => { "cdn_video_month_to_date_bytes", Gauge, Some("bytes"), ["app", "url"], true,
-        "Bytes served for one video URL or stream since the start of the current month (UTC); the top N URLs per app by bytes, the rest summed under url=\"__other__\"." }
+        "Bytes served for one video URL or stream since the start of the current month (UTC); the top N URLs per app by bytes, the rest summed under the url __other__." }
     /// video.usage requests, top N per app.
     VideoMonthToDateRequests => { "cdn_video_month_to_date_requests", Gauge, None, ["app", "url"], true,
         "Play, pause and stop commands for one video URL or stream since the start of the current month (UTC); same URLs as cdn_video_month_to_date_bytes." }
     /// Build information.
-    ExporterBuildInfo => { "cdn_exporter_build_info", Gauge, None, ["version", "revision"], false,
+    ExporterBuildInfo => { "cdn_exporter_build_info", Info, None, ["version", "revision"], false,
         "The exporter's version and source revision; always 1." }
     /// Whether the job's last poll succeeded.
     ExporterPollUp => { "cdn_exporter_poll_up", Gauge, None, ["endpoint"], true,
@@ -144,7 +166,7 @@ families! {
         "New series dropped because the exporter already served max_series series." }
     /// Upstream HTTP requests by outcome.
     ExporterUpstreamRequestsTotal => { "cdn_exporter_upstream_requests_total", Counter, None, ["code"], true,
-        "HTTP requests sent to the provider's API, by HTTP status code (\"error\" when no response arrived)." }
+        "HTTP requests sent to the provider's API, by HTTP status code (code error when no response arrived)." }
 }
 
 impl FamilyId {
@@ -172,14 +194,24 @@ mod tests {
             let f = id.def();
             assert!(f.name.starts_with("cdn_"), "{}", f.name);
             assert_eq!(f.kind == Kind::Counter, f.name.ends_with("_total"), "{}", f.name);
+            assert_eq!(f.kind == Kind::Info, f.name.ends_with("_info"), "{}", f.name);
             if let Some(unit) = f.unit {
-                let stem = f.name.trim_end_matches("_total");
+                let stem = f.name.trim_end_matches("_total").trim_end_matches("_info");
                 assert!(stem.ends_with(unit), "{} must end in its unit {unit}", f.name);
             }
             for bad in ["service", "region", "env", "job", "instance"] {
                 assert!(!f.labels.contains(&bad), "{} uses reserved label {bad}", f.name);
             }
             assert!(!f.help.is_empty());
+            // HELP is written as is: OpenMetrics would need \" escaped where text 0.0.4 must not.
+            assert!(!f.help.contains(['"', '\\', '\n']), "{} HELP needs no escaping", f.name);
+            let suffix = match f.kind {
+                Kind::Counter => "_total",
+                Kind::Info => "_info",
+                Kind::Gauge => "",
+            };
+            let unit = f.unit.map(|u| format!("_{u}")).unwrap_or_default();
+            assert_eq!(format!("{}{unit}{suffix}", f.stem()), f.name);
         }
         assert_eq!(FamilyId::ALL.len(), FamilyId::COUNT);
         for (i, id) in FamilyId::ALL.iter().enumerate() {

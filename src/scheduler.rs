@@ -43,9 +43,10 @@ pub async fn poll_once(job: &JobSpec, store: &Store) -> Result<usize, PollError>
     let _enter = span.enter();
     match outcome {
         Ok(samples) => {
-            store.record_success(&job.key, &samples, elapsed);
-            tracing::debug!(series = samples.len(), duration_ms = elapsed.as_millis() as u64, "Poll succeeded");
-            Ok(samples.len())
+            let series = samples.len();
+            store.record_success(&job.key, samples, elapsed);
+            tracing::debug!(series, duration_ms = elapsed.as_millis() as u64, "Poll succeeded");
+            Ok(series)
         }
         Err(error) => {
             // Provider text may be in it: never a raw control character in a log line or page.

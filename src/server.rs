@@ -1,7 +1,7 @@
-//! The HTTP side: `/metrics` hands out the cached body (plus the process metrics, refreshed at
-//! most once a second), `/` is the status page, `/healthz` and `/readyz` are the probes,
-//! `POST /-/reload` re-reads the configuration (only with `--web.enable-lifecycle`, else 403 as
-//! in Prometheus). Nothing here waits on a provider.
+//! The HTTP side: `/metrics` hands out the cached body in the negotiated format (plus the
+//! process metrics, refreshed at most once a second), `/` is the status page, `/healthz` and
+//! `/readyz` are the probes, `POST /-/reload` re-reads the configuration (only with
+//! `--web.enable-lifecycle`, else 403 as in Prometheus). Nothing here waits on a provider.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -34,19 +34,36 @@ pub struct AppState {
 /// How long the process metrics are reused between scrapes.
 const PROCESS_REFRESH: Duration = Duration::from_secs(1);
 
-static PROCESS: Mutex<Option<(Instant, Bytes, Bytes)>> = Mutex::new(None);
+/// The tail of a body: the process metrics, and in OpenMetrics the closing `# EOF`.
+struct ProcessTail {
+    at: Instant,
+    openmetrics: expo::Encoded,
+    text: expo::Encoded,
+}
 
-/// The process metrics, plain and gzip, refreshed at most once per [`PROCESS_REFRESH`].
-fn process_metrics() -> (Bytes, Bytes) {
+static PROCESS: Mutex<Option<ProcessTail>> = Mutex::new(None);
+
+/// The process metrics in `format`, plain and gzip, refreshed at most once per
+/// [`PROCESS_REFRESH`] (both formats at once: they are about a kilobyte).
+fn process_metrics(format: expo::Format) -> expo::Encoded {
     let mut cached = PROCESS.lock().unwrap_or_else(|e| e.into_inner());
-    match &*cached {
-        Some((at, plain, gz)) if at.elapsed() < PROCESS_REFRESH => (plain.clone(), gz.clone()),
+    let tail = match &*cached {
+        Some(tail) if tail.at.elapsed() < PROCESS_REFRESH => tail,
         _ => {
-            let plain = Bytes::from(crate::process::render());
-            let gz = crate::store::gzip(&plain);
-            *cached = Some((Instant::now(), plain.clone(), gz.clone()));
-            (plain, gz)
+            let mut om = crate::process::render_openmetrics();
+            let mut text = String::with_capacity(om.len());
+            expo::openmetrics_to_text(&om, &mut text);
+            om.push_str(expo::EOF);
+            cached.insert(ProcessTail {
+                at: Instant::now(),
+                openmetrics: expo::Encoded::new(Bytes::from(om)),
+                text: expo::Encoded::new(Bytes::from(text)),
+            })
         }
+    };
+    match format {
+        expo::Format::OpenMetrics => tail.openmetrics.clone(),
+        expo::Format::Text => tail.text.clone(),
     }
 }
 
@@ -91,17 +108,22 @@ impl http_body::Body for Chunks {
     }
 }
 
-/// The cached exposition, gzip-compressed when the scraper accepts it (Prometheus always does).
-/// The process metrics follow as a second chunk; compressed, as a second gzip member, which
-/// gzip readers (Go's included) read as one stream.
+/// The cached exposition in the format `Accept` prefers (OpenMetrics for Prometheus, text
+/// 0.0.4 otherwise, see [`expo::negotiate`]), gzip-compressed when the scraper accepts it
+/// (Prometheus always does). The process metrics (and OpenMetrics' `# EOF`) follow as a second
+/// chunk; compressed, as a second gzip member, which gzip readers (Go's included) read as one
+/// stream.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let format = expo::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let exposition = state.store.exposition();
-    let (process, process_gz) = process_metrics();
+    let body = exposition.get(format);
+    let process = process_metrics(format);
     let gzip = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(accepts_gzip);
-    let chunks = if gzip { [exposition.gzip.clone(), process_gz] } else { [exposition.plain.clone(), process] };
+    let chunks = if gzip { [body.gzip.clone(), process.gzip] } else { [body.plain.clone(), process.plain] };
     let body = Body::new(Chunks(chunks.into_iter().filter(|b| !b.is_empty()).collect()));
     let mut response =
-        ([(header::CONTENT_TYPE, expo::CONTENT_TYPE), (header::VARY, "Accept-Encoding")], body).into_response();
+        ([(header::CONTENT_TYPE, format.content_type()), (header::VARY, "Accept, Accept-Encoding")], body)
+            .into_response();
     if gzip {
         response.headers_mut().insert(header::CONTENT_ENCODING, header::HeaderValue::from_static("gzip"));
     }
@@ -162,9 +184,9 @@ mod tests {
         let store = Store::new("t", "r");
         let response = app(&store).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], expo::CONTENT_TYPE);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], expo::TEXT_CONTENT_TYPE);
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        assert!(body.starts_with(&store.body()), "the cached body comes first, unchanged");
+        assert!(body.starts_with(&store.exposition().text().plain), "the cached body comes first, unchanged");
         let text = std::str::from_utf8(&body).unwrap();
         assert!(text.contains("cdn_exporter_build_info"));
         #[cfg(target_os = "linux")]
@@ -180,17 +202,74 @@ mod tests {
             .unwrap();
         let response = app(&store).oneshot(request).await.unwrap();
         assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
-        assert_eq!(response.headers()[header::VARY], "Accept-Encoding");
+        assert_eq!(response.headers()[header::VARY], "Accept, Accept-Encoding");
         let compressed = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         let mut text = String::new();
         use std::io::Read as _;
         // Two gzip members: a multi-member reader returns both.
         flate2::read::MultiGzDecoder::new(&compressed[..]).read_to_string(&mut text).unwrap();
-        assert!(text.starts_with(std::str::from_utf8(&store.body()).unwrap()));
+        assert!(text.starts_with(std::str::from_utf8(&store.exposition().text().plain).unwrap()));
         #[cfg(target_os = "linux")]
         assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
         let plain = app(&store).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
         assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+    }
+
+    async fn get(store: &Arc<Store>, accept: Option<&str>, gzip: bool) -> (Response, String) {
+        let mut request = Request::get("/metrics");
+        if let Some(accept) = accept {
+            request = request.header(header::ACCEPT, accept);
+        }
+        if gzip {
+            request = request.header(header::ACCEPT_ENCODING, "gzip");
+        }
+        let response = app(store).oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        let mut text = String::new();
+        if gzip {
+            use std::io::Read as _;
+            flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_string(&mut text).unwrap();
+        } else {
+            text = String::from_utf8(bytes.to_vec()).unwrap();
+        }
+        (Response::from_parts(parts, Body::empty()), text)
+    }
+
+    #[tokio::test]
+    async fn openmetrics_when_prometheus_asks_text_otherwise() {
+        let store = Store::new("t", "r");
+        let key = crate::job::JobKey::account("scaleengine", "a", "usage.summary");
+        store.register_job(&key, Duration::from_secs(60));
+        store.record_failure(&key, &crate::job::PollError::new(crate::job::Reason::Auth, "no"), Duration::ZERO);
+        store.render_now();
+        assert!(!store.exposition().has_text(), "the text body waits for a scrape that asks for it");
+        let prometheus = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+        for gzip in [false, true] {
+            let (response, om) = get(&store, Some(prometheus), gzip).await;
+            assert_eq!(response.headers()[header::CONTENT_TYPE], expo::OPENMETRICS_CONTENT_TYPE);
+            assert_eq!(response.headers()[header::VARY], "Accept, Accept-Encoding");
+            assert!(om.ends_with("# EOF\n"), "{om}");
+            assert_eq!(om.matches("# EOF").count(), 1);
+            assert!(om.contains("# TYPE cdn_exporter_poll_errors counter\n"), "{om}");
+            assert!(om.contains("# TYPE cdn_exporter_build info\n"), "{om}");
+            #[cfg(target_os = "linux")]
+            assert!(om.contains("# UNIT process_resident_memory_bytes bytes\n"), "{om}");
+            assert_eq!(store.exposition().has_text(), gzip, "an OpenMetrics scrape does not build the text body");
+            let (response, text) = get(&store, None, gzip).await;
+            assert_eq!(response.headers()[header::CONTENT_TYPE], expo::TEXT_CONTENT_TYPE);
+            assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+            assert!(text.contains("# TYPE cdn_exporter_poll_errors_total counter\n"), "{text}");
+            assert!(text.contains("# TYPE cdn_exporter_build_info gauge\n"), "{text}");
+            // The same sample lines in both.
+            let samples =
+                |body: &str| body.lines().filter(|l| !l.starts_with('#')).map(str::to_owned).collect::<Vec<_>>();
+            let (om_samples, text_samples) = (samples(&om), samples(&text));
+            // Process metrics are read anew each second; compare the exporter's own lines.
+            let own = |v: Vec<String>| v.into_iter().filter(|l| l.starts_with("cdn_")).collect::<Vec<_>>();
+            assert_eq!(own(om_samples), own(text_samples));
+        }
+        assert!(store.exposition().has_text());
     }
 
     #[test]

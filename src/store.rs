@@ -1,6 +1,7 @@
 //! The samples of every job and the exposition body rendered from them. A poll replaces its
-//! job's samples (pre-rendered into text lines, on the poll path); a render concatenates those
-//! lines under each family's header once per change; a scrape only clones the cached body.
+//! job's fragments (its samples encoded by prometheus-client, one per family, on the poll
+//! path); a render re-encodes only the health of jobs that polled since, concatenates every
+//! fragment under its family's header, once per change; a scrape only clones the cached body.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -13,7 +14,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::expo;
+use crate::expo::{self, Exposition, Fragments};
 use crate::families::FamilyId;
 use crate::job::{JobKey, PollError, Reason, Sample};
 
@@ -91,11 +92,16 @@ impl Health {
 
 #[derive(Debug, Default)]
 struct JobEntry {
-    /// Pre-rendered sample lines per family, indexed by `FamilyId::index`.
-    lines: Vec<String>,
-    /// Hashes of the series in `lines`, for the cardinality guard.
+    /// The samples of the last poll, encoded, per family.
+    fragments: Fragments,
+    /// The health samples, encoded, per family; empty for entries that are not polled.
+    health_fragments: Fragments,
+    /// What `health_fragments` were encoded from: (polls, max_age). Health changes only with
+    /// a poll or a new `max_age`, so a render re-encodes only the jobs where this moved.
+    health_encoded: Option<(u64, Option<Duration>)>,
+    /// Hashes of the series in `fragments`, for the cardinality guard.
     ids: HashSet<u64>,
-    /// When `lines` were produced (for `max_age`).
+    /// When `fragments` were produced (for `max_age`).
     fresh_at: Option<Instant>,
     /// Samples older than this leave `/metrics`; `None` for configured samples.
     max_age: Option<Duration>,
@@ -114,30 +120,6 @@ struct Inner {
     dropped_total: u64,
 }
 
-/// The exposition as served: plain, and gzip-compressed once per change.
-#[derive(Debug, Default)]
-pub struct Exposition {
-    /// Prometheus text format.
-    pub plain: Bytes,
-    /// The same, gzip-compressed (for `Accept-Encoding: gzip`).
-    pub gzip: Bytes,
-}
-
-/// The gzip level of the cached body: level 1 compresses the exposition about 8:1 at roughly
-/// the cost of rendering it; level 6 gains little more for several times the CPU
-/// (docs/benchmarks.md).
-pub const GZIP_LEVEL: u32 = 1;
-
-/// Gzip-compresses `data` at [`GZIP_LEVEL`].
-pub fn gzip(data: &[u8]) -> Bytes {
-    use std::io::Write as _;
-    let mut encoder =
-        flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 6 + 64), flate2::Compression::new(GZIP_LEVEL));
-    // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(data);
-    Bytes::from(encoder.finish().unwrap_or_default())
-}
-
 /// How often freed memory is handed back to the OS when nothing renders.
 const IDLE_TRIM: Duration = Duration::from_secs(60);
 
@@ -151,6 +133,37 @@ pub struct Store {
     ready: AtomicBool,
     version: String,
     revision: String,
+}
+
+/// Samples handed to the store: moved when passed by value (the poll path), cloned when
+/// borrowed.
+pub trait IntoSamples {
+    /// The samples, owned.
+    fn into_samples(self) -> Vec<Sample>;
+}
+
+impl IntoSamples for Vec<Sample> {
+    fn into_samples(self) -> Vec<Sample> {
+        self
+    }
+}
+
+impl IntoSamples for &Vec<Sample> {
+    fn into_samples(self) -> Vec<Sample> {
+        self.clone()
+    }
+}
+
+impl IntoSamples for &[Sample] {
+    fn into_samples(self) -> Vec<Sample> {
+        self.to_vec()
+    }
+}
+
+impl<const N: usize> IntoSamples for &[Sample; N] {
+    fn into_samples(self) -> Vec<Sample> {
+        self.to_vec()
+    }
 }
 
 /// The default of `max_series`.
@@ -222,8 +235,9 @@ impl Store {
     pub fn set_static(&self, key: &JobKey, samples: &[Sample]) {
         let mut inner = self.lock();
         let budget = self.max_series.load(Ordering::Relaxed);
-        let (lines, ids, _) = prerender(key, samples, inner.jobs.get(key).map(|e| &e.ids), inner.series, budget);
-        replace_lines(&mut inner, key, lines, ids);
+        let (fragments, ids, _) =
+            prerender(key, samples.to_vec(), inner.jobs.get(key).map(|e| &e.ids), inner.series, budget);
+        replace_fragments(&mut inner, key, fragments, ids);
         drop(inner);
         self.mark_dirty();
     }
@@ -236,13 +250,14 @@ impl Store {
     }
 
     /// Records a successful poll: its samples replace the job's previous ones, less any new
-    /// series past the cardinality limit.
-    pub fn record_success(&self, key: &JobKey, samples: &[Sample], duration: Duration) {
+    /// series past the cardinality limit. Samples passed by value are encoded without a copy.
+    pub fn record_success(&self, key: &JobKey, samples: impl IntoSamples, duration: Duration) {
         let mut inner = self.lock();
         let budget = self.max_series.load(Ordering::Relaxed);
-        let (lines, ids, dropped) = prerender(key, samples, inner.jobs.get(key).map(|e| &e.ids), inner.series, budget);
+        let (fragments, ids, dropped) =
+            prerender(key, samples.into_samples(), inner.jobs.get(key).map(|e| &e.ids), inner.series, budget);
         let exported = ids.len();
-        replace_lines(&mut inner, key, lines, ids);
+        replace_fragments(&mut inner, key, fragments, ids);
         inner.dropped_total += dropped as u64;
         let entry = inner.jobs.entry(key.clone()).or_default();
         entry.fresh_at = Some(Instant::now());
@@ -298,7 +313,7 @@ impl Store {
             .map(|(k, _)| k.clone())
             .collect();
         for key in &stale {
-            replace_lines(&mut inner, key, Vec::new(), HashSet::new());
+            replace_fragments(&mut inner, key, Vec::new(), HashSet::new());
             if let Some(entry) = inner.jobs.get_mut(key) {
                 if let Some(h) = entry.health.as_mut() {
                     h.stale = true;
@@ -352,22 +367,24 @@ impl Store {
         self.dirty.notify_one();
     }
 
-    /// The current exposition body: a reference-counted clone, no copy and no encoding.
+    /// The current OpenMetrics body (without `# EOF`): a reference-counted clone, no copy
+    /// and no encoding.
     pub fn body(&self) -> Bytes {
-        self.body.load().plain.clone()
+        self.body.load().openmetrics.plain.clone()
     }
 
-    /// The current exposition, plain and gzip.
+    /// The current exposition, both formats, plain and gzip.
     pub fn exposition(&self) -> Arc<Exposition> {
         self.body.load_full()
     }
 
-    /// Renders the body now, compresses it, and publishes both; the previous ones are freed
-    /// when the last scrape holding them finishes.
+    /// Renders the body now, compresses it, and publishes it; the previous exposition (and
+    /// its text body, if a scrape derived one) is freed when the last scrape holding it
+    /// finishes. Returns the OpenMetrics body.
     pub fn render_now(&self) -> Bytes {
-        let plain = Bytes::from(self.render());
-        let gzip = gzip(&plain);
-        self.body.store(Arc::new(Exposition { plain: plain.clone(), gzip }));
+        let exposition = self.render();
+        let plain = exposition.openmetrics.plain.clone();
+        self.body.store(Arc::new(exposition));
         plain
     }
 
@@ -404,116 +421,75 @@ impl Store {
         }
     }
 
-    fn render(&self) -> String {
-        let inner = self.lock();
-        let capacity = inner.jobs.values().flat_map(|e| e.lines.iter()).map(String::len).sum::<usize>() + 16 * 1024;
-        let mut out = String::with_capacity(capacity);
+    fn render(&self) -> Exposition {
+        let mut inner = self.lock();
+        // Health is re-encoded only for jobs that polled (or got a new max_age) since.
+        for (key, entry) in inner.jobs.iter_mut() {
+            let Some(h) = &entry.health else { continue };
+            let current = Some((h.polls, entry.max_age));
+            if entry.health_encoded != current {
+                entry.health_fragments = expo::encode_health(job_health(key, h, entry.max_age));
+                entry.health_encoded = current;
+            }
+        }
+        let capacity = inner
+            .jobs
+            .values()
+            .flat_map(|e| e.fragments.iter().chain(&e.health_fragments))
+            .map(|(_, f)| f.len())
+            .sum::<usize>()
+            + 16 * 1024;
+        let mut body = expo::Builder::with_capacity(capacity);
         for &family in FamilyId::ALL {
-            let def = family.def();
             match family {
-                FamilyId::ExporterBuildInfo => {
-                    expo::write_header(&mut out, def);
-                    expo::write_sample(
-                        &mut out,
-                        def.name,
-                        [("version", self.version.as_str()), ("revision", self.revision.as_str())],
-                        1.0,
-                    );
+                FamilyId::ExporterBuildInfo
+                | FamilyId::ExporterSeries
+                | FamilyId::ExporterSeriesDroppedTotal
+                | FamilyId::ExporterUpstreamRequestsTotal => {}
+                _ if expo::HEALTH_FAMILIES.contains(&family) => {
+                    body.family(family, inner.jobs.values().filter_map(|e| expo::fragment(&e.health_fragments, family)))
                 }
-                FamilyId::ExporterPollUp
-                | FamilyId::ExporterLastSuccessTimestampSeconds
-                | FamilyId::ExporterPollDurationSeconds
-                | FamilyId::ExporterMaxAgeSeconds
-                | FamilyId::ExporterPollErrorsTotal => render_health(&mut out, family, &inner.jobs),
-                FamilyId::ExporterSeries => {
-                    expo::write_header(&mut out, def);
-                    expo::write_sample(&mut out, def.name, std::iter::empty(), inner.series as f64);
-                }
-                FamilyId::ExporterSeriesDroppedTotal => {
-                    expo::write_header(&mut out, def);
-                    expo::write_sample(&mut out, def.name, std::iter::empty(), inner.dropped_total as f64);
-                }
-                FamilyId::ExporterUpstreamRequestsTotal => {
-                    if !inner.upstream.is_empty() {
-                        expo::write_header(&mut out, def);
-                        for ((provider, account, code), n) in &inner.upstream {
-                            expo::write_sample(
-                                &mut out,
-                                def.name,
-                                [("provider", *provider), ("account", &**account), ("code", code.as_str())],
-                                *n as f64,
-                            );
-                        }
-                    }
-                }
-                _ => {
-                    let i = family.index();
-                    let mut chunks =
-                        inner.jobs.values().filter_map(|e| e.lines.get(i)).filter(|l| !l.is_empty()).peekable();
-                    if chunks.peek().is_some() {
-                        expo::write_header(&mut out, def);
-                        chunks.for_each(|l| out.push_str(l));
-                    }
-                }
+                _ => body.family(family, inner.jobs.values().filter_map(|e| expo::fragment(&e.fragments, family))),
             }
         }
-        out
-    }
-}
-
-fn render_health(out: &mut String, family: FamilyId, jobs: &BTreeMap<JobKey, JobEntry>) {
-    let def = family.def();
-    let mut wrote_header = false;
-    for (key, entry) in jobs {
-        let Some(h) = &entry.health else { continue };
-        let mut header = |out: &mut String| {
-            if !wrote_header {
-                expo::write_header(out, def);
-                wrote_header = true;
-            }
+        let own = expo::SelfMetrics {
+            version: self.version.clone(),
+            revision: self.revision.clone(),
+            series: inner.series as u64,
+            dropped_total: inner.dropped_total,
+            upstream: inner.upstream.iter().map(|((p, a, c), n)| (*p, a.clone(), c.clone(), *n)).collect(),
         };
-        match family {
-            FamilyId::ExporterPollUp => {
-                header(out);
-                expo::write_sample(out, def.name, key.labels(), if h.up { 1.0 } else { 0.0 });
-            }
-            FamilyId::ExporterLastSuccessTimestampSeconds => {
-                if let Some(t) = h.last_success {
-                    header(out);
-                    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-                    expo::write_sample(out, def.name, key.labels(), (secs * 1000.0).round() / 1000.0);
-                }
-            }
-            FamilyId::ExporterPollDurationSeconds if h.polls > 0 => {
-                header(out);
-                expo::write_sample(out, def.name, key.labels(), h.last_duration.as_secs_f64());
-            }
-            FamilyId::ExporterMaxAgeSeconds => {
-                if let Some(max_age) = entry.max_age {
-                    header(out);
-                    expo::write_sample(out, def.name, key.labels(), max_age.as_secs_f64());
-                }
-            }
-            FamilyId::ExporterPollErrorsTotal => {
-                header(out);
-                // Every reason is written, zeros included, so that rate() works from the first error.
-                for reason in Reason::ALL {
-                    let n = h.errors.get(&reason).copied().unwrap_or(0);
-                    let labels = key.labels().chain([("reason", reason.as_str())]);
-                    expo::write_sample(out, def.name, labels, n as f64);
-                }
-            }
-            _ => {}
-        }
+        drop(inner);
+        body.families(&expo::encode_collector(own));
+        body.finish()
     }
 }
 
-/// Replaces a job's lines and series ids, keeping the global series count right.
-fn replace_lines(inner: &mut Inner, key: &JobKey, lines: Vec<String>, ids: HashSet<u64>) {
+/// What the health families show for a job.
+fn job_health(key: &JobKey, h: &Health, max_age: Option<Duration>) -> expo::JobHealth {
+    let mut errors = [0; Reason::ALL.len()];
+    for (n, reason) in errors.iter_mut().zip(Reason::ALL) {
+        *n = h.errors.get(&reason).copied().unwrap_or(0);
+    }
+    expo::JobHealth {
+        key: key.clone(),
+        up: h.up,
+        last_success: h.last_success.map(|t| {
+            let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+            (secs * 1000.0).round() / 1000.0
+        }),
+        last_duration: (h.polls > 0).then_some(h.last_duration.as_secs_f64()),
+        max_age: max_age.map(|d| d.as_secs_f64()),
+        errors,
+    }
+}
+
+/// Replaces a job's fragments and series ids, keeping the global series count right.
+fn replace_fragments(inner: &mut Inner, key: &JobKey, fragments: Fragments, ids: HashSet<u64>) {
     let entry = inner.jobs.entry(key.clone()).or_default();
     let old = std::mem::replace(&mut entry.ids, ids).len();
     let new = entry.ids.len();
-    entry.lines = lines;
+    entry.fragments = fragments;
     inner.series = inner.series - old + new;
 }
 
@@ -524,17 +500,17 @@ fn series_id(family: FamilyId, labels: &[(&'static str, String)]) -> u64 {
     h.finish()
 }
 
-/// Renders a job's samples into per-family text. Duplicate series are written once (the first
+/// Encodes a job's samples into per-family fragments. Duplicate series are written once (the first
 /// wins). A series the job did not export before is dropped when the total would pass
-/// `max_series`; series it already exported are kept. Returns the lines, the ids of the series
+/// `max_series`; series it already exported are kept. Returns the fragments, the ids of the series
 /// kept, and how many were dropped.
 fn prerender(
     key: &JobKey,
-    samples: &[Sample],
+    samples: Vec<Sample>,
     previous: Option<&HashSet<u64>>,
     total: usize,
     max_series: usize,
-) -> (Vec<String>, HashSet<u64>, usize) {
+) -> (Fragments, HashSet<u64>, usize) {
     let known = |id: &u64| previous.is_some_and(|p| p.contains(id));
     let mut room = max_series.saturating_sub(total - previous.map_or(0, HashSet::len));
     let series: Vec<u64> = samples.iter().map(|s| series_id(s.family, &s.labels)).collect();
@@ -558,17 +534,11 @@ fn prerender(
             }
         }
     }
-    let mut lines = vec![String::new(); FamilyId::COUNT];
-    for (s, _) in samples.iter().zip(&keep).filter(|(_, k)| **k) {
-        let labels = [("provider", key.provider), ("account", &*key.account)]
-            .into_iter()
-            .chain(s.labels.iter().map(|(k, v)| (*k, v.as_str())));
-        expo::write_sample(&mut lines[s.family.index()], s.family.def().name, labels, s.value);
-    }
+    let kept: Vec<Sample> = samples.into_iter().zip(keep).filter_map(|(s, k)| k.then_some(s)).collect();
+    let fragments = if kept.is_empty() { Vec::new() } else { expo::encode_job(key.provider, &key.account, kept) };
     // Kept until the job's next poll: no growth slack.
-    lines.iter_mut().for_each(String::shrink_to_fit);
     ids.shrink_to_fit();
-    (lines, ids, dropped)
+    (fragments, ids, dropped)
 }
 
 #[cfg(test)]
@@ -585,8 +555,8 @@ mod tests {
         let a = key("a", "usage.summary");
         let b = key("b", "usage.summary");
         let s = |v| vec![Sample::new(FamilyId::MonthToDateRequests, v).label("product", "edge")];
-        store.record_success(&a, &s(1.0), Duration::from_millis(5));
-        store.record_success(&b, &s(2.0), Duration::from_millis(5));
+        store.record_success(&a, s(1.0), Duration::from_millis(5));
+        store.record_success(&b, s(2.0), Duration::from_millis(5));
         let body = String::from_utf8(store.render_now().to_vec()).unwrap();
         assert_eq!(body.matches("# TYPE cdn_month_to_date_requests gauge").count(), 1);
         assert!(

@@ -220,3 +220,34 @@ async fn a_wrong_secret_is_an_auth_error_naming_the_code() {
     exporter.stop().await;
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn prometheus_gets_openmetrics_with_the_same_samples_as_the_text_format() {
+    let h = Harness::start("1h").await;
+    let text = h.wait_all_up().await;
+    let url = format!("http://{}/metrics", h.exporter.addr);
+    let accept = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+    let response = h.http.get(&url).header("accept", accept).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    assert_eq!(response.headers()["vary"], "Accept, Accept-Encoding");
+    // reqwest is built without gzip: decompress by hand, both members.
+    let compressed = response.bytes().await.unwrap();
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&compressed[..]), &mut body).unwrap();
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    let om = Scrape::parse(&body);
+    // Labels with non-ASCII text and slashes (the simulator's `vod/è` app) come through alike.
+    let vod = [MAIN, ("app", "vod/è")];
+    assert!(!om.all("cdn_video_month_to_date_bytes", &vod).is_empty(), "{body}");
+    let own = |s: &Scrape| {
+        s.series
+            .iter()
+            .filter(|x| x.name.starts_with("cdn_") && !x.name.starts_with("cdn_exporter_"))
+            .map(|x| format!("{x:?}"))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(own(&om), own(&text), "polls are an hour apart: the same provider samples in both formats");
+    assert_eq!(om.types["cdn_exporter_poll_errors"], "counter");
+    assert_eq!(om.types["cdn_month_to_date_bandwidth_bytes"], "gauge");
+    h.stop().await;
+}

@@ -12,6 +12,7 @@ mod fixtures;
 mod hostile_clients;
 mod hostile_upstreams;
 mod mixin;
+mod openmetrics;
 mod operations;
 mod props;
 mod rules;
