@@ -315,6 +315,7 @@ impl Control {
     /// Starts the jobs of `config`.
     fn start_all(&self, jobs: &mut Jobs, config: &Config) -> Result<(), StartError> {
         self.store.set_max_series(config.limits.max_series);
+        self.store.set_shard(config.shard, config.sharded_account_count(), config.account_count());
         for account in accounts_of(config) {
             self.start_account(jobs, account)?;
         }
@@ -343,6 +344,7 @@ impl Control {
             self.set_limits(&mut jobs, &config.limits);
         }
         self.store.set_max_series(config.limits.max_series);
+        self.store.set_shard(config.shard, config.sharded_account_count(), config.account_count());
         let wanted = accounts_of(&config);
         let wanted_keys: Vec<_> = wanted.iter().map(account_key).collect();
         let gone: Vec<_> = jobs.accounts.keys().filter(|k| !wanted_keys.contains(k)).cloned().collect();

@@ -386,6 +386,8 @@ pub struct SelfMetrics {
     pub dropped_total: u64,
     /// Upstream requests by (provider, account, code).
     pub upstream: Vec<(&'static str, std::sync::Arc<str>, String, u64)>,
+    /// This process's shard.
+    pub shard: crate::shard::Shard,
 }
 
 impl Collector for SelfMetrics {
@@ -397,6 +399,9 @@ impl Collector for SelfMetrics {
         ConstGauge::new(self.series as i64).encode(descriptor(FamilyId::ExporterSeries).encode(&mut encoder)?)?;
         ConstCounter::new(self.dropped_total)
             .encode(descriptor(FamilyId::ExporterSeriesDroppedTotal).encode(&mut encoder)?)?;
+        let shard =
+            Info::new(vec![("shard", self.shard.index().to_string()), ("shards", self.shard.count().to_string())]);
+        shard.encode(descriptor(FamilyId::ExporterShardInfo).encode(&mut encoder)?)?;
         if !self.upstream.is_empty() {
             let mut m = descriptor(FamilyId::ExporterUpstreamRequestsTotal).encode(&mut encoder)?;
             for (provider, account, code, n) in &self.upstream {

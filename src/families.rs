@@ -167,6 +167,9 @@ families! {
     /// Upstream HTTP requests by outcome.
     ExporterUpstreamRequestsTotal => { "cdn_exporter_upstream_requests_total", Counter, None, ["code"], true,
         "HTTP requests sent to the provider's API, by HTTP status code (code error when no response arrived)." }
+    /// This process's shard of the configured accounts.
+    ExporterShardInfo => { "cdn_exporter_shard_info", Info, None, ["shard", "shards"], false,
+        "The shard of the configured accounts this process polls (--shard shard/shards; 1/1 when not sharded); always 1." }
 }
 
 impl FamilyId {

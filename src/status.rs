@@ -93,6 +93,17 @@ pub fn render(store: &Store) -> String {
         jobs.len(),
         store.series(),
     );
+    let (shard, kept, configured) = store.shard();
+    if shard.is_sharded() {
+        let _ = write!(
+            out,
+            "<p id=\"shard\">Shard {} of {}: this process polls {kept} of the {configured} configured accounts \
+             (<code>--shard {shard}</code>).</p>",
+            shard.index(),
+            shard.count()
+        );
+    }
+    out.push_str(&crate::spend::render(&store.spend(), unix(now)));
     out.push_str(
         "<h2>Jobs</h2><table id=\"jobs\"><thead><tr><th>Provider</th><th>Account</th><th>Endpoint</th><th>Domain</th>\
          <th>Last poll</th><th>Duration</th><th>Outcome</th><th>Last error</th><th>Next poll</th></tr></thead><tbody>",

@@ -17,6 +17,8 @@ use tokio::sync::Notify;
 use crate::expo::{self, Exposition, Fragments};
 use crate::families::FamilyId;
 use crate::job::{JobKey, PollError, Reason, Sample};
+use crate::shard::Shard;
+use crate::spend::AccountSpend;
 
 /// How many poll outcomes each job keeps for the status page.
 pub const RECENT_POLLS: usize = 10;
@@ -109,7 +111,13 @@ struct JobEntry {
     health: Option<Health>,
     /// Whether the cardinality guard has logged for this job.
     drop_logged: bool,
+    /// The job's values of the [`HEADLINE`] families, for the status page.
+    headline: Vec<(FamilyId, f64)>,
 }
+
+/// Families the status page summarises per account: label-less billing totals and the budget.
+const HEADLINE: [FamilyId; 3] =
+    [FamilyId::BillingMonthToDateSpendUsd, FamilyId::BillingEstimatedMonthSpendUsd, FamilyId::BillingBudgetUsd];
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -118,6 +126,8 @@ struct Inner {
     /// Series exported, all jobs together.
     series: usize,
     dropped_total: u64,
+    /// This process's shard, and the accounts it keeps of those configured.
+    shard: (Shard, usize, usize),
 }
 
 /// How often freed memory is handed back to the OS when nothing renders.
@@ -235,11 +245,44 @@ impl Store {
     pub fn set_static(&self, key: &JobKey, samples: &[Sample]) {
         let mut inner = self.lock();
         let budget = self.max_series.load(Ordering::Relaxed);
-        let (fragments, ids, _) =
+        let (fragments, ids, _, headline) =
             prerender(key, samples.to_vec(), inner.jobs.get(key).map(|e| &e.ids), inner.series, budget);
-        replace_fragments(&mut inner, key, fragments, ids);
+        replace_fragments(&mut inner, key, fragments, ids, headline);
         drop(inner);
         self.mark_dirty();
+    }
+
+    /// Notes this process's shard and how many of the configured accounts it keeps.
+    pub fn set_shard(&self, shard: Shard, kept: usize, configured: usize) {
+        self.lock().shard = (shard, kept, configured);
+        self.mark_dirty();
+    }
+
+    /// This process's shard, the accounts it keeps, and the accounts configured.
+    pub fn shard(&self) -> (Shard, usize, usize) {
+        self.lock().shard
+    }
+
+    /// Per account, the billing totals and budget it serves now (for the status page).
+    pub fn spend(&self) -> Vec<AccountSpend> {
+        let inner = self.lock();
+        let mut accounts: BTreeMap<(&str, &str), AccountSpend> = BTreeMap::new();
+        for (key, entry) in &inner.jobs {
+            for &(family, value) in &entry.headline {
+                let a = accounts.entry((key.provider, &key.account)).or_insert_with(|| AccountSpend {
+                    provider: key.provider.to_owned(),
+                    account: key.account.to_string(),
+                    ..AccountSpend::default()
+                });
+                let slot = match family {
+                    FamilyId::BillingMonthToDateSpendUsd => &mut a.spend,
+                    FamilyId::BillingEstimatedMonthSpendUsd => &mut a.estimate,
+                    _ => &mut a.budget,
+                };
+                *slot = Some(value);
+            }
+        }
+        accounts.into_values().collect()
     }
 
     /// Notes when a job's next poll is due (for the status page).
@@ -254,10 +297,10 @@ impl Store {
     pub fn record_success(&self, key: &JobKey, samples: impl IntoSamples, duration: Duration) {
         let mut inner = self.lock();
         let budget = self.max_series.load(Ordering::Relaxed);
-        let (fragments, ids, dropped) =
+        let (fragments, ids, dropped, headline) =
             prerender(key, samples.into_samples(), inner.jobs.get(key).map(|e| &e.ids), inner.series, budget);
         let exported = ids.len();
-        replace_fragments(&mut inner, key, fragments, ids);
+        replace_fragments(&mut inner, key, fragments, ids, headline);
         inner.dropped_total += dropped as u64;
         let entry = inner.jobs.entry(key.clone()).or_default();
         entry.fresh_at = Some(Instant::now());
@@ -313,7 +356,7 @@ impl Store {
             .map(|(k, _)| k.clone())
             .collect();
         for key in &stale {
-            replace_fragments(&mut inner, key, Vec::new(), HashSet::new());
+            replace_fragments(&mut inner, key, Vec::new(), HashSet::new(), Vec::new());
             if let Some(entry) = inner.jobs.get_mut(key) {
                 if let Some(h) = entry.health.as_mut() {
                     h.stale = true;
@@ -443,6 +486,7 @@ impl Store {
         for &family in FamilyId::ALL {
             match family {
                 FamilyId::ExporterBuildInfo
+                | FamilyId::ExporterShardInfo
                 | FamilyId::ExporterSeries
                 | FamilyId::ExporterSeriesDroppedTotal
                 | FamilyId::ExporterUpstreamRequestsTotal => {}
@@ -458,6 +502,7 @@ impl Store {
             series: inner.series as u64,
             dropped_total: inner.dropped_total,
             upstream: inner.upstream.iter().map(|((p, a, c), n)| (*p, a.clone(), c.clone(), *n)).collect(),
+            shard: inner.shard.0,
         };
         drop(inner);
         body.families(&expo::encode_collector(own));
@@ -485,8 +530,15 @@ fn job_health(key: &JobKey, h: &Health, max_age: Option<Duration>) -> expo::JobH
 }
 
 /// Replaces a job's fragments and series ids, keeping the global series count right.
-fn replace_fragments(inner: &mut Inner, key: &JobKey, fragments: Fragments, ids: HashSet<u64>) {
+fn replace_fragments(
+    inner: &mut Inner,
+    key: &JobKey,
+    fragments: Fragments,
+    ids: HashSet<u64>,
+    headline: Vec<(FamilyId, f64)>,
+) {
     let entry = inner.jobs.entry(key.clone()).or_default();
+    entry.headline = headline;
     let old = std::mem::replace(&mut entry.ids, ids).len();
     let new = entry.ids.len();
     entry.fragments = fragments;
@@ -510,7 +562,7 @@ fn prerender(
     previous: Option<&HashSet<u64>>,
     total: usize,
     max_series: usize,
-) -> (Fragments, HashSet<u64>, usize) {
+) -> (Fragments, HashSet<u64>, usize, Vec<(FamilyId, f64)>) {
     let known = |id: &u64| previous.is_some_and(|p| p.contains(id));
     let mut room = max_series.saturating_sub(total - previous.map_or(0, HashSet::len));
     let series: Vec<u64> = samples.iter().map(|s| series_id(s.family, &s.labels)).collect();
@@ -535,10 +587,15 @@ fn prerender(
         }
     }
     let kept: Vec<Sample> = samples.into_iter().zip(keep).filter_map(|(s, k)| k.then_some(s)).collect();
+    let headline = kept
+        .iter()
+        .filter(|s| s.labels.is_empty() && HEADLINE.contains(&s.family))
+        .map(|s| (s.family, s.value))
+        .collect();
     let fragments = if kept.is_empty() { Vec::new() } else { expo::encode_job(key.provider, &key.account, kept) };
     // Kept until the job's next poll: no growth slack.
     ids.shrink_to_fit();
-    (fragments, ids, dropped)
+    (fragments, ids, dropped, headline)
 }
 
 #[cfg(test)]

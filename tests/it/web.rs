@@ -157,3 +157,49 @@ async fn the_status_page_shows_a_healthy_and_a_failing_job_in_a_browser() {
     r.stop().await;
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn the_status_page_shows_spend_against_budget_and_the_shard_in_a_browser() {
+    use cdn_usage_exporter::shard::{Shard, shard_of};
+    use cdn_usage_exporter::spend::usd;
+    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let config = Config::from_toml_str(&account_toml("main", &sim.scaleengine_url(), "1h"), "t").unwrap();
+    // The shard of two that holds "main", so the page has a shard line and the account.
+    let shard = Shard::new(shard_of("main", 2), 2).unwrap();
+    let source = ConfigSource::Sharded(Box::new(ConfigSource::Fixed(Box::new(config))), shard);
+    let config = source.load().unwrap();
+    let r = app::start_from(source, &config, loopback(), &WebOptions::default()).await.unwrap();
+    wait_for(Duration::from_secs(10), "every job polled", || async { r.store.ready().then_some(()) }).await;
+    let scrape = crate::support::Scrape::parse(
+        &reqwest::get(format!("http://{}/metrics", r.addr)).await.unwrap().text().await.unwrap(),
+    );
+    let figure = |name: &str| scrape.value(name, &[("account", "main")]);
+    let (spend, estimate, budget) = (
+        figure("cdn_billing_month_to_date_spend_usd"),
+        figure("cdn_billing_estimated_month_spend_usd"),
+        figure("cdn_billing_budget_usd"),
+    );
+    let Some(dom) = tokio::task::spawn_blocking({
+        let url = format!("http://{}/", r.addr);
+        move || chromium_dom(&url)
+    })
+    .await
+    .unwrap() else {
+        r.stop().await;
+        sim.stop().await;
+        return;
+    };
+    let start = dom.find("<tr data-account=\"scaleengine/main\">").unwrap_or_else(|| panic!("no spend row: {dom}"));
+    let row = &dom[start..start + dom[start..].find("</tr>").unwrap()];
+    let cells: Vec<&str> = row.split("<td").skip(1).map(|c| &c[c.find('>').unwrap() + 1..]).collect();
+    assert_eq!(cells[2], format!("{}</td>", usd(spend)), "spend to date: {row}");
+    assert_eq!(cells[3], format!("{}</td>", usd(estimate)), "the provider's estimate: {row}");
+    assert!(cells[4].starts_with('$'), "our forecast: {row}");
+    assert_eq!(cells[5], format!("{}</td>", usd(budget)), "the budget: {row}");
+    assert!(row.contains("<svg") && row.contains("class=\"spend\"") && row.contains("class=\"budget\""), "{row}");
+    assert!(!dom.contains("<script"), "no scripts on the page");
+    let line = format!("Shard {} of 2: this process polls 1 of the 1 configured accounts", shard.index());
+    assert!(dom.contains(&line), "{line} missing: {dom}");
+    r.stop().await;
+    sim.stop().await;
+}
