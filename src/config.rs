@@ -254,7 +254,7 @@ pub struct CdnetworksAccount {
     /// fetched, is final and not fetched again.
     pub traffic_settle: Duration,
     /// `bandwidth_commit_mbps` (optional): the committed bandwidth of the contract, in Mbit/s,
-    /// exported as `cdn_bandwidth_commit_bits_per_second`.
+    /// exported as `cdn_bandwidth_commit_bytes_per_second`.
     pub bandwidth_commit_mbps: Option<f64>,
 }
 

@@ -120,23 +120,23 @@ families! {
         "Play, pause and stop commands for one video URL or stream since the start of the current month (UTC); same URLs as cdn_video_month_to_date_bytes." }
     // CDNetworks traffic-request: billable bandwidth (one block, see docs/metrics.md).
     /// The highest complete 5-minute bandwidth of the month so far, per domain.
-    MonthToDatePeakBandwidthBitsPerSecond => { "cdn_month_to_date_peak_bandwidth_bits_per_second", Gauge, Some("bits_per_second"), ["domain"], true,
-        "The highest 5-minute bandwidth of the current month so far (the account's time_zone), in bits per second; the newest, still-filling slice is left out." }
+    MonthToDatePeakBandwidthBytesPerSecond => { "cdn_month_to_date_peak_bandwidth_bytes_per_second", Gauge, Some("bytes_per_second"), ["domain"], true,
+        "The highest 5-minute bandwidth of the current month so far (the account's time_zone), in bytes per second (multiply by 8 for the bits per second of a bill); the newest, still-filling slice is left out." }
     /// The 95th percentile of the month's 5-minute bandwidth so far, per domain.
-    MonthToDateP95BandwidthBitsPerSecond => { "cdn_month_to_date_p95_bandwidth_bits_per_second", Gauge, Some("bits_per_second"), ["domain"], true,
-        "The 95th percentile of the current month's 5-minute bandwidth so far, in bits per second: the value at rank ceil(0.95 n) of the n slices sorted ascending (the top 5 % dropped); the newest, still-filling slice is left out." }
+    MonthToDateP95BandwidthBytesPerSecond => { "cdn_month_to_date_p95_bandwidth_bytes_per_second", Gauge, Some("bytes_per_second"), ["domain"], true,
+        "The 95th percentile of the current month's 5-minute bandwidth so far, in bytes per second (multiply by 8 for the bits per second of a bill): the value at rank ceil(0.95 n) of the n slices sorted ascending (the top 5 % dropped); the newest, still-filling slice is left out." }
     /// The account's peak over the per-slice sum of its domains.
-    MonthToDateAccountPeakBandwidthBitsPerSecond => { "cdn_month_to_date_account_peak_bandwidth_bits_per_second", Gauge, Some("bits_per_second"), [], true,
-        "The highest 5-minute bandwidth of the current month so far over the sum of the account's domains in each slice, in bits per second." }
+    MonthToDateAccountPeakBandwidthBytesPerSecond => { "cdn_month_to_date_account_peak_bandwidth_bytes_per_second", Gauge, Some("bytes_per_second"), [], true,
+        "The highest 5-minute bandwidth of the current month so far over the sum of the account's domains in each slice, in bytes per second (multiply by 8 for the bits per second of a bill)." }
     /// The account's 95th percentile over the per-slice sum of its domains.
-    MonthToDateAccountP95BandwidthBitsPerSecond => { "cdn_month_to_date_account_p95_bandwidth_bits_per_second", Gauge, Some("bits_per_second"), [], true,
-        "The 95th percentile of the current month's 5-minute bandwidth so far over the sum of the account's domains in each slice (not a sum of percentiles), in bits per second." }
+    MonthToDateAccountP95BandwidthBytesPerSecond => { "cdn_month_to_date_account_p95_bandwidth_bytes_per_second", Gauge, Some("bytes_per_second"), [], true,
+        "The 95th percentile of the current month's 5-minute bandwidth so far over the sum of the account's domains in each slice (not a sum of percentiles), in bytes per second (multiply by 8 for the bits per second of a bill)." }
     /// The end of the newest settled slice.
     TrafficSettledTimestampSeconds => { "cdn_traffic_settled_timestamp_seconds", Gauge, Some("seconds"), [], true,
         "Unix time at which the newest settled 5-minute slice of the month ends (data up to it is final and not fetched again); absent until a day of the month has settled." }
     /// The configured bandwidth commitment.
-    BandwidthCommitBitsPerSecond => { "cdn_bandwidth_commit_bits_per_second", Gauge, Some("bits_per_second"), [], true,
-        "The committed monthly bandwidth configured for the account (bandwidth_commit_mbps), in bits per second." }
+    BandwidthCommitBytesPerSecond => { "cdn_bandwidth_commit_bytes_per_second", Gauge, Some("bytes_per_second"), [], true,
+        "The committed monthly bandwidth configured for the account (bandwidth_commit_mbps), in bytes per second (multiply by 8 for the bits per second of a bill)." }
     /// Build information.
     ExporterBuildInfo => { "cdn_exporter_build_info", Gauge, None, ["version", "revision"], false,
         "The exporter's version and source revision; always 1." }

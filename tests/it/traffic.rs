@@ -148,24 +148,25 @@ fn expected(now: i64, revisions: &[i64]) -> Figures {
             end += 300;
         }
         bw.sort_unstable();
-        let p95 = |v: &[u64]| v[(v.len() as f64 * 0.95).ceil() as usize - 1] as f64 * 1e4;
+        // Hundredths of a Mbps in bytes per second: 10^4 bit/s / 8.
+        let p95 = |v: &[u64]| v[(v.len() as f64 * 0.95).ceil() as usize - 1] as f64 * 1250.0;
         out.insert((name("cdn_month_to_date_bandwidth_bytes"), d.to_owned()), centi as f64 * 1e4);
         out.insert((name("cdn_month_to_date_requests"), d.to_owned()), requests as f64);
         out.insert(
-            (name("cdn_month_to_date_peak_bandwidth_bits_per_second"), d.to_owned()),
-            *bw.last().unwrap() as f64 * 1e4,
+            (name("cdn_month_to_date_peak_bandwidth_bytes_per_second"), d.to_owned()),
+            *bw.last().unwrap() as f64 * 1250.0,
         );
-        out.insert((name("cdn_month_to_date_p95_bandwidth_bits_per_second"), d.to_owned()), p95(&bw));
+        out.insert((name("cdn_month_to_date_p95_bandwidth_bytes_per_second"), d.to_owned()), p95(&bw));
     }
     let mut sums: Vec<u64> = account.into_values().collect();
     sums.sort_unstable();
-    let p95 = sums[(sums.len() as f64 * 0.95).ceil() as usize - 1] as f64 * 1e4;
+    let p95 = sums[(sums.len() as f64 * 0.95).ceil() as usize - 1] as f64 * 1250.0;
     out.insert(
-        (name("cdn_month_to_date_account_peak_bandwidth_bits_per_second"), String::new()),
-        *sums.last().unwrap() as f64 * 1e4,
+        (name("cdn_month_to_date_account_peak_bandwidth_bytes_per_second"), String::new()),
+        *sums.last().unwrap() as f64 * 1250.0,
     );
-    out.insert((name("cdn_month_to_date_account_p95_bandwidth_bits_per_second"), String::new()), p95);
-    out.insert((name("cdn_bandwidth_commit_bits_per_second"), String::new()), 250e6);
+    out.insert((name("cdn_month_to_date_account_p95_bandwidth_bytes_per_second"), String::new()), p95);
+    out.insert((name("cdn_bandwidth_commit_bytes_per_second"), String::new()), 250e6 / 8.0);
     // Days that ended a settle window (1 day) before now are final.
     let settled = (now - month_start - 86_400).div_euclid(86_400);
     if settled > 0 {
@@ -347,7 +348,7 @@ async fn domains_not_asked_for_never_become_labels() {
     let (got, want) = (Figures::of(&samples), expected(now, &[]));
     // The first domain's result came under another name: no traffic for it, the rest exact.
     assert_eq!(got.get("cdn_month_to_date_bandwidth_bytes", "a.example.net"), 0.0);
-    for family in ["cdn_month_to_date_bandwidth_bytes", "cdn_month_to_date_p95_bandwidth_bits_per_second"] {
+    for family in ["cdn_month_to_date_bandwidth_bytes", "cdn_month_to_date_p95_bandwidth_bytes_per_second"] {
         assert_eq!(got.get(family, "b.example.net"), want.get(family, "b.example.net"));
     }
     rig.sim.stop().await;

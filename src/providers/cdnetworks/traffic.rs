@@ -34,12 +34,12 @@ pub const MAX_DOMAINS_PER_REQUEST: usize = 1000;
 /// Bytes in the API's "MB". The docs do not say; traffic and bandwidth figures of CDN bills are
 /// decimal (1 Mbps = 10^6 bit/s), so MB is taken as 10^6 bytes. The one place this is set.
 pub const BYTES_PER_MB: f64 = 1e6;
-/// Bits per second in the API's "Mbps".
-pub const BITS_PER_MBPS: f64 = 1e6;
+/// Bytes per second in the API's "Mbps" (10^6 bit/s; Prometheus' base unit is bytes).
+pub const BYTES_PER_SEC_PER_MBPS: f64 = 1e6 / 8.0;
 /// Bytes per hundredth of an MB: traffic is kept in hundredths (the API's two decimals), exactly.
 const BYTES_PER_CENTI_MB: f64 = BYTES_PER_MB / 100.0;
-/// Bits per second per kept bandwidth unit (kbit/s: the API's Mbps with up to three decimals).
-const BITS_PER_KBPS: f64 = BITS_PER_MBPS / 1000.0;
+/// Bytes per second per kept bandwidth unit (kbit/s: the API's Mbps with up to three decimals).
+const BYTES_PER_SEC_PER_KBPS: f64 = BYTES_PER_SEC_PER_MBPS / 1000.0;
 /// A slot with no slice.
 const NO_SLICE: u32 = u32::MAX;
 
@@ -276,9 +276,9 @@ pub struct Month {
 /// What the figures of one poll are.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figures {
-    /// Per domain: (bytes, requests, peak bits/s, p95 bits/s).
+    /// Per domain: (bytes, requests, peak bytes/s, p95 bytes/s).
     pub domains: Vec<(f64, f64, f64, f64)>,
-    /// The account's peak and p95 over the per-slice sum of its domains, bits/s.
+    /// The account's peak and p95 over the per-slice sum of its domains, bytes/s.
     pub account_peak: f64,
     /// See `account_peak`.
     pub account_p95: f64,
@@ -370,13 +370,13 @@ impl Month {
             domains.push((
                 centi as f64 * BYTES_PER_CENTI_MB,
                 requests as f64,
-                f64::from(peak) * BITS_PER_KBPS,
-                f64::from(p) * BITS_PER_KBPS,
+                f64::from(peak) * BYTES_PER_SEC_PER_KBPS,
+                f64::from(p) * BYTES_PER_SEC_PER_KBPS,
             ));
         }
         let mut totals: Vec<u64> = sums.into_iter().flatten().collect();
-        let account_peak = totals.iter().max().copied().unwrap_or(0) as f64 * BITS_PER_KBPS;
-        let account_p95 = p95(&mut totals).unwrap_or(0) as f64 * BITS_PER_KBPS;
+        let account_peak = totals.iter().max().copied().unwrap_or(0) as f64 * BYTES_PER_SEC_PER_KBPS;
+        let account_p95 = p95(&mut totals).unwrap_or(0) as f64 * BYTES_PER_SEC_PER_KBPS;
         let settled_until =
             (0..days).rev().find(|d| day_final(*d)).map(|d| (self.first_day + d as i64 + 1) * 86_400 - offset);
         Figures { domains, account_peak, account_p95, settled_until }
@@ -401,7 +401,7 @@ pub struct Traffic {
     client: Arc<Client>,
     domains: Vec<String>,
     settle: i64,
-    commit_bits: Option<f64>,
+    commit_bytes: Option<f64>,
     path: String,
     month: Mutex<Option<Month>>,
 }
@@ -414,7 +414,7 @@ impl Traffic {
             client,
             domains,
             settle,
-            commit_bits: commit_mbps.map(|m| m * BITS_PER_MBPS),
+            commit_bytes: commit_mbps.map(|m| m * BYTES_PER_SEC_PER_MBPS),
             path,
             month: Mutex::new(None),
         }
@@ -466,18 +466,18 @@ impl Traffic {
             samples.push(Sample::new(FamilyId::MonthToDateBandwidthBytes, bytes).label("domain", domain.clone()));
             samples.push(Sample::new(FamilyId::MonthToDateRequests, requests).label("domain", domain.clone()));
             samples.push(
-                Sample::new(FamilyId::MonthToDatePeakBandwidthBitsPerSecond, peak).label("domain", domain.clone()),
+                Sample::new(FamilyId::MonthToDatePeakBandwidthBytesPerSecond, peak).label("domain", domain.clone()),
             );
             samples
-                .push(Sample::new(FamilyId::MonthToDateP95BandwidthBitsPerSecond, p).label("domain", domain.clone()));
+                .push(Sample::new(FamilyId::MonthToDateP95BandwidthBytesPerSecond, p).label("domain", domain.clone()));
         }
-        samples.push(Sample::new(FamilyId::MonthToDateAccountPeakBandwidthBitsPerSecond, figures.account_peak));
-        samples.push(Sample::new(FamilyId::MonthToDateAccountP95BandwidthBitsPerSecond, figures.account_p95));
+        samples.push(Sample::new(FamilyId::MonthToDateAccountPeakBandwidthBytesPerSecond, figures.account_peak));
+        samples.push(Sample::new(FamilyId::MonthToDateAccountP95BandwidthBytesPerSecond, figures.account_p95));
         if let Some(t) = figures.settled_until {
             samples.push(Sample::new(FamilyId::TrafficSettledTimestampSeconds, t as f64));
         }
-        if let Some(c) = self.commit_bits {
-            samples.push(Sample::new(FamilyId::BandwidthCommitBitsPerSecond, c));
+        if let Some(c) = self.commit_bytes {
+            samples.push(Sample::new(FamilyId::BandwidthCommitBytesPerSecond, c));
         }
         Ok(samples)
     }
@@ -638,12 +638,12 @@ mod tests {
         let (bytes, requests, peak, p) = f.domains[0];
         assert_eq!(bytes, 101.0 * 1e6, "bytes and requests count the filling slice");
         assert_eq!(requests, 101.0);
-        assert_eq!(peak, 100_000.0, "the filling slice is not the peak");
-        assert_eq!(p, 95_000.0);
-        assert_eq!(f.domains[1].3, 1_000_000.0);
+        assert_eq!(peak, 100.0 * 125.0, "the filling slice is not the peak");
+        assert_eq!(p, 95.0 * 125.0);
+        assert_eq!(f.domains[1].3, 1000.0 * 125.0);
         // The account: per-slot sums 1001..=1100 kbit/s, rank 95 → 1095.
-        assert_eq!(f.account_p95, 1_095_000.0);
-        assert_eq!(f.account_peak, 1_100_000.0);
+        assert_eq!(f.account_p95, 1095.0 * 125.0);
+        assert_eq!(f.account_peak, 1100.0 * 125.0);
         assert_eq!(f.settled_until, None);
     }
 
