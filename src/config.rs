@@ -1523,6 +1523,65 @@ mod tests {
     }
 
     #[test]
+    fn cdnetworks_traffic_keys_have_defaults_bounds_and_a_domain_guard() {
+        let account = |extra: &str, domains: usize| {
+            let list: Vec<String> =
+                (0..domains).map(|i| format!("{{ domain = \"d{i}.example.net\", contract = \"C\" }}")).collect();
+            format!(
+                "[[cdnetworks]]\nname = \"cn\"\nusername = \"u\"\napi_key = \"k\"\n{extra}\ndomains = [{}]\n",
+                list.join(", ")
+            )
+        };
+        let c = Config::from_toml_str(&account("", 1), "test").unwrap();
+        let a = &c.cdnetworks[0];
+        assert!(a.traffic);
+        assert_eq!(a.traffic_interval, Duration::from_secs(900));
+        assert_eq!(a.traffic_settle, Duration::from_secs(86_400));
+        assert_eq!((a.traffic_max_age, a.bandwidth_commit_mbps), (None, None));
+        assert_eq!(c.limits.max_traffic_domains, 2000);
+        assert_eq!(c.limits.answers.traffic_bytes, 32 << 20);
+        let c = Config::from_toml_str(
+            &account(
+                "traffic = false\ntraffic_interval = \"5m\"\ntraffic_settle = \"2d\"\nbandwidth_commit_mbps = 750",
+                1,
+            ),
+            "test",
+        )
+        .unwrap();
+        let a = &c.cdnetworks[0];
+        assert!(!a.traffic);
+        assert_eq!((a.traffic_interval, a.traffic_settle), (Duration::from_secs(300), Duration::from_secs(2 * 86_400)));
+        assert_eq!(a.bandwidth_commit_mbps, Some(750.0));
+        for (extra, path, needle) in [
+            ("traffic = \"no\"", "cdnetworks[0].traffic", "true or false"),
+            ("traffic_settle = \"8d\"", "cdnetworks[0].traffic_settle", "at most \"7d\""),
+            ("traffic_interval = \"0s\"", "cdnetworks[0].traffic_interval", "1s to 31d"),
+            ("bandwidth_commit_mbps = -1", "cdnetworks[0].bandwidth_commit_mbps", "at least 0"),
+        ] {
+            let err = Config::from_toml_str(&account(extra, 1), "test").unwrap_err();
+            assert_eq!(err.problems[0].path, path, "{extra}: {err}");
+            assert!(err.problems[0].message.contains(needle), "{extra}: {err}");
+        }
+        // 3 accounts of 1,000 domains: 3,000 > 2,000 unless one turns traffic off or the limit rises.
+        let three = |first: &str| {
+            (0..3)
+                .map(|i| {
+                    account(if i == 0 { first } else { "" }, 1000)
+                        .replace("name = \"cn\"", &format!("name = \"cn{i}\""))
+                })
+                .collect::<String>()
+        };
+        let err = Config::from_toml_str(&three(""), "test").unwrap_err();
+        assert_eq!(err.problems[0].path, "max_traffic_domains", "{err}");
+        assert!(
+            err.problems[0].message.contains("3000 domains") && err.problems[0].message.contains("limit is 2000"),
+            "{err}"
+        );
+        Config::from_toml_str(&three("traffic = false"), "test").unwrap();
+        Config::from_toml_str(&format!("max_traffic_domains = 3000\n{}", three("")), "test").unwrap();
+    }
+
+    #[test]
     fn cdnetworks_accounts_validate_with_paths() {
         let good = r#"
             [[cdnetworks]]
