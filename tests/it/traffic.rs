@@ -51,6 +51,11 @@ impl Rig {
 
     /// A fresh traffic job (a restarted exporter), API-key or AK/SK auth.
     fn job(&self, aksk: bool) -> traffic::Traffic {
+        self.job_with(aksk, "")
+    }
+
+    /// A job whose configuration starts with `top` (top-level keys and tables).
+    fn job_with(&self, aksk: bool, top: &str) -> traffic::Traffic {
         let auth = if aksk {
             "access_key = \"AKT\"\nsecret_key = \"skt\""
         } else {
@@ -59,7 +64,7 @@ impl Rig {
         let domains: Vec<String> =
             DOMAINS.iter().map(|d| format!("{{ domain = \"{d}\", contract = \"C-1\" }}")).collect();
         let toml = format!(
-            "[[cdnetworks]]\nname = \"t\"\nbase_url = \"{}\"\n{auth}\nbandwidth_commit_mbps = 250\ndomains = [{}]\n",
+            "{top}\n[[cdnetworks]]\nname = \"t\"\nbase_url = \"{}\"\n{auth}\nbandwidth_commit_mbps = 250\ndomains = [{}]\n",
             self.sim.cdnetworks_url(),
             domains.join(", ")
         );
@@ -351,5 +356,23 @@ async fn domains_not_asked_for_never_become_labels() {
     for family in ["cdn_month_to_date_bandwidth_bytes", "cdn_month_to_date_p95_bandwidth_bytes_per_second"] {
         assert_eq!(got.get(family, "b.example.net"), want.get(family, "b.example.net"));
     }
+    rig.sim.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_past_traffic_bytes_fails_the_poll_and_says_what_to_raise() {
+    let now = local(2026, 11, 2, 8, 0);
+    let rig = Rig::start(now).await;
+    // A day of three domains is about 250 KB; 4 KiB is the smallest bound allowed.
+    let job = rig.job_with(false, "[answer_limits]\ntraffic_bytes = 4096");
+    let e = job.poll().await.unwrap_err();
+    assert_eq!(e.reason.as_str(), "parse", "{}", e.message);
+    assert!(
+        e.message.contains("traffic-request answer") && e.message.contains("answer_limits.traffic_bytes"),
+        "{}",
+        e.message
+    );
+    // With the default bound the same answers are read.
+    assert_eq!(Figures::of(&rig.job(false).poll().await.unwrap()), expected(now, &[]));
     rig.sim.stop().await;
 }
