@@ -376,3 +376,21 @@ async fn an_answer_past_traffic_bytes_fails_the_poll_and_says_what_to_raise() {
     assert_eq!(Figures::of(&rig.job(false).poll().await.unwrap()), expected(now, &[]));
     rig.sim.stop().await;
 }
+
+#[tokio::test]
+async fn days_fetched_before_a_failure_are_kept_for_the_next_poll() {
+    let now = local(2026, 11, 10, 15, 0);
+    let rig = Rig::start(now).await;
+    let job = rig.job(false);
+    // The 5th cannot be had: the poll fails there, after the 1st to the 4th.
+    rig.sim.state.set_faults(Faults { fail_window: Some("2026-11-05".into()), ..Faults::default() });
+    let before = rig.requests();
+    let e = job.poll().await.unwrap_err();
+    assert_eq!(e.reason.as_str(), "http", "{}", e.message);
+    assert_eq!(rig.requests() - before, 5, "the 1st to the 4th, then the 5th failed");
+    rig.sim.state.set_faults(Faults::default());
+    let (figures, cost) = rig.poll(&job).await;
+    assert_eq!(cost, 6, "the 5th to the 10th only: the 1st to the 4th were final when fetched");
+    assert_eq!(figures, expected(now, &[]));
+    rig.sim.stop().await;
+}
