@@ -310,8 +310,7 @@ impl Month {
     /// is not final.
     pub fn due(&self, today: i64, offset: i64, settle: i64) -> Vec<(usize, usize)> {
         let last = (today - self.first_day).min(self.fetched_at.len() as i64 - 1);
-        (0..=last.max(-1))
-            .filter(|d| *d >= 0)
+        (0..=last)
             .flat_map(|d| (0..self.fetched_at[0].len()).map(move |c| (d as usize, c)))
             .filter(|&(d, c)| !self.settled(d, c, offset, settle))
             .collect()
@@ -388,6 +387,14 @@ impl Month {
     }
 }
 
+/// Today and the first day of its month (local day numbers) at `now` in a zone `offset` seconds
+/// east of UTC: the month the figures are for.
+pub fn local_month(now: i64, offset: i64) -> (i64, i64) {
+    let today = (now + offset).div_euclid(86_400);
+    let (y, m, _) = timeutil::civil_from_days(today);
+    (today, timeutil::days_from_civil(y, m, 1))
+}
+
 /// `yyyy-MM-ddTHH:mm:ss±HH:mm` of the local midnight starting day `day` in a zone `offset`
 /// seconds east of UTC.
 pub fn local_midnight(day: i64, offset: i64) -> String {
@@ -449,9 +456,7 @@ impl Traffic {
     async fn run(&self) -> Result<Vec<Sample>, PollError> {
         let now = self.client.clock().now();
         let offset = self.client.utc_offset();
-        let today = (now + offset).div_euclid(86_400);
-        let (y, m, _) = timeutil::civil_from_days(today);
-        let first_day = timeutil::days_from_civil(y, m, 1);
+        let (today, first_day) = local_month(now, offset);
         let due = {
             let mut month = self.lock();
             // At the month's turn the month-to-date figures start again.
@@ -531,6 +536,24 @@ mod tests {
         assert_eq!(local_midnight(day, NINE), "2026-11-01T00:00:00+09:00");
         assert_eq!(local_midnight(day, -(5 * 3600 + 1800)), "2026-11-01T00:00:00-05:30");
         assert_eq!(local_midnight(day, 0), "2026-11-01T00:00:00+00:00");
+    }
+
+    #[test]
+    fn the_month_turns_at_local_midnight() {
+        let dec1 = timeutil::days_from_civil(2026, 12, 1);
+        let nov1 = timeutil::days_from_civil(2026, 11, 1);
+        // 1 December 03:00 UTC is still 30 November 22:00 in GMT-05:00, already 12:00 in GMT+09:00.
+        let t = dec1 * 86_400 + 3 * 3600;
+        assert_eq!(local_month(t, -5 * 3600), (dec1 - 1, nov1));
+        assert_eq!(local_month(t, NINE), (dec1, dec1));
+        // GMT+09:00 turns at 15:00 UTC the day before.
+        assert_eq!(local_month(dec1 * 86_400 - NINE - 1, NINE), (dec1 - 1, nov1));
+        assert_eq!(local_month(dec1 * 86_400 - NINE, NINE), (dec1, dec1));
+        // In a negative zone, the day windows and what is due follow the local days.
+        let m = Month::new(nov1, 1);
+        let (today, _) = local_month(t, -5 * 3600);
+        assert_eq!(m.due(today, -5 * 3600, 86_400).len(), 30, "all of November");
+        assert_eq!(local_midnight(today, -5 * 3600), "2026-11-30T00:00:00-05:00");
     }
 
     fn slice(stamp: &str, traffic: &str, bw: &str, req: &str) -> serde_json::Value {
