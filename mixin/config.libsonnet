@@ -23,6 +23,7 @@
     // How long each condition must hold before its alert fires.
     estimatedSpendFor: '1h',
     forecastSpendFor: '2h',
+    bandwidthCommitFor: '1h',
     jumpFor: '1h',
     jobFailingFor: '30m',
     dataStaleFor: '5m',

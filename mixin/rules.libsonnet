@@ -39,8 +39,8 @@ local u = import 'lib/util.libsonnet';
           {
             record: 'cdn:bandwidth_bytes:increase1d',
             expr: |||
-              sum by (provider, account) (max by (provider, account, product) (cdn_month_to_date_bandwidth_bytes))
-              - sum by (provider, account) (max by (provider, account, product) (cdn_month_to_date_bandwidth_bytes offset 1d))
+              sum by (provider, account) (max by (provider, account, product, domain) (cdn_month_to_date_bandwidth_bytes))
+              - sum by (provider, account) (max by (provider, account, product, domain) (cdn_month_to_date_bandwidth_bytes offset 1d))
             |||,
           },
           {
@@ -71,6 +71,23 @@ local u = import 'lib/util.libsonnet';
               summary: '{{ $labels.account }} ({{ $labels.provider }}) is estimated to spend over its monthly budget',
               description: 'The provider estimates {{ $labels.provider }} account {{ $labels.account }} will spend ${{ $value | printf "%.2f" }} this month, over its budget.',
               runbook: runbook('CdnEstimatedSpendOverBudget'),
+            },
+          },
+          {
+            // The month's billable 95th percentile so far is over the contract's commitment
+            // (bandwidth_commit_mbps): past it the overage is billed, and the percentile only
+            // falls back as the month's slices pile up.
+            alert: 'CdnBandwidthP95OverCommit',
+            expr: |||
+              max by (provider, account) (cdn_month_to_date_account_p95_bandwidth_bytes_per_second)
+              > max by (provider, account) (cdn_bandwidth_commit_bytes_per_second)
+            |||,
+            'for': c.bandwidthCommitFor,
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: '{{ $labels.account }} ({{ $labels.provider }}) is over its committed bandwidth this month',
+              description: "The 95th percentile of {{ $labels.provider }} account {{ $labels.account }}'s 5-minute bandwidth this month is {{ $value | humanize }}B/s, over the commitment configured as bandwidth_commit_mbps.",
+              runbook: runbook('CdnBandwidthP95OverCommit'),
             },
           },
           {

@@ -32,6 +32,8 @@ use crate::timeutil::{self, civil_from_days, days_from_civil, days_in_month, for
 pub const CDNETWORKS_HISTORY_DAYS: i64 = 731;
 /// Days per CDNetworks window: `dateFrom` and `dateTo` at most 31 days apart.
 pub const CDNETWORKS_WINDOW_DAYS: i64 = 31;
+/// How far back CDNetworks `traffic-request` serves (183 days).
+pub const TRAFFIC_HISTORY_DAYS: i64 = 183;
 /// Days per ScaleEngine `disk.usage` answer.
 pub const DISK_WINDOW_DAYS: i64 = 30;
 
@@ -188,6 +190,7 @@ impl Drop for SpoolDir {
 /// A unit of work.
 enum Unit {
     Domain { client: Arc<cdnetworks::Client>, account: CdnetworksAccount, domain: usize },
+    Traffic { client: Arc<cdnetworks::Client>, account: CdnetworksAccount },
     Disk(Arc<SeClient>, ScaleEngineAccount),
     Summary(Arc<SeClient>, ScaleEngineAccount),
     Billing(Arc<SeClient>, ScaleEngineAccount),
@@ -200,6 +203,9 @@ impl Unit {
             Unit::Domain { account, domain, .. } => {
                 format!("{}/{}/{}", cdnetworks::PROVIDER, account.name, account.domains[*domain].domain)
             }
+            Unit::Traffic { account, .. } => {
+                format!("{}/{}/{}", cdnetworks::PROVIDER, account.name, cdnetworks::traffic::ENDPOINT)
+            }
             Unit::Disk(_, a) => format!("{}/{}/disk.usage", scaleengine::PROVIDER, a.name),
             Unit::Summary(_, a) => format!("{}/{}/usage.summary", scaleengine::PROVIDER, a.name),
             Unit::Billing(_, a) => format!("{}/{}/usage.billing", scaleengine::PROVIDER, a.name),
@@ -209,7 +215,9 @@ impl Unit {
 
     fn account(&self) -> (&'static str, Arc<str>) {
         match self {
-            Unit::Domain { account, .. } => (cdnetworks::PROVIDER, account.name.as_str().into()),
+            Unit::Domain { account, .. } | Unit::Traffic { account, .. } => {
+                (cdnetworks::PROVIDER, account.name.as_str().into())
+            }
             Unit::Disk(_, a) | Unit::Summary(_, a) | Unit::Billing(_, a) | Unit::Video(_, a, _) => {
                 (scaleengine::PROVIDER, a.name.as_str().into())
             }
@@ -224,6 +232,19 @@ impl Unit {
                 let today = (now + account.utc_offset).div_euclid(86_400);
                 let first = from.max(today - CDNETWORKS_HISTORY_DAYS + 1);
                 chunks(first, to.min(today), CDNETWORKS_WINDOW_DAYS)
+            }
+            // Month by month in the account's zone, from each month's first day (month-to-date
+            // figures start there), a request per day; months older than the API's history
+            // cannot be summed whole and are left out.
+            Unit::Traffic { account, .. } => {
+                let today = (now + account.utc_offset).div_euclid(86_400);
+                let oldest = today - TRAFFIC_HISTORY_DAYS + 1;
+                // Days before today: today belongs to live polling.
+                months(from, to.min(today - 1))
+                    .into_iter()
+                    .filter(|(first, _)| *first >= oldest)
+                    .map(|(first, last)| (first, last.min(to).min(today - 1)))
+                    .collect()
             }
             Unit::Disk(..) => chunks(from, to.min(today_utc - 1), DISK_WINDOW_DAYS),
             // Whole months that are over, and that meet the range.
@@ -286,6 +307,9 @@ pub async fn run(config: &Config, opts: &Options, progress: Arc<dyn Progress>) -
             Arc::new(cdnetworks::Client::new(a, &http, &store, upstream.clone()).map_err(BackfillError::Setup)?);
         for domain in 0..a.domains.len() {
             units.push(Unit::Domain { client: client.clone(), account: a.clone(), domain });
+        }
+        if a.traffic {
+            units.push(Unit::Traffic { client: client.clone(), account: a.clone() });
         }
     }
     for a in &config.scaleengine {
@@ -355,6 +379,9 @@ async fn run_unit(
             Unit::Domain { client, account, domain } => {
                 domain_window(client, account, *domain, first, last, now, &mut spool).await
             }
+            Unit::Traffic { client, account } => {
+                traffic_month(client, account, first, last, from, now, &mut spool).await
+            }
             Unit::Disk(client, _) => disk_window(client, first, last, &mut spool).await,
             Unit::Summary(client, _) => month_window(client, "usage.summary", first, last, &mut spool).await,
             Unit::Billing(client, _) => month_window(client, "usage.billing", first, last, &mut spool).await,
@@ -415,6 +442,41 @@ async fn domain_window(
             Sample::new(FamilyId::StorageSampleTimestampSeconds, p.end as f64).label("domain", d.domain.clone()),
         ];
         spool.write(&samples, p.end)?;
+    }
+    Ok(())
+}
+
+/// Days `first..=last` of one month (in the account's zone) of an account's traffic, a request
+/// per day per 1,000 domains: the month-to-date figures at each day's end, as live polling
+/// computes them. Days before `emit_from` only feed the month.
+async fn traffic_month(
+    client: &cdnetworks::Client,
+    account: &CdnetworksAccount,
+    first: i64,
+    last: i64,
+    emit_from: i64,
+    now: i64,
+    spool: &mut Spool,
+) -> Result<(), WindowError> {
+    use cdnetworks::traffic::{self, MAX_DOMAINS_PER_REQUEST, Month};
+    let offset = client.utc_offset();
+    let domains: Vec<String> = account.domains.iter().map(|d| d.domain.clone()).collect();
+    let mut month = Month::new(first, domains.len());
+    for day in first..=last {
+        for (chunk, asked) in domains.chunks(MAX_DOMAINS_PER_REQUEST).enumerate() {
+            let (from, to) = (traffic::local_midnight(day, offset), traffic::local_midnight(day + 1, offset));
+            let answer = client
+                .traffic_day(asked, &from, &to, &account.path)
+                .await
+                .map_err(|error| WindowError::Fetch { error, from: day })?;
+            month.keep((day - first) as usize, chunk, &answer, offset, now);
+        }
+        if day >= emit_from {
+            // Past days are final (settle 0: fetched after they ended).
+            let figures = month.figures(offset, 0);
+            let at = (day + 1) * 86_400 - offset;
+            spool.write(&traffic::samples(&domains, figures, None), at)?;
+        }
     }
     Ok(())
 }

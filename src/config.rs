@@ -49,6 +49,8 @@ pub const MAX_LOG_LEVEL_BYTES: usize = 1024;
 pub const MAX_ACCOUNTS: usize = 256;
 /// The most domains per CDNetworks account (1000).
 pub const MAX_DOMAINS: usize = 1000;
+/// The longest `traffic_settle` (7 days): each settle day costs a request per poll.
+pub const MAX_TRAFFIC_SETTLE: Duration = Duration::from_secs(7 * 86_400);
 /// The most entries in `video_apps` (100).
 pub const MAX_VIDEO_APPS: usize = 100;
 /// Values quoted in an error are cut to this many characters.
@@ -63,6 +65,7 @@ pub const ENV_KEYS: &[&str] = &[
     "max_in_flight_per_provider",
     "retries",
     "max_series",
+    "max_traffic_domains",
 ];
 
 /// Log line format.
@@ -106,6 +109,9 @@ pub struct Limits {
     pub retries: u32,
     /// `max_series` (default 50000): series served; new series past it are dropped.
     pub max_series: usize,
+    /// `max_traffic_domains` (default 2000): domains whose month of 5-minute slices the
+    /// CDNetworks traffic jobs keep in memory, all accounts of the file together (about 36 KB each).
+    pub max_traffic_domains: usize,
     /// `[answer_limits]`: bounds on what one provider answer may hold.
     pub answers: AnswerLimits,
 }
@@ -131,6 +137,9 @@ pub struct AnswerLimits {
     pub page_entries: usize,
     /// `video_pages` (default 100): `video.usage` pages read in one poll, all apps together.
     pub video_pages: usize,
+    /// `traffic_bytes` (default 32 MiB): one CDNetworks `traffic-request` answer (one day of
+    /// 5-minute slices for up to 1,000 domains).
+    pub traffic_bytes: usize,
 }
 
 impl Default for AnswerLimits {
@@ -144,6 +153,7 @@ impl Default for AnswerLimits {
             table_rows: 1000,
             page_entries: 10_000,
             video_pages: 100,
+            traffic_bytes: 32 << 20,
         }
     }
 }
@@ -155,6 +165,7 @@ impl Default for Limits {
             max_in_flight_per_provider: 8,
             retries: 2,
             max_series: crate::store::DEFAULT_MAX_SERIES,
+            max_traffic_domains: 2000,
             answers: AnswerLimits::default(),
         }
     }
@@ -232,6 +243,19 @@ pub struct CdnetworksAccount {
     pub timeout: Duration,
     /// `max_age` (default 3 × interval): samples older than this leave `/metrics`.
     pub max_age: Option<Duration>,
+    /// `traffic` (default true): whether the traffic job (`traffic-request`) runs.
+    pub traffic: bool,
+    /// `traffic_interval` (default 15m).
+    pub traffic_interval: Duration,
+    /// `traffic_max_age` (default 3 × traffic_interval): traffic samples older than this leave
+    /// `/metrics`.
+    pub traffic_max_age: Option<Duration>,
+    /// `traffic_settle` (default 1d, at most 7d): a day that ended longer ago than this, once
+    /// fetched, is final and not fetched again.
+    pub traffic_settle: Duration,
+    /// `bandwidth_commit_mbps` (optional): the committed bandwidth of the contract, in Mbit/s,
+    /// exported as `cdn_bandwidth_commit_bytes_per_second`.
+    pub bandwidth_commit_mbps: Option<f64>,
 }
 
 /// A video app named by id or by name (`video_apps = ["live", 42]`).
@@ -700,6 +724,26 @@ impl Validator {
         }
     }
 
+    /// `true` or `false`; `default` when absent, `None` after a problem.
+    fn boolean(&mut self, t: &mut Table<'_>, key: &str, default: bool) -> Option<bool> {
+        let Some(v) = t.take(key) else {
+            return Some(default);
+        };
+        match v {
+            Value::Bool(b) => Some(*b),
+            other => {
+                self.problem(
+                    join(&t.path, key),
+                    format!(
+                        "expected true or false, found {}. Write it without quotes, e.g. `{key} = false`.",
+                        kind(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     fn number(&mut self, t: &mut Table<'_>, key: &str) -> Option<f64> {
         let v = t.take(key)?;
         match v.as_f64() {
@@ -866,11 +910,25 @@ impl Validator {
             .map_or(d.max_in_flight_per_provider, |n| n as usize);
         let retries = self.integer(&mut t, "retries", 0, 10).map_or(d.retries, |n| n as u32);
         let max_series = self.integer(&mut t, "max_series", 1, 100_000_000).map_or(d.max_series, |n| n as usize);
+        let max_traffic_domains =
+            self.integer(&mut t, "max_traffic_domains", 1, 1_000_000).map_or(d.max_traffic_domains, |n| n as usize);
         let answers = self.answer_limits(&mut t);
-        let limits = Limits { max_in_flight, max_in_flight_per_provider, retries, max_series, answers };
+        let limits =
+            Limits { max_in_flight, max_in_flight_per_provider, retries, max_series, max_traffic_domains, answers };
         let scaleengine = self.accounts(&mut t, "scaleengine", Self::scaleengine);
         let cdnetworks = self.accounts(&mut t, "cdnetworks", Self::cdnetworks);
         self.unknown(t);
+        let traffic_domains: usize = cdnetworks.iter().filter(|a| a.traffic).map(|a| a.domains.len()).sum();
+        if traffic_domains > max_traffic_domains {
+            self.problem(
+                "max_traffic_domains",
+                format!(
+                    "the CDNetworks traffic jobs would keep {traffic_domains} domains in memory (about 36 KB each); \
+                     the limit is {max_traffic_domains}. Raise max_traffic_domains, set `traffic = false` on some \
+                     accounts, or shard the accounts over several exporters."
+                ),
+            );
+        }
         let config = Config { listen_address, log_level, log_format, scaleengine, cdnetworks, limits, shard };
         if config.account_count() == 0 && self.problems.is_empty() {
             self.problem(
@@ -900,6 +958,7 @@ impl Validator {
         let disk_bytes = bytes(self, "disk_bytes", d.disk_bytes);
         let video_page_bytes = bytes(self, "video_page_bytes", d.video_page_bytes);
         let domain_usage_bytes = bytes(self, "domain_usage_bytes", d.domain_usage_bytes);
+        let traffic_bytes = bytes(self, "traffic_bytes", d.traffic_bytes);
         let table_rows = self.integer(&mut t, "table_rows", 1, 1_000_000).map_or(d.table_rows, |n| n as usize);
         let page_entries = self.integer(&mut t, "page_entries", 1, 1_000_000).map_or(d.page_entries, |n| n as usize);
         let video_pages = self.integer(&mut t, "video_pages", 1, 100_000).map_or(d.video_pages, |n| n as usize);
@@ -913,6 +972,7 @@ impl Validator {
             table_rows,
             page_entries,
             video_pages,
+            traffic_bytes,
         }
     }
 
@@ -1080,6 +1140,18 @@ impl Validator {
         let interval = self.duration(&mut t, "interval", Duration::from_secs(3600));
         let timeout = self.duration(&mut t, "timeout", Duration::from_secs(30));
         let max_age = self.optional_duration(&mut t, "max_age");
+        let traffic = self.boolean(&mut t, "traffic", true);
+        let traffic_interval = self.duration(&mut t, "traffic_interval", Duration::from_secs(15 * 60));
+        let traffic_max_age = self.optional_duration(&mut t, "traffic_max_age");
+        let settle_path = join(&t.path, "traffic_settle");
+        let traffic_settle = self.duration(&mut t, "traffic_settle", Duration::from_secs(86_400));
+        if traffic_settle.is_some_and(|d| d > MAX_TRAFFIC_SETTLE) {
+            self.problem(
+                settle_path,
+                "is longer than 7d. Each day of the settle window is fetched again on every poll; use at most \"7d\".",
+            );
+        }
+        let bandwidth_commit_mbps = self.number(&mut t, "bandwidth_commit_mbps");
         let path = t.path.clone();
         self.unknown(t);
         if self.problems.len() > before {
@@ -1097,6 +1169,11 @@ impl Validator {
             interval: interval?,
             timeout: timeout?,
             max_age: max_age?,
+            traffic: traffic?,
+            traffic_interval: traffic_interval?,
+            traffic_max_age: traffic_max_age?,
+            traffic_settle: traffic_settle?,
+            bandwidth_commit_mbps,
         })
     }
 
@@ -1443,6 +1520,65 @@ mod tests {
     fn debug_print_has_no_secret() {
         let c = Config::from_toml_str(&GOOD.replace("\"s\"", "\"topsecretvalue\""), "test").unwrap();
         assert!(!format!("{c:?}").contains("topsecretvalue"));
+    }
+
+    #[test]
+    fn cdnetworks_traffic_keys_have_defaults_bounds_and_a_domain_guard() {
+        let account = |extra: &str, domains: usize| {
+            let list: Vec<String> =
+                (0..domains).map(|i| format!("{{ domain = \"d{i}.example.net\", contract = \"C\" }}")).collect();
+            format!(
+                "[[cdnetworks]]\nname = \"cn\"\nusername = \"u\"\napi_key = \"k\"\n{extra}\ndomains = [{}]\n",
+                list.join(", ")
+            )
+        };
+        let c = Config::from_toml_str(&account("", 1), "test").unwrap();
+        let a = &c.cdnetworks[0];
+        assert!(a.traffic);
+        assert_eq!(a.traffic_interval, Duration::from_secs(900));
+        assert_eq!(a.traffic_settle, Duration::from_secs(86_400));
+        assert_eq!((a.traffic_max_age, a.bandwidth_commit_mbps), (None, None));
+        assert_eq!(c.limits.max_traffic_domains, 2000);
+        assert_eq!(c.limits.answers.traffic_bytes, 32 << 20);
+        let c = Config::from_toml_str(
+            &account(
+                "traffic = false\ntraffic_interval = \"5m\"\ntraffic_settle = \"2d\"\nbandwidth_commit_mbps = 750",
+                1,
+            ),
+            "test",
+        )
+        .unwrap();
+        let a = &c.cdnetworks[0];
+        assert!(!a.traffic);
+        assert_eq!((a.traffic_interval, a.traffic_settle), (Duration::from_secs(300), Duration::from_secs(2 * 86_400)));
+        assert_eq!(a.bandwidth_commit_mbps, Some(750.0));
+        for (extra, path, needle) in [
+            ("traffic = \"no\"", "cdnetworks[0].traffic", "true or false"),
+            ("traffic_settle = \"8d\"", "cdnetworks[0].traffic_settle", "at most \"7d\""),
+            ("traffic_interval = \"0s\"", "cdnetworks[0].traffic_interval", "1s to 31d"),
+            ("bandwidth_commit_mbps = -1", "cdnetworks[0].bandwidth_commit_mbps", "at least 0"),
+        ] {
+            let err = Config::from_toml_str(&account(extra, 1), "test").unwrap_err();
+            assert_eq!(err.problems[0].path, path, "{extra}: {err}");
+            assert!(err.problems[0].message.contains(needle), "{extra}: {err}");
+        }
+        // 3 accounts of 1,000 domains: 3,000 > 2,000 unless one turns traffic off or the limit rises.
+        let three = |first: &str| {
+            (0..3)
+                .map(|i| {
+                    account(if i == 0 { first } else { "" }, 1000)
+                        .replace("name = \"cn\"", &format!("name = \"cn{i}\""))
+                })
+                .collect::<String>()
+        };
+        let err = Config::from_toml_str(&three(""), "test").unwrap_err();
+        assert_eq!(err.problems[0].path, "max_traffic_domains", "{err}");
+        assert!(
+            err.problems[0].message.contains("3000 domains") && err.problems[0].message.contains("limit is 2000"),
+            "{err}"
+        );
+        Config::from_toml_str(&three("traffic = false"), "test").unwrap();
+        Config::from_toml_str(&format!("max_traffic_domains = 3000\n{}", three("")), "test").unwrap();
     }
 
     #[test]

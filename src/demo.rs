@@ -29,6 +29,10 @@ time_zone = "GMT+09:00"
 granularity = "h"
 interval = "30s"
 timeout = "5s"
+traffic_interval = "30s"
+# Below the simulator's 95th percentile (about 1.5 Gbit/s over both domains), so the commitment
+# alert fires in the demo.
+bandwidth_commit_mbps = 500
 domains = [
   { domain = "static.demo.example", contract = "CT-1001" },
   { domain = "video.demo.example", contract = "CT-1001" },

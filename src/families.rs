@@ -83,12 +83,12 @@ macro_rules! families {
 }
 
 families! {
-    /// usage.summary bandwidth rows.
-    MonthToDateBandwidthBytes => { "cdn_month_to_date_bandwidth_bytes", Gauge, Some("bytes"), ["product"], true,
-        "Bytes transferred since the start of the current month (UTC), by product." }
-    /// usage.summary request rows.
-    MonthToDateRequests => { "cdn_month_to_date_requests", Gauge, None, ["product"], true,
-        "Requests served since the start of the current month (UTC), by product." }
+    /// usage.summary bandwidth rows (by product), traffic-request (by domain).
+    MonthToDateBandwidthBytes => { "cdn_month_to_date_bandwidth_bytes", Gauge, Some("bytes"), ["product|domain"], true,
+        "Bytes transferred since the start of the current month (UTC for ScaleEngine, the account's time_zone for CDNetworks), by product (ScaleEngine) or domain (CDNetworks)." }
+    /// usage.summary request rows (by product), traffic-request (by domain).
+    MonthToDateRequests => { "cdn_month_to_date_requests", Gauge, None, ["product|domain"], true,
+        "Requests served since the start of the current month (UTC for ScaleEngine, the account's time_zone for CDNetworks), by product (ScaleEngine) or domain (CDNetworks)." }
     /// usage.summary SQL query rows.
     MonthToDateSqlQueries => { "cdn_month_to_date_sql_queries", Gauge, None, ["kind"], true,
         "SQL queries run since the start of the current month (UTC), by kind of query." }
@@ -140,6 +140,25 @@ families! {
     /// video.usage requests, top N per app.
     VideoMonthToDateRequests => { "cdn_video_month_to_date_requests", Gauge, None, ["app", "url"], true,
         "Play, pause and stop commands for one video URL or stream since the start of the current month (UTC); same URLs as cdn_video_month_to_date_bytes." }
+    // CDNetworks traffic-request: billable bandwidth (one block, see docs/metrics.md).
+    /// The highest complete 5-minute bandwidth of the month so far, per domain.
+    MonthToDatePeakBandwidthBytesPerSecond => { "cdn_month_to_date_peak_bandwidth_bytes_per_second", Gauge, Some("bytes_per_second"), ["domain"], true,
+        "The highest 5-minute bandwidth of the current month so far (the account's time_zone), in bytes per second (multiply by 8 for the bits per second of a bill); the newest, still-filling slice is left out." }
+    /// The 95th percentile of the month's 5-minute bandwidth so far, per domain.
+    MonthToDateP95BandwidthBytesPerSecond => { "cdn_month_to_date_p95_bandwidth_bytes_per_second", Gauge, Some("bytes_per_second"), ["domain"], true,
+        "The 95th percentile of the current month's 5-minute bandwidth so far, in bytes per second (multiply by 8 for the bits per second of a bill): the value at rank ceil(0.95 n) of the n slices sorted ascending (the top 5 % dropped); the newest, still-filling slice is left out." }
+    /// The account's peak over the per-slice sum of its domains.
+    MonthToDateAccountPeakBandwidthBytesPerSecond => { "cdn_month_to_date_account_peak_bandwidth_bytes_per_second", Gauge, Some("bytes_per_second"), [], true,
+        "The highest 5-minute bandwidth of the current month so far over the sum of the account's domains in each slice, in bytes per second (multiply by 8 for the bits per second of a bill)." }
+    /// The account's 95th percentile over the per-slice sum of its domains.
+    MonthToDateAccountP95BandwidthBytesPerSecond => { "cdn_month_to_date_account_p95_bandwidth_bytes_per_second", Gauge, Some("bytes_per_second"), [], true,
+        "The 95th percentile of the current month's 5-minute bandwidth so far over the sum of the account's domains in each slice (not a sum of percentiles), in bytes per second (multiply by 8 for the bits per second of a bill)." }
+    /// The end of the newest settled slice.
+    TrafficSettledTimestampSeconds => { "cdn_traffic_settled_timestamp_seconds", Gauge, Some("seconds"), [], true,
+        "Unix time at which the newest settled 5-minute slice of the month ends (data up to it is final and not fetched again); absent until a day of the month has settled." }
+    /// The configured bandwidth commitment.
+    BandwidthCommitBytesPerSecond => { "cdn_bandwidth_commit_bytes_per_second", Gauge, Some("bytes_per_second"), [], true,
+        "The committed monthly bandwidth configured for the account (bandwidth_commit_mbps), in bytes per second (multiply by 8 for the bits per second of a bill)." }
     /// Build information.
     ExporterBuildInfo => { "cdn_exporter_build_info", Info, None, ["version", "revision"], false,
         "The exporter's version and source revision; always 1." }

@@ -336,9 +336,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     println!("  account: cdn = {}, api_key = {:?}, api_secret = {:?}", a.cdn, a.api_key, a.api_secret);
                 }
                 println!(
-                    "CDNetworks simulator at {}{}",
+                    "CDNetworks simulator at {}{} and {}{}",
                     sim.cdnetworks_url(),
-                    cdn_usage_exporter::providers::cdnetworks::PATH
+                    cdn_usage_exporter::providers::cdnetworks::PATH,
+                    sim.cdnetworks_url(),
+                    cdn_usage_exporter::providers::cdnetworks::traffic::PATH
                 );
                 for a in &sim.state.cdnetworks {
                     println!(

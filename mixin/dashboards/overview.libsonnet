@@ -74,16 +74,16 @@ function(c)
       ], 'currencyUSD'),
       d.timeseries('Bandwidth this month by product', [0, 20, 12, 8], [
         d.query(
-          'sum by (product) (max by (provider, account, product) (cdn_month_to_date_bandwidth_bytes{%s}))' % s,
+          'sum by (product) (max by (provider, account, product) (cdn_month_to_date_bandwidth_bytes{%s, product!=""}))' % s,
           '{{product}}'
         ),
       ], 'decbytes'),
       d.timeseries('Bandwidth rate by product', [12, 20, 12, 8], [
-        d.query('sum by (product) (rate(cdn_month_to_date_bandwidth_bytes{%s}[1h]))' % s, '{{product}}'),
+        d.query('sum by (product) (rate(cdn_month_to_date_bandwidth_bytes{%s, product!=""}[1h]))' % s, '{{product}}'),
       ], 'Bps', 'Bytes per second, from the month-to-date totals over the last hour (rate() treats the monthly reset as a counter reset).'),
       d.timeseries('Requests this month by product', [0, 28, 12, 8], [
         d.query(
-          'sum by (product) (max by (provider, account, product) (cdn_month_to_date_requests{%s}))' % s, '{{product}}'
+          'sum by (product) (max by (provider, account, product) (cdn_month_to_date_requests{%s, product!=""}))' % s, '{{product}}'
         ),
       ], 'short'),
       d.timeseries('Storage', [12, 28, 12, 8], [
@@ -103,5 +103,38 @@ function(c)
           'sum by (kind) (max by (provider, account, kind) (cdn_month_to_date_sql_queries{%s}))' % s, '{{kind}}'
         ),
       ], 'short'),
+      // CDNetworks traffic-request: per domain, and the account's billable bandwidth.
+      d.timeseries('CDNetworks traffic this month by domain', [0, 44, 12, 8], [
+        d.query(
+          'max by (provider, account, domain) (cdn_month_to_date_bandwidth_bytes{%s, domain!=""})' % s,
+          '{{account}} {{domain}}'
+        ),
+      ], 'decbytes', "Bytes served per domain since the start of the month in the account's time zone (MB taken as 10^6 bytes)."),
+      d.timeseries('CDNetworks requests this month by domain', [12, 44, 12, 8], [
+        d.query(
+          'max by (provider, account, domain) (cdn_month_to_date_requests{%s, domain!=""})' % s,
+          '{{account}} {{domain}}'
+        ),
+      ], 'short'),
+      d.timeseries('Billable bandwidth: 95th percentile and peak against commitment', [0, 52, 12, 8], [
+        d.query(
+          '8 * max by (provider, account) (cdn_month_to_date_account_p95_bandwidth_bytes_per_second{%s})' % s,
+          '{{account}} 95th percentile'
+        ),
+        d.query(
+          '8 * max by (provider, account) (cdn_month_to_date_account_peak_bandwidth_bytes_per_second{%s})' % s,
+          '{{account}} peak'
+        ),
+        d.query(
+          '8 * max by (provider, account) (cdn_bandwidth_commit_bytes_per_second{%s})' % s,
+          '{{account}} commitment'
+        ),
+      ], 'bps', "The month's 5-minute bandwidth so far over the sum of the account's domains, in bits per second: the 95th percentile (top 5 % of slices dropped), the peak, and the configured bandwidth_commit_mbps."),
+      d.timeseries('95th percentile bandwidth by domain', [12, 52, 12, 8], [
+        d.query(
+          '8 * max by (provider, account, domain) (cdn_month_to_date_p95_bandwidth_bytes_per_second{%s})' % s,
+          '{{account}} {{domain}}'
+        ),
+      ], 'bps', "Each domain's 95th percentile of the month's 5-minute bandwidth so far, in bits per second."),
     ],
   )

@@ -40,6 +40,8 @@ pub struct Faults {
     pub http_446: bool,
     /// CDNetworks: answer with the bare `{domain, usage}` envelope.
     pub bare_envelope: bool,
+    /// CDNetworks traffic-request: the first result names a domain that was not asked for.
+    pub traffic_extra_domain: bool,
     /// The next N requests (any provider) get HTTP 500, then all is well again.
     pub flaky: u32,
     /// Requests for the window starting on this date (`yyyy-MM-dd`: CDNetworks `dateFrom`,
@@ -134,6 +136,13 @@ pub struct SimState {
     max_in_flight: AtomicU32,
     requests: Mutex<Vec<String>>,
     cdn_requests: Mutex<Vec<CdnRequest>>,
+    traffic_requests: Mutex<Vec<CdnRequest>>,
+    /// Per CDNetworks account (username): when each authenticated request arrived, both endpoints.
+    cdn_arrivals: Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
+    /// When recent traffic slices were revised (see [`cdnetworks::traffic_slice`]).
+    revisions: Mutex<Vec<i64>>,
+    /// Where "now" comes from: the system clock unless a test sets a manual one.
+    pub clock: crate::timeutil::Clock,
 }
 
 /// How many received request bodies are kept for inspection.
@@ -147,7 +156,20 @@ impl SimState {
 
     /// State with accounts of both providers and no faults.
     pub fn with(scaleengine: Vec<SeAccount>, cdnetworks: Vec<CdnAccount>) -> Arc<Self> {
+        Self::with_clock(scaleengine, cdnetworks, crate::timeutil::Clock::system())
+    }
+
+    /// State with accounts of both providers, no faults, and CDNetworks answering by `clock`.
+    pub fn with_clock(
+        scaleengine: Vec<SeAccount>,
+        cdnetworks: Vec<CdnAccount>,
+        clock: crate::timeutil::Clock,
+    ) -> Arc<Self> {
         Arc::new(SimState {
+            traffic_requests: Mutex::default(),
+            cdn_arrivals: Mutex::default(),
+            revisions: Mutex::default(),
+            clock,
             scaleengine,
             cdnetworks,
             faults: Mutex::default(),
@@ -194,6 +216,51 @@ impl SimState {
     /// The CDNetworks requests received so far (the most recent [`KEEP_REQUESTS`]).
     pub fn cdn_requests(&self) -> Vec<CdnRequest> {
         Self::lock(&self.cdn_requests).clone()
+    }
+
+    /// The CDNetworks traffic-request requests received so far (the most recent [`KEEP_REQUESTS`]).
+    pub fn traffic_requests(&self) -> Vec<CdnRequest> {
+        Self::lock(&self.traffic_requests).clone()
+    }
+
+    /// Authenticated CDNetworks requests (both endpoints) of the account with this username.
+    pub fn cdn_requests_of(&self, username: &str) -> usize {
+        Self::lock(&self.cdn_arrivals).get(username).map_or(0, Vec::len)
+    }
+
+    /// The most authenticated CDNetworks requests of one account that arrived within any `window`
+    /// (real time): what the provider's rate limit counts.
+    pub fn cdn_max_in_window(&self, username: &str, window: Duration) -> usize {
+        let arrivals = Self::lock(&self.cdn_arrivals);
+        let Some(times) = arrivals.get(username) else { return 0 };
+        (0..times.len()).map(|i| times[i..].iter().take_while(|t| **t < times[i] + window).count()).max().unwrap_or(0)
+    }
+
+    fn count_cdn(&self, username: &str) {
+        let mut arrivals = Self::lock(&self.cdn_arrivals);
+        let times = arrivals.entry(username.to_owned()).or_default();
+        if times.len() < KEEP_REQUESTS {
+            times.push(std::time::Instant::now());
+        }
+    }
+
+    /// Revises the traffic slices of the last [`cdnetworks::REVISED_SECS`] (by the state's clock):
+    /// later answers carry higher values for them, as CDN logs arriving late do.
+    pub fn revise_traffic(&self) {
+        Self::lock(&self.revisions).push(self.clock.now());
+    }
+
+    /// When slices were revised.
+    pub fn traffic_revisions(&self) -> Vec<i64> {
+        Self::lock(&self.revisions).clone()
+    }
+
+    fn record_traffic(&self, request: CdnRequest) {
+        let mut r = Self::lock(&self.traffic_requests);
+        if r.len() >= KEEP_REQUESTS {
+            r.remove(0);
+        }
+        r.push(request);
     }
 
     fn record_cdn(&self, request: CdnRequest) {
@@ -275,6 +342,7 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/stable/", post(scaleengine::handle))
         .route("/stable", post(scaleengine::handle))
         .route(crate::providers::cdnetworks::PATH, post(cdnetworks::handle))
+        .route(crate::providers::cdnetworks::traffic::PATH, post(cdnetworks::handle_traffic))
         .route("/_sim/faults", get(get_faults).post(set_faults))
         .with_state(state)
 }

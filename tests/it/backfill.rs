@@ -344,3 +344,52 @@ async fn bad_dates_are_refused_and_stdout_works() {
     assert_eq!(all.len(), 3 * 2, "3 days × bytes and timestamp");
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_backfill_writes_the_month_to_date_figures_of_each_day() {
+    use cdn_usage_exporter::simulator::cdnetworks::traffic_slice;
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, config(&sim)).unwrap();
+    // Days in the account's zone (GMT+9): the two days before today.
+    let today = (timeutil::now_unix() + NINE).div_euclid(86_400);
+    let (from, to) = (today - 2, today - 1);
+    let out = dir.path().join("traffic.om");
+    let run = backfill(range_args(&cfg, from, to, &out, Some("cdnetworks/cn/traffic-request"))).await;
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let all = samples(&std::fs::read_to_string(&out).unwrap());
+    let get = |family: &str, domain: &str, ts: i64| {
+        all.iter()
+            .find(|((s, t), _)| {
+                *t == ts && s.starts_with(&format!("{family}{{")) && (domain.is_empty() || s.contains(domain))
+            })
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no {family} {domain} at {ts}"))
+    };
+    for day in from..=to {
+        let end = (day + 1) * 86_400 - NINE;
+        let (y, m, _) = civil_from_days(day);
+        let month_start = days_from_civil(y, m, 1) * 86_400 - NINE;
+        // Every slice of the month up to the day's end, computed here from the simulator's data.
+        let (mut centi, mut bw) = (0u64, Vec::new());
+        let mut slice_end = month_start + 300;
+        while slice_end <= end {
+            let s = traffic_slice("a.example.net", slice_end, timeutil::now_unix(), &[]).unwrap();
+            centi += s.traffic_centi_mb;
+            bw.push(s.bandwidth_centi_mbps);
+            slice_end += 300;
+        }
+        bw.sort_unstable();
+        let p95 = bw[(bw.len() as f64 * 0.95).ceil() as usize - 1] as f64 * 1250.0;
+        assert_eq!(get("cdn_month_to_date_bandwidth_bytes", "a.example.net", end), centi as f64 * 1e4, "{day}");
+        assert_eq!(get("cdn_month_to_date_p95_bandwidth_bytes_per_second", "a.example.net", end), p95, "{day}");
+        assert_eq!(
+            get("cdn_month_to_date_peak_bandwidth_bytes_per_second", "a.example.net", end),
+            *bw.last().unwrap() as f64 * 1250.0
+        );
+        assert!(get("cdn_month_to_date_account_p95_bandwidth_bytes_per_second", "", end) > p95);
+        assert!(all.keys().all(|(s, _)| !s.contains("product=")), "domain labels only");
+    }
+    sim.stop().await;
+}

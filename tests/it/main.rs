@@ -23,4 +23,5 @@ mod simulator;
 mod soak;
 mod support;
 mod tools;
+mod traffic;
 mod web;

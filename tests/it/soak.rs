@@ -28,7 +28,7 @@ fn config(se_url: &str, cdn_url: &str) -> String {
     let cdn = &demo_cdn_accounts()[0];
     for i in 0..CDN_ACCOUNTS {
         toml.push_str(&format!(
-            "[[cdnetworks]]\nname = \"cn{i}\"\nbase_url = \"{cdn_url}\"\nusername = \"{}\"\napi_key = \"{}\"\ninterval = \"1s\"\ntimeout = \"1s\"\nmax_age = \"6s\"\n\
+            "[[cdnetworks]]\nname = \"cn{i}\"\nbase_url = \"{cdn_url}\"\nusername = \"{}\"\napi_key = \"{}\"\ninterval = \"1s\"\ntimeout = \"1s\"\nmax_age = \"6s\"\ntraffic = false\n\
              domains = [{{ domain = \"static.demo.example\", contract = \"CT-1001\" }}, {{ domain = \"video.demo.example\", contract = \"CT-1001\" }}]\n",
             cdn.username, cdn.api_key
         ));

@@ -17,6 +17,12 @@ const EXPECTED: &[(&str, (&str, &str))] = &[
     ("cdn_billing_budget_usd", ("account", "demo")),
     ("cdn_storage_bytes", ("domain", "static.demo.example")),
     ("cdn_storage_bytes", ("domain", "video.demo.example")),
+    ("cdn_month_to_date_bandwidth_bytes", ("domain", "static.demo.example")),
+    ("cdn_month_to_date_requests", ("domain", "video.demo.example")),
+    ("cdn_month_to_date_peak_bandwidth_bytes_per_second", ("domain", "static.demo.example")),
+    ("cdn_month_to_date_p95_bandwidth_bytes_per_second", ("domain", "video.demo.example")),
+    ("cdn_month_to_date_account_p95_bandwidth_bytes_per_second", ("account", "demo")),
+    ("cdn_bandwidth_commit_bytes_per_second", ("account", "demo")),
 ];
 
 #[tokio::test]
@@ -40,6 +46,11 @@ async fn demo_shows_a_full_metrics_page_within_5_seconds_and_promtool_is_silent(
     assert!(
         s.value("cdn_billing_estimated_month_spend_usd", &[]) > s.value("cdn_billing_budget_usd", &[]),
         "the demo's budget is set below its estimate so that the budget alert fires"
+    );
+    assert!(
+        s.value("cdn_month_to_date_account_p95_bandwidth_bytes_per_second", &[])
+            > s.value("cdn_bandwidth_commit_bytes_per_second", &[]),
+        "the demo's bandwidth commitment is set below its 95th percentile so that its alert fires"
     );
 
     let Some(promtool) = require_tool("promtool") else {

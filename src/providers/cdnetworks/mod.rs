@@ -1,8 +1,10 @@
-//! CDNetworks: local storage usage per domain from `POST /api/domain-usage`. One job per
-//! configured (domain, contract); an account's jobs share a rate limiter (300 requests per
-//! 5 minutes) and a small concurrency limit.
+//! CDNetworks: local storage usage per domain from `POST /api/domain-usage` (one job per
+//! configured domain), and traffic, requests and billable bandwidth from
+//! `POST /api/report/traffic-request` (one job per account, see [`traffic`]). An account's jobs
+//! share a rate limiter (300 requests per 5 minutes) and a small concurrency limit.
 
 pub mod auth;
+pub mod traffic;
 pub mod wire;
 
 use std::sync::Arc;
@@ -48,6 +50,7 @@ pub const REQUEST_ID: &str = "x-cnc-request-id";
 pub struct Client {
     http: reqwest::Client,
     url: reqwest::Url,
+    traffic_url: reqwest::Url,
     host: String,
     auth: CdnetworksAuth,
     time_zone: HeaderValue,
@@ -59,6 +62,7 @@ pub struct Client {
     in_flight: Semaphore,
     timeout: Duration,
     upstream: Upstream,
+    clock: timeutil::Clock,
 }
 
 /// The polling window `(dateFrom, dateTo)`: the last [`WINDOW_DAYS`] days up to today, in the
@@ -76,9 +80,10 @@ impl Client {
         store: &Arc<Store>,
         upstream: Upstream,
     ) -> Result<Self, String> {
-        let url = reqwest::Url::parse(account.base_url.trim_end_matches('/'))
-            .and_then(|u| u.join(PATH))
+        let base = reqwest::Url::parse(account.base_url.trim_end_matches('/'))
             .map_err(|e| format!("{}.base_url: {e}", account.path))?;
+        let url = base.join(PATH).map_err(|e| format!("{}.base_url: {e}", account.path))?;
+        let traffic_url = base.join(traffic::PATH).map_err(|e| format!("{}.base_url: {e}", account.path))?;
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
@@ -89,6 +94,7 @@ impl Client {
         Ok(Client {
             http: http.clone(),
             url,
+            traffic_url,
             host,
             auth: account.auth.clone(),
             time_zone,
@@ -100,10 +106,26 @@ impl Client {
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
             timeout: account.timeout,
             upstream,
+            clock: timeutil::Clock::system(),
         })
     }
 
-    fn headers(&self, body: &[u8], now: i64) -> Result<HeaderMap, PollError> {
+    /// The same client reading "now" from `clock` (tests drive a month with a manual clock).
+    pub fn with_clock(self, clock: timeutil::Clock) -> Self {
+        Client { clock, ..self }
+    }
+
+    /// The clock requests are signed and windows chosen by.
+    pub fn clock(&self) -> &timeutil::Clock {
+        &self.clock
+    }
+
+    /// The account's configured name.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn headers(&self, path: &str, body: &[u8], now: i64) -> Result<HeaderMap, PollError> {
         let value = |s: String| {
             HeaderValue::from_str(&s).map_err(|_| {
                 PollError::new(Reason::Auth, "credentials contain characters not allowed in an HTTP header")
@@ -123,7 +145,7 @@ impl Client {
             CdnetworksAuth::AkSk { access_key, secret_key } => {
                 let req = auth::SignedRequest {
                     method: "POST",
-                    path: self.url.path(),
+                    path,
                     query: "",
                     content_type: "application/json",
                     host: &self.host,
@@ -142,7 +164,7 @@ impl Client {
 
     /// Fetches the domain's points over the polling window, retrying what may succeed.
     pub async fn domain_usage(&self, domain: &CdnetworksDomain, path: &str) -> Result<Vec<wire::Point>, PollError> {
-        let (date_from, date_to) = window(timeutil::now_unix(), self.utc_offset);
+        let (date_from, date_to) = window(self.clock.now(), self.utc_offset);
         self.domain_usage_between(domain, path, &date_from, &date_to).await
     }
 
@@ -170,22 +192,43 @@ impl Client {
         date_from: &str,
         date_to: &str,
     ) -> Result<Vec<wire::Point>, PollError> {
-        let _account_permit =
-            self.in_flight.acquire().await.map_err(|_| PollError::new(Reason::Http, "client is shutting down"))?;
-        self.limiter.acquire().await;
-        let _permits = self.upstream.permit().await?;
-        let now = timeutil::now_unix();
         let body = json!({
             "dateFrom": date_from,
             "dateTo": date_to,
             "domain": domain.domain,
             "contract": domain.contract,
             "type": self.granularity,
+        });
+        let answers = self.upstream.answers();
+        let limit = BodyLimit {
+            bytes: answers.domain_usage_bytes,
+            endpoint: ENDPOINT,
+            key: "answer_limits.domain_usage_bytes",
+        };
+        let ctx = wire::Context { domain: &domain.domain, contract: &domain.contract, path, date_from, date_to };
+        self.exchange(&self.url, &body, limit, |status, bytes| {
+            interpret(status, bytes, &ctx, self.utc_offset, answers.page_entries)
         })
-        .to_string()
-        .into_bytes();
-        let headers = self.headers(&body, now)?;
-        let sent = self.http.post(self.url.clone()).timeout(self.timeout).headers(headers).body(body).send().await;
+        .await
+    }
+
+    /// One signed, rate-limited POST of `body` to `url`; the answer, read within `limit`, goes
+    /// to `interpret`. Errors carry the request id and the provider's `Retry-After`.
+    async fn exchange<T>(
+        &self,
+        url: &reqwest::Url,
+        body: &serde_json::Value,
+        limit: BodyLimit,
+        interpret: impl FnOnce(u16, &[u8]) -> Result<T, PollError>,
+    ) -> Result<T, PollError> {
+        let _account_permit =
+            self.in_flight.acquire().await.map_err(|_| PollError::new(Reason::Http, "client is shutting down"))?;
+        self.limiter.acquire().await;
+        let _permits = self.upstream.permit().await?;
+        let now = self.clock.now();
+        let body = body.to_string().into_bytes();
+        let headers = self.headers(url.path(), &body, now)?;
+        let sent = self.http.post(url.clone()).timeout(self.timeout).headers(headers).body(body).send().await;
         let mut response = match sent {
             Ok(r) => r,
             Err(e) => {
@@ -200,15 +243,8 @@ impl Client {
             return Err(e);
         }
         let wait = retry_after(response.headers());
-        let answers = self.upstream.answers();
-        let limit = BodyLimit {
-            bytes: answers.domain_usage_bytes,
-            endpoint: ENDPOINT,
-            key: "answer_limits.domain_usage_bytes",
-        };
         let bytes = read_body(&mut response, limit).await?;
-        let ctx = wire::Context { domain: &domain.domain, contract: &domain.contract, path, date_from, date_to };
-        interpret(status, &bytes, &ctx, self.utc_offset, answers.page_entries).map_err(|e| {
+        interpret(status, &bytes).map_err(|e| {
             let mut e = match request_id {
                 Some(id) => PollError {
                     message: format!("{} (X-Cnc-Request-Id {})", e.message, crate::providers::text::label(&id)),
@@ -220,6 +256,65 @@ impl Client {
             e
         })
     }
+
+    /// Fetches one local day (`date_from`..`date_to`, `yyyy-MM-ddTHH:mm:ss±HH:mm`) of traffic
+    /// for `domains` (at most [`traffic::MAX_DOMAINS_PER_REQUEST`]), retrying what may succeed.
+    /// `path` names the account in error messages.
+    pub async fn traffic_day(
+        &self,
+        domains: &[String],
+        date_from: &str,
+        date_to: &str,
+        path: &str,
+    ) -> Result<traffic::DayAnswer, PollError> {
+        let day_start = timeutil::parse_ymd(date_from).unwrap_or_default() * 86_400 - self.utc_offset;
+        let body = json!({
+            "dateFrom": date_from,
+            "dateTo": date_to,
+            "domain": domains,
+            "groupBy": ["domain"],
+        });
+        let limit = BodyLimit {
+            bytes: self.upstream.answers().traffic_bytes,
+            endpoint: traffic::ENDPOINT,
+            key: "answer_limits.traffic_bytes",
+        };
+        let listed = format!("the {} domains of `{path}.domains`", domains.len());
+        let ctx = wire::Context { domain: &listed, contract: "-", path, date_from, date_to };
+        with_retries(&self.upstream.retry, || {
+            self.exchange(&self.traffic_url, &body, limit, |status, bytes| {
+                interpret_traffic(status, bytes, domains, day_start, self.utc_offset, &ctx)
+            })
+        })
+        .await
+    }
+}
+
+/// Turns a `traffic-request` HTTP answer into a day of slices, or a classified error.
+pub fn interpret_traffic(
+    status: u16,
+    body: &[u8],
+    asked: &[String],
+    day_start: i64,
+    utc_offset: i64,
+    ctx: &wire::Context<'_>,
+) -> Result<traffic::DayAnswer, PollError> {
+    let answer = match traffic::parse_answer(body, asked.len()) {
+        Ok(a) => a,
+        Err(e) if e.message.contains("answer_limits.") => return Err(e),
+        Err(_) if (200..300).contains(&status) => {
+            return Err(PollError::parse(format!("HTTP {status}, answer is not JSON: {}", preview(body))));
+        }
+        Err(_) => return Err(wire::classify(status, None, &preview(body), ctx)),
+    };
+    if let Some((code, message)) = answer.error_code() {
+        return Err(wire::classify(status, Some(&code), &message, ctx));
+    }
+    if !(200..300).contains(&status) {
+        let message = answer.message().map_or_else(|| preview(body), str::to_owned);
+        return Err(wire::classify(status, None, &message, ctx));
+    }
+    traffic::day_slices(answer, asked, day_start, utc_offset)
 }
 
 /// Turns an HTTP answer into points, or a classified error; at most `max_points` points.
@@ -263,6 +358,19 @@ pub fn jobs(
 ) -> Result<Vec<JobSpec>, String> {
     let client = Arc::new(Client::new(account, http, store, upstream.clone())?);
     let name: Arc<str> = account.name.as_str().into();
+    let traffic_job = account.traffic.then(|| {
+        let key = JobKey::account(PROVIDER, name.clone(), traffic::ENDPOINT);
+        let poller = traffic::Traffic::new(
+            client.clone(),
+            account.domains.iter().map(|d| d.domain.clone()).collect(),
+            account.traffic_settle.as_secs() as i64,
+            account.bandwidth_commit_mbps,
+            account.path.clone(),
+        );
+        // The first poll of a month walks it day by day through the rate limiter: its
+        // interval bounds it like any poll.
+        JobSpec::periodic(key, account.traffic_interval, account.timeout, account.traffic_max_age, Arc::new(poller))
+    });
     Ok(account
         .domains
         .iter()
@@ -282,6 +390,7 @@ pub fn jobs(
             // Waiting for the rate limiter is part of a poll; its interval bounds it.
             JobSpec::periodic(key, account.interval, account.timeout, account.max_age, Arc::new(poller))
         })
+        .chain(traffic_job)
         .collect())
 }
 
