@@ -1,6 +1,8 @@
 //! Spend at a glance for the status page: per account, spend to date, the provider's estimate,
 //! our own month-end forecast (the `cdn:billing_spend_usd:forecast` recording rule's formula),
-//! and the budget, drawn as one inline SVG bar. No scripts, no external assets.
+//! and the budget, drawn as one inline SVG bar; and, where an account has traffic figures, its
+//! billable bandwidth (the month's 95th percentile and peak) against its commitment. No
+//! scripts, no external assets.
 
 use std::fmt::Write as _;
 
@@ -21,6 +23,13 @@ pub struct AccountSpend {
     pub estimate: Option<f64>,
     /// `cdn_billing_budget_usd`.
     pub budget: Option<f64>,
+    /// `cdn_month_to_date_account_p95_bandwidth_bytes_per_second`: the billable bandwidth of a
+    /// contract billed by the 95th percentile.
+    pub p95: Option<f64>,
+    /// `cdn_month_to_date_account_peak_bandwidth_bytes_per_second`.
+    pub peak: Option<f64>,
+    /// `cdn_bandwidth_commit_bytes_per_second`: the configured commitment.
+    pub commit: Option<f64>,
 }
 
 impl AccountSpend {
@@ -105,12 +114,61 @@ fn bar(a: &AccountSpend, forecast: Option<f64>) -> String {
     svg
 }
 
-/// The "Spend this month" section; empty when no account has billing figures.
+/// `931.6 Mbit/s` from bytes per second.
+pub fn mbits(bytes_per_second: f64) -> String {
+    format!("{:.1} Mbit/s", bytes_per_second * 8.0 / 1e6)
+}
+
+/// The "Billable bandwidth" section: per account with traffic figures, the month's 95th
+/// percentile and peak against the commitment; empty when no account has them.
+fn bandwidth(accounts: &[AccountSpend]) -> String {
+    let accounts: Vec<_> = accounts.iter().filter(|a| a.p95.is_some() || a.peak.is_some()).collect();
+    if accounts.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<h2>Billable bandwidth this month</h2><table id=\"bandwidth\"><thead><tr><th>Provider</th><th>Account</th>\
+         <th>95th percentile</th><th>Peak</th><th>Commitment</th><th>Of commitment</th><th></th></tr></thead><tbody>",
+    );
+    let rate = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), mbits);
+    for a in accounts {
+        let share = match (a.p95, a.commit) {
+            (Some(p), Some(c)) if c > 0.0 => format!("{:.0} %", p / c * 100.0),
+            _ => "—".into(),
+        };
+        let class = match (a.p95, a.commit) {
+            (Some(p), Some(c)) if p > c => " class=\"fail\"",
+            _ => "",
+        };
+        // The same bar as for spend: the percentile filled, the peak as the lighter extension,
+        // the commitment as the line.
+        let figures = AccountSpend { spend: a.p95, budget: a.commit, ..AccountSpend::default() };
+        let _ = write!(
+            out,
+            "<tr data-account=\"{}/{}\"><td>{}</td><td>{}</td><td{class}>{}</td><td>{}</td><td>{}</td><td>{share}</td>\
+             <td>{}</td></tr>",
+            escape(&a.provider),
+            escape(&a.account),
+            escape(&a.provider),
+            escape(&a.account),
+            rate(a.p95),
+            rate(a.peak),
+            rate(a.commit),
+            bar(&figures, a.peak),
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// The "Spend this month" and "Billable bandwidth" sections; empty when no account has
+/// billing or traffic figures.
 pub fn render(accounts: &[AccountSpend], now_unix: i64) -> String {
+    let bandwidth = bandwidth(accounts);
     let accounts: Vec<_> =
         accounts.iter().filter(|a| a.spend.is_some() || a.estimate.is_some() || a.budget.is_some()).collect();
     if accounts.is_empty() {
-        return String::new();
+        return bandwidth;
     }
     let elapsed = month_elapsed_ratio(now_unix);
     let mut out = format!(
@@ -149,6 +207,7 @@ pub fn render(accounts: &[AccountSpend], now_unix: i64) -> String {
         );
     }
     out.push_str("</tbody></table>");
+    out.push_str(&bandwidth);
     out
 }
 
@@ -198,6 +257,7 @@ mod tests {
                 spend: Some(150.0),
                 estimate: Some(290.0),
                 budget: Some(250.0),
+                ..Default::default()
             },
             AccountSpend { provider: "cdnetworks".into(), account: "storage-only".into(), ..Default::default() },
         ];
@@ -210,6 +270,23 @@ mod tests {
         assert!(html.contains("class=\"fail\""), "a forecast over budget is flagged");
         assert!(html.contains("<svg") && !html.contains("<script"), "{html}");
         assert!(render(&accounts[1..], 0).is_empty());
+    }
+
+    #[test]
+    fn billable_bandwidth_is_shown_against_the_commitment() {
+        let a = AccountSpend {
+            provider: "cdnetworks".into(),
+            account: "cdn".into(),
+            p95: Some(25e6),
+            peak: Some(50e6),
+            commit: Some(20e6),
+            ..Default::default()
+        };
+        let html = render(&[a], 0);
+        assert!(!html.contains("Spend this month"), "no billing figures, no spend table: {html}");
+        for figure in ["200.0 Mbit/s", "400.0 Mbit/s", "160.0 Mbit/s", "125 %", "class=\"fail\"", "<svg"] {
+            assert!(html.contains(figure), "{figure} missing: {html}");
+        }
     }
 
     #[test]

@@ -115,9 +115,16 @@ struct JobEntry {
     headline: Vec<(FamilyId, f64)>,
 }
 
-/// Families the status page summarises per account: label-less billing totals and the budget.
-const HEADLINE: [FamilyId; 3] =
-    [FamilyId::BillingMonthToDateSpendUsd, FamilyId::BillingEstimatedMonthSpendUsd, FamilyId::BillingBudgetUsd];
+/// Families the status page summarises per account: label-less billing totals and budget, and
+/// the account's billable bandwidth and commitment.
+const HEADLINE: [FamilyId; 6] = [
+    FamilyId::BillingMonthToDateSpendUsd,
+    FamilyId::BillingEstimatedMonthSpendUsd,
+    FamilyId::BillingBudgetUsd,
+    FamilyId::MonthToDateAccountP95BandwidthBytesPerSecond,
+    FamilyId::MonthToDateAccountPeakBandwidthBytesPerSecond,
+    FamilyId::BandwidthCommitBytesPerSecond,
+];
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -277,7 +284,10 @@ impl Store {
                 let slot = match family {
                     FamilyId::BillingMonthToDateSpendUsd => &mut a.spend,
                     FamilyId::BillingEstimatedMonthSpendUsd => &mut a.estimate,
-                    _ => &mut a.budget,
+                    FamilyId::BillingBudgetUsd => &mut a.budget,
+                    FamilyId::MonthToDateAccountP95BandwidthBytesPerSecond => &mut a.p95,
+                    FamilyId::MonthToDateAccountPeakBandwidthBytesPerSecond => &mut a.peak,
+                    _ => &mut a.commit,
                 };
                 *slot = Some(value);
             }

@@ -169,16 +169,18 @@ async fn the_status_page_shows_spend_against_budget_and_the_shard_in_a_browser()
     let source = ConfigSource::Sharded(Box::new(ConfigSource::Fixed(Box::new(config))), shard);
     let config = source.load().unwrap();
     let r = app::start_from(source, &config, loopback(), &WebOptions::default()).await.unwrap();
-    wait_for(Duration::from_secs(10), "every job polled", || async { r.store.ready().then_some(()) }).await;
-    let scrape = crate::support::Scrape::parse(
-        &reqwest::get(format!("http://{}/metrics", r.addr)).await.unwrap().text().await.unwrap(),
-    );
-    let figure = |name: &str| scrape.value(name, &[("account", "main")]);
-    let (spend, estimate, budget) = (
-        figure("cdn_billing_month_to_date_spend_usd"),
-        figure("cdn_billing_estimated_month_spend_usd"),
-        figure("cdn_billing_budget_usd"),
-    );
+    // The page and /metrics read the same store; wait until the billing poll is rendered.
+    let (spend, estimate, budget) = wait_for(Duration::from_secs(10), "billing figures on /metrics", || async {
+        let text = reqwest::get(format!("http://{}/metrics", r.addr)).await.ok()?.text().await.ok()?;
+        let scrape = crate::support::Scrape::parse(&text);
+        let figure = |name: &str| scrape.get(name, &[("account", "main")]);
+        Some((
+            figure("cdn_billing_month_to_date_spend_usd")?,
+            figure("cdn_billing_estimated_month_spend_usd")?,
+            figure("cdn_billing_budget_usd")?,
+        ))
+    })
+    .await;
     let Some(dom) = tokio::task::spawn_blocking({
         let url = format!("http://{}/", r.addr);
         move || chromium_dom(&url)
