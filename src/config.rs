@@ -45,8 +45,8 @@ pub const MAX_APP_NAME_BYTES: usize = 256;
 pub const MAX_URL_BYTES: usize = 2048;
 /// The longest `log_level` directive (1024 bytes).
 pub const MAX_LOG_LEVEL_BYTES: usize = 1024;
-/// The most accounts per provider (256).
-pub const MAX_ACCOUNTS: usize = 256;
+/// The most accounts per provider (1000): beyond it, shard (`--shard`, docs/scaling.md).
+pub const MAX_ACCOUNTS: usize = 1000;
 /// The most domains per CDNetworks account (1000).
 pub const MAX_DOMAINS: usize = 1000;
 /// The longest `traffic_settle` (7 days): each settle day costs a request per poll.
@@ -982,7 +982,7 @@ impl Validator {
             None => {}
             Some(Value::Array(items)) if items.len() > MAX_ACCOUNTS => self.problem(
                 key,
-                format!("{} accounts; the limit is {MAX_ACCOUNTS}. Run another exporter for the rest.", items.len()),
+                format!("{} accounts; the limit is {MAX_ACCOUNTS}. Split them across exporters with --shard (docs/scaling.md).", items.len()),
             ),
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
@@ -1765,7 +1765,7 @@ mod tests {
             .collect();
         let err = Config::from_toml_str(&accounts, "t").unwrap_err();
         assert_eq!(err.problems[0].path, "scaleengine");
-        assert!(err.problems[0].message.contains("the limit is 256"), "{err}");
+        assert!(err.problems[0].message.contains(&format!("the limit is {MAX_ACCOUNTS}")), "{err}");
     }
 
     #[test]

@@ -113,11 +113,7 @@ impl Answer<'_> {
 
     /// The provider's error code, if it carries one other than success.
     pub fn error_code(&self) -> Option<(String, String)> {
-        let code = self.code.get()?.trim();
-        if code == "0" || code.is_empty() {
-            return None;
-        }
-        Some((code.to_owned(), self.message.get().unwrap_or_default().to_owned()))
+        super::wire::envelope_error(&self.code, &self.message)
     }
 }
 

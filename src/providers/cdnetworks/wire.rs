@@ -121,12 +121,17 @@ impl Answer<'_> {
 
     /// The provider's error code, if it carries one other than success (`0`), with its message.
     pub fn error_code(&self) -> Option<(String, String)> {
-        let code = self.code.get()?.trim();
-        if code == "0" || code.is_empty() {
-            return None;
-        }
-        Some((code.to_owned(), self.message.get().unwrap_or_default().to_owned()))
+        envelope_error(&self.code, &self.message)
     }
+}
+
+/// The error of a `{code, message}` envelope: `None` for success (`0`) or no code.
+pub fn envelope_error(code: &Text<'_>, message: &Text<'_>) -> Option<(String, String)> {
+    let code = code.get()?.trim();
+    if code == "0" || code.is_empty() {
+        return None;
+    }
+    Some((code.to_owned(), message.get().unwrap_or_default().to_owned()))
 }
 
 /// Parses a `domain-usage` answer with at most `limit.max` points.
