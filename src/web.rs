@@ -111,8 +111,11 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request head (request line and headers) read; larger ones get 431.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
-/// Each connection's read and write buffer at most.
-const MAX_BUF_BYTES: usize = 32 * 1024;
+/// Each connection's read and write buffer at most. The head is bounded by
+/// [`MAX_HEADER_BYTES`] on its own; this bounds how much of an answer hyper queues before
+/// flushing. The queue holds references to the cached body, not copies, and at 32 KiB a gzip
+/// body of a few tens of KiB plus the process metrics took two writes instead of one.
+const MAX_BUF_BYTES: usize = 256 * 1024;
 /// How long a write may make no progress (a client that stopped reading) before the connection
 /// is closed.
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(20);
