@@ -44,6 +44,18 @@ pub struct CdnRequest {
     pub body: String,
 }
 
+impl CdnRequest {
+    fn new(headers: &HeaderMap, body: &[u8]) -> Self {
+        CdnRequest {
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+                .collect(),
+            body: String::from_utf8_lossy(body).into_owned(),
+        }
+    }
+}
+
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 
 fn reply(status: StatusCode, body: Value) -> Response {
@@ -159,13 +171,7 @@ pub async fn handle(State(state): State<Arc<SimState>>, headers: HeaderMap, body
     if let Some(injected) = super::inject(&state, &faults, super::Api::Cdnetworks).await {
         return injected;
     }
-    state.record_cdn(CdnRequest {
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
-            .collect(),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
+    state.record_cdn(CdnRequest::new(&headers, &body));
     if faults.http_500 {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -369,13 +375,7 @@ pub async fn handle_traffic(State(state): State<Arc<SimState>>, headers: HeaderM
     if let Some(injected) = super::inject(&state, &faults, super::Api::Cdnetworks).await {
         return injected;
     }
-    state.record_traffic(CdnRequest {
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
-            .collect(),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
+    state.record_traffic(CdnRequest::new(&headers, &body));
     if faults.http_500 {
         return (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/html")], "<html>500</html>")
             .into_response();

@@ -299,22 +299,40 @@ pub fn interpret_traffic(
     utc_offset: i64,
     ctx: &wire::Context<'_>,
 ) -> Result<traffic::DayAnswer, PollError> {
-    let answer = match traffic::parse_answer(body, asked.len()) {
-        Ok(a) => a,
-        Err(e) if e.message.contains("answer_limits.") => return Err(e),
-        Err(_) if (200..300).contains(&status) => {
-            return Err(PollError::parse(format!("HTTP {status}, answer is not JSON: {}", preview(body))));
-        }
-        Err(_) => return Err(wire::classify(status, None, &preview(body), ctx)),
-    };
-    if let Some((code, message)) = answer.error_code() {
+    let answer =
+        traffic::parse_answer(body, asked.len()).map_err(|e| unparsable(e, "answer_limits.", status, body, ctx))?;
+    check_envelope(status, body, ctx, answer.error_code(), answer.message())?;
+    traffic::day_slices(answer, asked, day_start, utc_offset)
+}
+
+/// Why an answer that did not parse failed: a bound (its error names `bound_key`) as it is, else
+/// a success that is not JSON, else the HTTP status classified.
+fn unparsable(e: PollError, bound_key: &str, status: u16, body: &[u8], ctx: &wire::Context<'_>) -> PollError {
+    if e.message.contains(bound_key) {
+        e
+    } else if (200..300).contains(&status) {
+        PollError::parse(format!("HTTP {status}, answer is not JSON: {}", preview(body)))
+    } else {
+        wire::classify(status, None, &preview(body), ctx)
+    }
+}
+
+/// The error an answer's envelope or HTTP status carries, if any.
+fn check_envelope(
+    status: u16,
+    body: &[u8],
+    ctx: &wire::Context<'_>,
+    error: Option<(String, String)>,
+    message: Option<&str>,
+) -> Result<(), PollError> {
+    if let Some((code, message)) = error {
         return Err(wire::classify(status, Some(&code), &message, ctx));
     }
     if !(200..300).contains(&status) {
-        let message = answer.message().map_or_else(|| preview(body), str::to_owned);
+        let message = message.map_or_else(|| preview(body), str::to_owned);
         return Err(wire::classify(status, None, &message, ctx));
     }
-    traffic::day_slices(answer, asked, day_start, utc_offset)
+    Ok(())
 }
 
 /// Turns an HTTP answer into points, or a classified error; at most `max_points` points.
@@ -326,21 +344,8 @@ pub fn interpret(
     max_points: usize,
 ) -> Result<Vec<wire::Point>, PollError> {
     let limit = points_limit(max_points);
-    let answer = match wire::parse_answer(body, limit) {
-        Ok(a) => a,
-        Err(e) if e.message.contains(limit.key) => return Err(e),
-        Err(_) if (200..300).contains(&status) => {
-            return Err(PollError::parse(format!("HTTP {status}, answer is not JSON: {}", preview(body))));
-        }
-        Err(_) => return Err(wire::classify(status, None, &preview(body), ctx)),
-    };
-    if let Some((code, message)) = answer.error_code() {
-        return Err(wire::classify(status, Some(&code), &message, ctx));
-    }
-    if !(200..300).contains(&status) {
-        let message = answer.message().map_or_else(|| preview(body), str::to_owned);
-        return Err(wire::classify(status, None, &message, ctx));
-    }
+    let answer = wire::parse_answer(body, limit).map_err(|e| unparsable(e, limit.key, status, body, ctx))?;
+    check_envelope(status, body, ctx, answer.error_code(), answer.message())?;
     wire::points(answer, utc_offset)
 }
 
