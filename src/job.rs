@@ -118,7 +118,7 @@ impl Reason {
 }
 
 /// A failed poll: why, and a message for a person (never containing a secret; built with
-/// [`PollError::new`], at most [`crate::providers::text::ERROR_BYTES`] and free of controls).
+/// [`PollError::new`], at most [`crate::text::ERROR_BYTES`] and free of controls).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct PollError {
@@ -135,7 +135,7 @@ impl PollError {
     /// place it goes (log, status page): it may carry provider text.
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         let message = message.into();
-        let message = crate::providers::text::inert(&message, crate::providers::text::ERROR_BYTES);
+        let message = crate::text::inert(&message, crate::text::ERROR_BYTES);
         PollError { reason, message, retry_after: None }
     }
 
@@ -143,7 +143,7 @@ impl PollError {
     /// struct literal around [`PollError::new`]: the scheduler applies it before logging and
     /// storing. A message that already passed [`PollError::new`] comes out unchanged.
     pub fn made_inert(self) -> Self {
-        use crate::providers::text::{ERROR_BYTES, inert};
+        use crate::text::{ERROR_BYTES, inert};
         // Room for the cut marker [`PollError::new`] may have added: such a message is only
         // escaped (a no-op for it), never cut twice.
         const SLACK: usize = ERROR_BYTES + 32;
@@ -167,14 +167,48 @@ impl PollError {
     }
 }
 
-/// A boxed future, as returned by [`Poll::poll`].
+/// A boxed future, as returned by [`Poller::poll`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the scheduler hands one poll: when it must be finished. Retries that would end past the
+/// deadline are not made ([`crate::providers::common::http::with_retries`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollContext {
+    /// When the poll is cut; `None` when nothing bounds it (backfill bounds each request only).
+    pub deadline: Option<tokio::time::Instant>,
+}
+
+impl PollContext {
+    /// A poll that must end by `deadline`.
+    pub fn until(deadline: tokio::time::Instant) -> Self {
+        PollContext { deadline: Some(deadline) }
+    }
+
+    /// A poll with no deadline of its own (each request still has its timeout).
+    pub const UNBOUNDED: PollContext = PollContext { deadline: None };
+}
 
 /// One provider endpoint for one account: fetch and normalize, nothing else. The scheduler owns
 /// timing, timeouts and health.
-pub trait Poll: Send + Sync {
+pub trait Poller: Send + Sync {
     /// Fetches the endpoint and returns every sample it yields.
-    fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>>;
+    fn poll<'a>(&'a self, ctx: &'a PollContext) -> BoxFuture<'a, Result<Vec<Sample>, PollError>>;
+}
+
+/// Where providers report each upstream request they made: the store counts them into
+/// `cdn_exporter_upstream_requests_total`; backfill counts nothing.
+pub trait RequestSink: Send + Sync {
+    /// One request of `provider`'s `account` ended with `status` (an HTTP status code, or
+    /// `error` when no answer came).
+    fn count(&self, provider: &'static str, account: &Arc<str>, status: &str);
+}
+
+/// A [`RequestSink`] that counts nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSink;
+
+impl RequestSink for NoSink {
+    fn count(&self, _: &'static str, _: &Arc<str>, _: &str) {}
 }
 
 /// A job as the scheduler runs it.
@@ -189,7 +223,7 @@ pub struct JobSpec {
     /// Samples older than this leave `/metrics`.
     pub max_age: Duration,
     /// The endpoint.
-    pub poller: Arc<dyn Poll>,
+    pub poller: Arc<dyn Poller>,
 }
 
 impl JobSpec {
@@ -201,7 +235,7 @@ impl JobSpec {
         interval: Duration,
         request_timeout: Duration,
         max_age: Option<Duration>,
-        poller: Arc<dyn Poll>,
+        poller: Arc<dyn Poller>,
     ) -> Self {
         JobSpec {
             key,

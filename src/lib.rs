@@ -24,5 +24,7 @@ pub mod simulator;
 pub mod spend;
 pub mod status;
 pub mod store;
+pub mod text;
 pub mod timeutil;
+pub mod validate;
 pub mod web;

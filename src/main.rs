@@ -264,14 +264,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let sim = Simulator::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), demo_state())
                     .await
                     .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot start the simulator: {e}")))?;
-                let toml = demo::toml(&sim.scaleengine_url(), &sim.cdnetworks_url());
+                let toml = demo::toml(&sim.addr.to_string());
                 let source = sharded(&cli, app::ConfigSource::Text(toml, demo::SOURCE_NAME.into()));
                 let config = source.load().map_err(|e| (EXIT_CONFIG, e.to_string()))?;
                 let web = web_options(&cli);
                 let running = app::start_from(source, &config, addr, &web).await.map_err(start_failure)?;
                 println!(
                     "Demo running: simulator at {}, exporter at {}/metrics (Ctrl-C to stop)",
-                    sim.scaleengine_url(),
+                    browsable(sim.addr),
                     browsable(running.addr)
                 );
                 app::run_until_shutdown(&running).await;
@@ -331,26 +331,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let sim = Simulator::start(addr, demo_state())
                     .await
                     .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot listen on {addr}: {e}")))?;
-                println!("ScaleEngine simulator at {}", sim.scaleengine_url());
-                for a in &sim.state.scaleengine {
-                    println!("  account: cdn = {}, api_key = {:?}, api_secret = {:?}", a.cdn, a.api_key, a.api_secret);
-                }
-                println!(
-                    "CDNetworks simulator at {}{} and {}{}",
-                    sim.cdnetworks_url(),
-                    cdn_usage_exporter::providers::cdnetworks::PATH,
-                    sim.cdnetworks_url(),
-                    cdn_usage_exporter::providers::cdnetworks::traffic::PATH
-                );
-                for a in &sim.state.cdnetworks {
-                    println!(
-                        "  account: username = {:?}, api_key = {:?}, access_key = {:?}, secret_key = {:?}",
-                        a.username, a.api_key, a.access_key, a.secret_key
-                    );
-                    for (domain, contract, _) in &a.domains {
-                        println!("    domain = {domain:?}, contract = {contract:?}");
-                    }
-                }
+                print!("{}", sim.describe());
                 println!("Faults: GET/POST {}/_sim/faults (JSON). Ctrl-C to stop.", browsable(sim.addr));
                 app::shutdown_signal().await;
                 sim.stop().await;

@@ -10,7 +10,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use crate::job::{JobSpec, PollError, Reason};
+use crate::job::{JobSpec, PollContext, PollError, Reason};
 use crate::store::Store;
 
 /// Interval jitter: each wait is the interval times a factor in `1 ± JITTER`.
@@ -31,10 +31,20 @@ fn jittered(interval: Duration) -> Duration {
 
 /// Runs one poll with its deadline and records the outcome; returns it for callers that care.
 pub async fn poll_once(job: &JobSpec, store: &Store) -> Result<usize, PollError> {
-    let span = tracing::info_span!("poll", provider = job.key.provider, account = %job.key.account, endpoint = job.key.endpoint);
+    let span = tracing::info_span!(
+        "poll",
+        provider = job.key.provider,
+        account = %job.key.account,
+        endpoint = job.key.endpoint,
+        domain = tracing::field::Empty
+    );
+    if let Some(domain) = &job.key.domain {
+        span.record("domain", &**domain);
+    }
     let start = Instant::now();
     let deadline = start + job.timeout;
-    let poll = crate::providers::http::POLL_DEADLINE.scope(deadline, job.poller.poll().instrument(span.clone()));
+    let ctx = PollContext::until(deadline);
+    let poll = job.poller.poll(&ctx).instrument(span.clone());
     let outcome = match tokio::time::timeout_at(deadline, poll).await {
         Ok(result) => result,
         Err(_) => Err(PollError::new(Reason::Timeout, format!("poll did not finish within {:?}", job.timeout))),
@@ -82,7 +92,7 @@ async fn run_job(job: JobSpec, store: Arc<Store>, mut stop: watch::Receiver<bool
 mod tests {
     use super::*;
     use crate::families::FamilyId;
-    use crate::job::{BoxFuture, JobKey, Poll, Sample};
+    use crate::job::{BoxFuture, JobKey, PollContext, Poller, Sample};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A poll that takes `delay`, counting how many run at once.
@@ -93,8 +103,8 @@ mod tests {
         polls: AtomicUsize,
     }
 
-    impl Poll for Slow {
-        fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
+    impl Poller for Slow {
+        fn poll<'a>(&'a self, ctx: &'a PollContext) -> BoxFuture<'a, Result<Vec<Sample>, PollError>> {
             Box::pin(async move {
                 let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
                 self.max_running.fetch_max(now, Ordering::SeqCst);
@@ -163,8 +173,8 @@ mod tests {
     /// A poll that fails with a message built around [`PollError::new`].
     struct Forging;
 
-    impl Poll for Forging {
-        fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
+    impl Poller for Forging {
+        fn poll<'a>(&'a self, ctx: &'a PollContext) -> BoxFuture<'a, Result<Vec<Sample>, PollError>> {
             Box::pin(async move {
                 let message = format!("a\nFORGED\u{1b}[2J{}", "x".repeat(1_000_000));
                 Err(PollError { reason: Reason::Provider, message, retry_after: None })
@@ -186,7 +196,7 @@ mod tests {
         let kept = store.health(&forging.key).unwrap().last_error.unwrap().message;
         for message in [&*error.message, &*kept] {
             assert!(message.starts_with("a\\nFORGED\\u{1b}[2J"), "{}", &message[..40]);
-            assert!(message.len() < crate::providers::text::ERROR_BYTES + 64, "{}", message.len());
+            assert!(message.len() < crate::text::ERROR_BYTES + 64, "{}", message.len());
         }
         // Made inert once, it stays the same.
         assert_eq!(error.clone().made_inert(), error);

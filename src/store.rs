@@ -520,6 +520,13 @@ impl Store {
     }
 }
 
+/// Providers count their upstream requests into the store through their upstream.
+impl crate::job::RequestSink for Store {
+    fn count(&self, provider: &'static str, account: &Arc<str>, status: &str) {
+        self.count_upstream(provider, account, status);
+    }
+}
+
 /// What the health families show for a job.
 fn job_health(key: &JobKey, h: &Health, max_age: Option<Duration>) -> expo::JobHealth {
     let mut errors = [0; Reason::ALL.len()];
@@ -656,7 +663,7 @@ mod tests {
         let store = Store::new("t", "r");
         let a = key("a", "usage.summary");
         store.register_job(&a, Duration::from_secs(60));
-        let long = "x".repeat(crate::providers::text::ERROR_BYTES);
+        let long = "x".repeat(crate::text::ERROR_BYTES);
         for _ in 0..3 * RECENT_POLLS {
             store.record_failure(&a, &PollError::new(Reason::Provider, long.as_str()), Duration::ZERO);
         }

@@ -160,6 +160,38 @@ pub fn parse_local_minute(s: &str, offset: i64) -> Option<i64> {
     Some(day * 86_400 + secs - offset)
 }
 
+/// The days `[from, to]` in chunks of at most `len` days, as (first day, last day), in order.
+pub fn chunks(from: i64, to: i64, len: i64) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    let mut start = from;
+    while start <= to {
+        let end = (start + len - 1).min(to);
+        out.push((start, end));
+        start = end + 1;
+    }
+    out
+}
+
+/// The first day of the month of `day`.
+pub fn month_start(day: i64) -> i64 {
+    let (y, m, _) = civil_from_days(day);
+    days_from_civil(y, m, 1)
+}
+
+/// The calendar months meeting the days `[from, to]`, each as (first day, last day) of the
+/// month, in order.
+pub fn months(from: i64, to: i64) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    let mut start = month_start(from);
+    while start <= to {
+        let (y, m, _) = civil_from_days(start);
+        let end = start + i64::from(days_in_month(y, m)) - 1;
+        out.push((start, end));
+        start = end + 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +235,20 @@ mod tests {
         assert_eq!(parse_local_minute("2022-08-01 24:00", nine), parse_local_minute("2022-08-02 00:00", nine));
         assert_eq!(parse_local_minute("2022-08-01 24:01", nine), None);
         assert_eq!(parse_local_minute("2022-08-01 25:00", nine), None);
+    }
+
+    #[test]
+    fn windows_cover_the_range_without_overlap() {
+        assert_eq!(chunks(0, 61, 31), vec![(0, 30), (31, 61)]);
+        assert_eq!(chunks(5, 5, 31), vec![(5, 5)]);
+        assert!(chunks(6, 5, 31).is_empty());
+        let jan = days_from_civil(2026, 1, 15);
+        let mar = days_from_civil(2026, 3, 2);
+        let m = months(jan, mar);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0], (days_from_civil(2026, 1, 1), days_from_civil(2026, 1, 31)));
+        assert_eq!(m[1].1 - m[1].0 + 1, 28);
+        let total: i64 = chunks(0, 730, 31).iter().map(|(a, b)| b - a + 1).sum();
+        assert_eq!(total, 731);
     }
 }

@@ -49,14 +49,45 @@ impl std::fmt::Debug for WebConfig {
     }
 }
 
+/// Why a web configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WebConfigError {
+    /// The file could not be read.
+    #[error("cannot read --web.config.file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not the YAML it should be.
+    #[error(
+        "--web.config.file {path}: {source}. Supported keys: tls_server_config (cert_file, key_file), basic_auth_users"
+    )]
+    Parse {
+        /// The file.
+        path: String,
+        /// The YAML error.
+        source: serde_yaml_ng::Error,
+    },
+    /// The file parsed, and its settings have problems.
+    #[error("--web.config.file {path} has {} problem(s):\n  - {}", problems.len(), problems.join("\n  - "))]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Each problem, and how to fix it.
+        problems: Vec<String>,
+    },
+}
+
 impl WebConfig {
     /// Reads and checks a web configuration file; relative paths in it are relative to the file.
-    pub async fn load(path: &Path) -> Result<WebConfig, String> {
-        let name = path.display();
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read --web.config.file {name}: {e}"))?;
-        let raw: RawWebConfig = serde_yaml_ng::from_str(&text).map_err(|e| {
-            format!("--web.config.file {name}: {e}. Supported keys: tls_server_config (cert_file, key_file), basic_auth_users")
-        })?;
+    pub async fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+        let name = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| WebConfigError::Read { path: name.clone(), source })?;
+        let raw: RawWebConfig =
+            serde_yaml_ng::from_str(&text).map_err(|source| WebConfigError::Parse { path: name.clone(), source })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut problems = Vec::new();
         let tls = match raw.tls_server_config {
@@ -99,7 +130,7 @@ impl WebConfig {
         if problems.is_empty() {
             Ok(WebConfig { tls, users })
         } else {
-            Err(format!("--web.config.file {name} has {} problem(s):\n  - {}", problems.len(), problems.join("\n  - ")))
+            Err(WebConfigError::Invalid { path: name, problems })
         }
     }
 }

@@ -125,15 +125,15 @@ proptest! {
 
     #[test]
     fn provider_text_is_always_bounded_and_inert(text in "\\PC{0,64}|[\\x00-\\x1f\\x7f\\u{80}-\\u{9f}\\u{2028}\\u{202e} a-z]{0,600}", max in 16usize..300) {
-        let out = cdn_usage_exporter::providers::text::inert(&text, max);
+        let out = cdn_usage_exporter::text::inert(&text, max);
         prop_assert!(!out.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{202e}'), "{:?}", out);
         prop_assert!(out.len() <= max + "…[99999 bytes cut]".len(), "{} > {}", out.len(), max);
         if out.len() <= max && !out.contains('…') {
             // Nothing cut: the text is all there, only escaped.
             prop_assert!(out.len() >= text.len());
         }
-        let label = cdn_usage_exporter::providers::text::label(&text);
-        prop_assert!(label.len() <= cdn_usage_exporter::providers::text::LABEL_BYTES);
+        let label = cdn_usage_exporter::text::label(&text);
+        prop_assert!(label.len() <= cdn_usage_exporter::text::LABEL_BYTES);
         prop_assert!(!label.chars().any(|c| c.is_control()));
     }
 

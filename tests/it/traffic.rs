@@ -10,7 +10,7 @@ use std::time::Duration;
 use cdn_usage_exporter::config::Config;
 use cdn_usage_exporter::job::{Poll, Sample};
 use cdn_usage_exporter::providers::cdnetworks::{Client, traffic};
-use cdn_usage_exporter::providers::http::{RetryPolicy, Upstream};
+use cdn_usage_exporter::providers::common::http::{RetryPolicy, Upstream};
 use cdn_usage_exporter::simulator::cdnetworks::traffic_slice;
 use cdn_usage_exporter::simulator::{CdnAccount, Faults, SimState, Simulator};
 use cdn_usage_exporter::store::Store;

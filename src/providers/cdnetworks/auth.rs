@@ -2,31 +2,19 @@
 //! over an HMAC-SHA1 of the `Date` header) and the AK/SK scheme of the vendor's SDK
 //! (CNC-HMAC-SHA256 over a canonical request).
 
-use base64::Engine as _;
-use hmac::{Hmac, KeyInit, Mac};
-use sha1::Sha1;
 use sha2::{Digest, Sha256};
+
+use crate::providers::common::sign::{self, hex};
 
 /// The API-key scheme's password: `base64(HMAC-SHA1(api_key, date))`, where `date` is the
 /// request's own `Date` header.
 pub fn api_key_password(api_key: &str, date: &str) -> String {
-    // HMAC accepts keys of any length.
-    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(api_key.as_bytes()).unwrap_or_else(|_| unreachable!());
-    mac.update(date.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    sign::base64(&sign::hmac_sha1(api_key.as_bytes(), date.as_bytes()))
 }
 
 /// `Basic base64(username:password)`.
 pub fn basic_authorization(username: &str, password: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    format!("Basic {}", sign::base64(format!("{username}:{password}").as_bytes()))
 }
 
 /// Lowercase hex SHA-256.
@@ -65,9 +53,7 @@ pub fn aksk_signature(secret_key: &str, req: &SignedRequest<'_>) -> String {
         sha256_hex(req.body)
     );
     let string_to_sign = format!("CNC-HMAC-SHA256\n{}\n{}", req.timestamp, sha256_hex(canonical.as_bytes()));
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret_key.as_bytes()).unwrap_or_else(|_| unreachable!());
-    mac.update(string_to_sign.as_bytes());
-    hex(&mac.finalize().into_bytes())
+    hex(&sign::hmac_sha256(secret_key.as_bytes(), string_to_sign.as_bytes()))
 }
 
 /// The AK/SK `Authorization` header value.

@@ -4,26 +4,23 @@
 //! share a rate limiter (300 requests per 5 minutes) and a small concurrency limit.
 
 pub mod auth;
+pub mod client;
+pub mod config;
+pub mod history;
+pub mod jobs;
+pub mod simulator;
 pub mod traffic;
 pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE, HeaderMap, HeaderValue};
-use serde_json::json;
-use tokio::sync::Semaphore;
+use crate::job::JobSpec;
+use crate::providers::{Account, CheckLimits, Context, History, Provider, SetupError};
+use crate::validate::{Table, Validator};
 
-use crate::config::{CdnetworksAccount, CdnetworksAuth, CdnetworksDomain};
-use crate::families::FamilyId;
-use crate::job::{BoxFuture, JobKey, JobSpec, Poll, PollError, Reason, Sample};
-use crate::providers::http::{
-    BodyLimit, Upstream, preview, read_body, redirect_error, retry_after, transport_error, with_retries,
-};
-use crate::providers::scaleengine::wire::ListLimit;
-use crate::ratelimit::RateLimiter;
-use crate::store::Store;
-use crate::timeutil;
+pub use client::{Client, interpret, interpret_traffic, window};
+pub use config::{CdnetworksAccount, CdnetworksAuth, CdnetworksDomain, Granularity};
 
 /// The `provider` label value.
 pub const PROVIDER: &str = "cdnetworks";
@@ -45,386 +42,50 @@ pub const WINDOW_DAYS: i64 = 2;
 /// The request id header, logged with errors.
 pub const REQUEST_ID: &str = "x-cnc-request-id";
 
-/// One account's connection to the API.
-#[derive(Debug)]
-pub struct Client {
-    http: reqwest::Client,
-    url: reqwest::Url,
-    traffic_url: reqwest::Url,
-    host: String,
-    auth: CdnetworksAuth,
-    time_zone: HeaderValue,
-    utc_offset: i64,
-    granularity: &'static str,
-    account: Arc<str>,
-    store: Arc<Store>,
-    limiter: RateLimiter,
-    in_flight: Semaphore,
-    timeout: Duration,
-    upstream: Upstream,
-    clock: timeutil::Clock,
-}
+/// The CDNetworks provider: the `[[cdnetworks]]` section.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cdnetworks;
 
-/// The polling window `(dateFrom, dateTo)`: the last [`WINDOW_DAYS`] days up to today, in the
-/// zone `utc_offset` seconds east of UTC.
-pub fn window(now: i64, utc_offset: i64) -> (String, String) {
-    let today = (now + utc_offset).div_euclid(86_400);
-    (timeutil::format_ymd(today - WINDOW_DAYS), timeutil::format_ymd(today))
-}
+impl Provider for Cdnetworks {
+    const NAME: &'static str = PROVIDER;
+    type Account = CdnetworksAccount;
 
-impl Client {
-    /// A client for one account. Fails only on a base URL that validation let through.
-    pub fn new(
-        account: &CdnetworksAccount,
-        http: &reqwest::Client,
-        store: &Arc<Store>,
-        upstream: Upstream,
-    ) -> Result<Self, String> {
-        let base = reqwest::Url::parse(account.base_url.trim_end_matches('/'))
-            .map_err(|e| format!("{}.base_url: {e}", account.path))?;
-        let url = base.join(PATH).map_err(|e| format!("{}.base_url: {e}", account.path))?;
-        let traffic_url = base.join(traffic::PATH).map_err(|e| format!("{}.base_url: {e}", account.path))?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            (None, _) => return Err(format!("{}.base_url has no host", account.path)),
-        };
-        let time_zone =
-            HeaderValue::from_str(&account.time_zone).map_err(|e| format!("{}.time_zone: {e}", account.path))?;
-        Ok(Client {
-            http: http.clone(),
-            url,
-            traffic_url,
-            host,
-            auth: account.auth.clone(),
-            time_zone,
-            utc_offset: account.utc_offset,
-            granularity: account.granularity.as_str(),
-            account: account.name.as_str().into(),
-            store: store.clone(),
-            limiter: RateLimiter::new(RATE_LIMIT, RATE_WINDOW),
-            in_flight: Semaphore::new(MAX_IN_FLIGHT),
-            timeout: account.timeout,
-            upstream,
-            clock: timeutil::Clock::system(),
-        })
+    fn parse(v: &mut Validator, t: &mut Table<'_>) -> Option<CdnetworksAccount> {
+        config::parse_account(v, t)
     }
 
-    /// The same client reading "now" from `clock` (tests drive a month with a manual clock).
-    pub fn with_clock(self, clock: timeutil::Clock) -> Self {
-        Client { clock, ..self }
-    }
-
-    /// The clock requests are signed and windows chosen by.
-    pub fn clock(&self) -> &timeutil::Clock {
-        &self.clock
-    }
-
-    /// The account's configured name.
-    pub fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn headers(&self, path: &str, body: &[u8], now: i64) -> Result<HeaderMap, PollError> {
-        let value = |s: String| {
-            HeaderValue::from_str(&s).map_err(|_| {
-                PollError::new(Reason::Auth, "credentials contain characters not allowed in an HTTP header")
-            })
-        };
-        let mut h = HeaderMap::new();
-        h.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert("x-time-zone", self.time_zone.clone());
-        match &self.auth {
-            CdnetworksAuth::ApiKey { username, api_key } => {
-                let date = timeutil::format_http_date(now);
-                let password = auth::api_key_password(api_key.expose(), &date);
-                h.insert(AUTHORIZATION, value(auth::basic_authorization(username, &password))?);
-                h.insert(DATE, value(date)?);
-            }
-            CdnetworksAuth::AkSk { access_key, secret_key } => {
-                let req = auth::SignedRequest {
-                    method: "POST",
-                    path,
-                    query: "",
-                    content_type: "application/json",
-                    host: &self.host,
-                    body,
-                    timestamp: now,
-                };
-                let signature = auth::aksk_signature(secret_key.expose(), &req);
-                h.insert("x-cnc-accesskey", value(access_key.expose().to_owned())?);
-                h.insert("x-cnc-timestamp", value(now.to_string())?);
-                h.insert("x-cnc-auth-method", HeaderValue::from_static("AKSK"));
-                h.insert(AUTHORIZATION, value(auth::aksk_authorization(access_key.expose(), &signature))?);
-            }
+    /// The traffic jobs keep a month of 5-minute slices per domain in memory: all accounts
+    /// together stay under `max_traffic_domains`.
+    fn check(v: &mut Validator, accounts: &[&CdnetworksAccount], limits: &CheckLimits) {
+        let traffic_domains: usize = accounts.iter().filter(|a| a.traffic).map(|a| a.domains.len()).sum();
+        let max = limits.max_traffic_domains;
+        if traffic_domains > max {
+            v.problem(
+                "max_traffic_domains",
+                format!(
+                    "the CDNetworks traffic jobs would keep {traffic_domains} domains in memory (about 36 KB each); \
+                     the limit is {max}. Raise max_traffic_domains, set `traffic = false` on some \
+                     accounts, or shard the accounts over several exporters."
+                ),
+            );
         }
-        Ok(h)
-    }
-
-    /// Fetches the domain's points over the polling window, retrying what may succeed.
-    pub async fn domain_usage(&self, domain: &CdnetworksDomain, path: &str) -> Result<Vec<wire::Point>, PollError> {
-        let (date_from, date_to) = window(self.clock.now(), self.utc_offset);
-        self.domain_usage_between(domain, path, &date_from, &date_to).await
-    }
-
-    /// Fetches the domain's points between two dates (`yyyy-MM-dd`, in the account's zone, at
-    /// most 31 days apart), retrying what may succeed. Backfill walks history with it.
-    pub async fn domain_usage_between(
-        &self,
-        domain: &CdnetworksDomain,
-        path: &str,
-        date_from: &str,
-        date_to: &str,
-    ) -> Result<Vec<wire::Point>, PollError> {
-        with_retries(&self.upstream.retry, || self.attempt(domain, path, date_from, date_to)).await
-    }
-
-    /// The zone of the account's dates, in seconds east of UTC.
-    pub fn utc_offset(&self) -> i64 {
-        self.utc_offset
-    }
-
-    async fn attempt(
-        &self,
-        domain: &CdnetworksDomain,
-        path: &str,
-        date_from: &str,
-        date_to: &str,
-    ) -> Result<Vec<wire::Point>, PollError> {
-        let body = json!({
-            "dateFrom": date_from,
-            "dateTo": date_to,
-            "domain": domain.domain,
-            "contract": domain.contract,
-            "type": self.granularity,
-        });
-        let answers = self.upstream.answers();
-        let limit = BodyLimit {
-            bytes: answers.domain_usage_bytes,
-            endpoint: ENDPOINT,
-            key: "answer_limits.domain_usage_bytes",
-        };
-        let ctx = wire::Context { domain: &domain.domain, contract: &domain.contract, path, date_from, date_to };
-        self.exchange(&self.url, &body, limit, |status, bytes| {
-            interpret(status, bytes, &ctx, self.utc_offset, answers.page_entries)
-        })
-        .await
-    }
-
-    /// One signed, rate-limited POST of `body` to `url`; the answer, read within `limit`, goes
-    /// to `interpret`. Errors carry the request id and the provider's `Retry-After`.
-    async fn exchange<T>(
-        &self,
-        url: &reqwest::Url,
-        body: &serde_json::Value,
-        limit: BodyLimit,
-        interpret: impl FnOnce(u16, &[u8]) -> Result<T, PollError>,
-    ) -> Result<T, PollError> {
-        let _account_permit =
-            self.in_flight.acquire().await.map_err(|_| PollError::new(Reason::Http, "client is shutting down"))?;
-        self.limiter.acquire().await;
-        let _permits = self.upstream.permit().await?;
-        let now = self.clock.now();
-        let body = body.to_string().into_bytes();
-        let headers = self.headers(url.path(), &body, now)?;
-        let sent = self.http.post(url.clone()).timeout(self.timeout).headers(headers).body(body).send().await;
-        let mut response = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                self.store.count_upstream(PROVIDER, &self.account, "error");
-                return Err(transport_error(&e));
-            }
-        };
-        let status = response.status().as_u16();
-        self.store.count_upstream(PROVIDER, &self.account, &status.to_string());
-        let request_id = response.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        if let Some(e) = redirect_error(&response) {
-            return Err(e);
-        }
-        let wait = retry_after(response.headers());
-        let bytes = read_body(&mut response, limit).await?;
-        interpret(status, &bytes).map_err(|e| {
-            let mut e = match request_id {
-                Some(id) => PollError {
-                    message: format!("{} (X-Cnc-Request-Id {})", e.message, crate::providers::text::label(&id)),
-                    ..e
-                },
-                None => e,
-            };
-            e.retry_after = wait;
-            e
-        })
-    }
-
-    /// Fetches one local day (`date_from`..`date_to`, `yyyy-MM-ddTHH:mm:ss±HH:mm`) of traffic
-    /// for `domains` (at most [`traffic::MAX_DOMAINS_PER_REQUEST`]), retrying what may succeed.
-    /// `path` names the account in error messages.
-    pub async fn traffic_day(
-        &self,
-        domains: &[String],
-        date_from: &str,
-        date_to: &str,
-        path: &str,
-    ) -> Result<traffic::DayAnswer, PollError> {
-        let day_start = timeutil::parse_ymd(date_from).unwrap_or_default() * 86_400 - self.utc_offset;
-        let body = json!({
-            "dateFrom": date_from,
-            "dateTo": date_to,
-            "domain": domains,
-            "groupBy": ["domain"],
-        });
-        let limit = BodyLimit {
-            bytes: self.upstream.answers().traffic_bytes,
-            endpoint: traffic::ENDPOINT,
-            key: "answer_limits.traffic_bytes",
-        };
-        let listed = format!("the {} domains of `{path}.domains`", domains.len());
-        let ctx = wire::Context { domain: &listed, contract: "-", path, date_from, date_to };
-        with_retries(&self.upstream.retry, || {
-            self.exchange(&self.traffic_url, &body, limit, |status, bytes| {
-                interpret_traffic(status, bytes, domains, day_start, self.utc_offset, &ctx)
-            })
-        })
-        .await
     }
 }
 
-/// Turns a `traffic-request` HTTP answer into a day of slices, or a classified error.
-pub fn interpret_traffic(
-    status: u16,
-    body: &[u8],
-    asked: &[String],
-    day_start: i64,
-    utc_offset: i64,
-    ctx: &wire::Context<'_>,
-) -> Result<traffic::DayAnswer, PollError> {
-    let answer =
-        traffic::parse_answer(body, asked.len()).map_err(|e| unparsable(e, "answer_limits.", status, body, ctx))?;
-    check_envelope(status, body, ctx, answer.error_code(), answer.message())?;
-    traffic::day_slices(answer, asked, day_start, utc_offset)
-}
-
-/// Why an answer that did not parse failed: a bound (its error names `bound_key`) as it is, else
-/// a success that is not JSON, else the HTTP status classified.
-fn unparsable(e: PollError, bound_key: &str, status: u16, body: &[u8], ctx: &wire::Context<'_>) -> PollError {
-    if e.message.contains(bound_key) {
-        e
-    } else if (200..300).contains(&status) {
-        PollError::parse(format!("HTTP {status}, answer is not JSON: {}", preview(body)))
-    } else {
-        wire::classify(status, None, &preview(body), ctx)
+impl Account for CdnetworksAccount {
+    fn provider(&self) -> &'static str {
+        PROVIDER
     }
-}
 
-/// The error an answer's envelope or HTTP status carries, if any.
-fn check_envelope(
-    status: u16,
-    body: &[u8],
-    ctx: &wire::Context<'_>,
-    error: Option<(String, String)>,
-    message: Option<&str>,
-) -> Result<(), PollError> {
-    if let Some((code, message)) = error {
-        return Err(wire::classify(status, Some(&code), &message, ctx));
+    fn name(&self) -> &str {
+        &self.name
     }
-    if !(200..300).contains(&status) {
-        let message = message.map_or_else(|| preview(body), str::to_owned);
-        return Err(wire::classify(status, None, &message, ctx));
+
+    fn jobs(&self, ctx: &Context<'_>) -> Result<Vec<JobSpec>, SetupError> {
+        Ok(jobs::jobs(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone())?)))
     }
-    Ok(())
-}
 
-/// Turns an HTTP answer into points, or a classified error; at most `max_points` points.
-pub fn interpret(
-    status: u16,
-    body: &[u8],
-    ctx: &wire::Context<'_>,
-    utc_offset: i64,
-    max_points: usize,
-) -> Result<Vec<wire::Point>, PollError> {
-    let limit = points_limit(max_points);
-    let answer = wire::parse_answer(body, limit).map_err(|e| unparsable(e, limit.key, status, body, ctx))?;
-    check_envelope(status, body, ctx, answer.error_code(), answer.message())?;
-    wire::points(answer, utc_offset)
-}
-
-/// The bound on the points of one answer.
-fn points_limit(max: usize) -> ListLimit {
-    ListLimit { max, items: "points", key: "answer_limits.page_entries" }
-}
-
-/// Builds one job per configured domain of the account.
-pub fn jobs(
-    account: &CdnetworksAccount,
-    http: &reqwest::Client,
-    store: &Arc<Store>,
-    upstream: &Upstream,
-) -> Result<Vec<JobSpec>, String> {
-    let client = Arc::new(Client::new(account, http, store, upstream.clone())?);
-    let name: Arc<str> = account.name.as_str().into();
-    let traffic_job = account.traffic.then(|| {
-        let key = JobKey::account(PROVIDER, name.clone(), traffic::ENDPOINT);
-        let poller = traffic::Traffic::new(
-            client.clone(),
-            account.domains.iter().map(|d| d.domain.clone()).collect(),
-            account.traffic_settle.as_secs() as i64,
-            account.bandwidth_commit_mbps,
-            account.path.clone(),
-        );
-        // The first poll of a month walks it day by day through the rate limiter: its
-        // interval bounds it like any poll.
-        JobSpec::periodic(key, account.traffic_interval, account.timeout, account.traffic_max_age, Arc::new(poller))
-    });
-    Ok(account
-        .domains
-        .iter()
-        .enumerate()
-        .map(|(j, d)| {
-            let key = JobKey {
-                provider: PROVIDER,
-                account: name.clone(),
-                endpoint: ENDPOINT,
-                domain: Some(d.domain.as_str().into()),
-            };
-            let poller = DomainUsage {
-                client: client.clone(),
-                domain: d.clone(),
-                path: format!("{}.domains[{j}]", account.path),
-            };
-            // Waiting for the rate limiter is part of a poll; its interval bounds it.
-            JobSpec::periodic(key, account.interval, account.timeout, account.max_age, Arc::new(poller))
-        })
-        .chain(traffic_job)
-        .collect())
-}
-
-struct DomainUsage {
-    client: Arc<Client>,
-    domain: CdnetworksDomain,
-    path: String,
-}
-
-impl Poll for DomainUsage {
-    fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
-        Box::pin(async move {
-            let points = self.client.domain_usage(&self.domain, &self.path).await?;
-            let now = timeutil::now_unix();
-            let Some(point) = wire::newest_complete(&points, now) else {
-                return Err(PollError::new(
-                    Reason::Provider,
-                    format!(
-                        "no complete point for domain {} in the last {WINDOW_DAYS} days ({} points, none finished)",
-                        self.domain.domain,
-                        points.len()
-                    ),
-                ));
-            };
-            Ok(vec![
-                Sample::new(FamilyId::StorageBytes, point.bytes).label("domain", self.domain.domain.clone()),
-                Sample::new(FamilyId::StorageSampleTimestampSeconds, point.end as f64)
-                    .label("domain", self.domain.domain.clone()),
-            ])
-        })
+    fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError> {
+        Ok(history::units(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone())?)))
     }
 }

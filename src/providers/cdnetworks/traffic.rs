@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 
 use crate::families::FamilyId;
-use crate::job::{BoxFuture, Poll, PollError, Sample};
-use crate::providers::scaleengine::wire::{Capped, ListLimit, Num, Text, parse_capped};
-use crate::providers::text;
+use crate::job::{BoxFuture, PollContext, PollError, Poller, Sample};
+use crate::providers::common::wire::{Capped, ListLimit, Num, Text, parse_capped};
+use crate::text;
 use crate::timeutil;
 
 use super::Client;
@@ -449,7 +449,7 @@ impl Traffic {
         self.month.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn run(&self) -> Result<Vec<Sample>, PollError> {
+    async fn run(&self, ctx: &PollContext) -> Result<Vec<Sample>, PollError> {
         let now = self.client.clock().now();
         let offset = self.client.utc_offset();
         let (today, first_day) = local_month(now, offset);
@@ -466,7 +466,7 @@ impl Traffic {
             let local_day = first_day + day as i64;
             let (from, to) = (local_midnight(local_day, offset), local_midnight(local_day + 1, offset));
             let asked = chunks[chunk];
-            let answer = self.client.traffic_day(asked, &from, &to, &self.path).await?;
+            let answer = self.client.traffic_day(ctx, asked, &from, &to, &self.path).await?;
             if answer.ignored > 0 {
                 tracing::warn!(
                     account = %self.client.account(),
@@ -488,9 +488,9 @@ impl Traffic {
     }
 }
 
-impl Poll for Traffic {
-    fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
-        Box::pin(self.run())
+impl Poller for Traffic {
+    fn poll<'a>(&'a self, ctx: &'a PollContext) -> BoxFuture<'a, Result<Vec<Sample>, PollError>> {
+        Box::pin(self.run(ctx))
     }
 }
 

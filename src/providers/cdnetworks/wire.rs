@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::job::{PollError, Reason};
-use crate::providers::scaleengine::wire::{Array, Capped, ListLimit, Num, Text, parse_capped};
-use crate::providers::text;
+use crate::providers::common::wire::{Array, Capped, ListLimit, Num, Text, parse_capped};
+use crate::text;
 use crate::timeutil;
 
 /// One point of a storage series.
@@ -345,7 +345,7 @@ mod tests {
     fn provider_text_is_bounded_and_inert_in_errors() {
         let message = format!("line one\nlevel=error msg=forged\u{1b}[2J{}", "x".repeat(5_000_000));
         let e = classify(500, Some("24102500"), &message, &ctx());
-        assert!(e.message.len() < 2 * crate::providers::text::ERROR_BYTES, "{}", e.message.len());
+        assert!(e.message.len() < 2 * crate::text::ERROR_BYTES, "{}", e.message.len());
         assert!(!e.message.contains('\n') && !e.message.contains('\u{1b}'), "{}", &e.message[..200]);
         assert!(e.message.contains("line one\\nlevel=error"), "{}", &e.message[..200]);
     }

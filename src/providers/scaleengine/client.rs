@@ -4,32 +4,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sha2::Sha256;
 
-use crate::job::{PollError, Reason};
+use crate::job::{PollContext, PollError, Reason};
 use crate::secret::Secret;
-use crate::store::Store;
 
+use super::config::ScaleEngineAccount;
 use super::phpjson;
-use crate::config::AnswerLimits;
-use crate::config::ScaleEngineAccount;
-use crate::providers::http::{
+use crate::providers::common::limits::AnswerLimits;
+use crate::providers::common::http::{
     BodyLimit, Upstream, preview, read_body, redirect_error, retry_after, transport_error, with_retries,
 };
-use crate::providers::text;
+use crate::text;
 
 use super::wire::Text;
 
 /// Standard padded base64 of HMAC-SHA256(`secret`, `message`).
 pub fn sign(secret: &str, message: &str) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
-    mac.update(message.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    crate::providers::common::sign::base64(&crate::providers::common::sign::hmac_sha256(secret.as_bytes(), message.as_bytes()))
 }
 
 /// The signed request body (the value of the form field `json`): `command`, `api_key`,
@@ -143,14 +136,13 @@ pub struct Client {
     api_key: Secret,
     api_secret: Secret,
     account: Arc<str>,
-    store: Arc<Store>,
     timeout: Duration,
     upstream: Upstream,
 }
 
 impl Client {
-    /// A client for one account; `store` receives the upstream request counts.
-    pub fn new(account: &ScaleEngineAccount, http: &reqwest::Client, store: &Arc<Store>, upstream: Upstream) -> Self {
+    /// A client for one account; its requests pass (and are counted by) `upstream`.
+    pub fn new(account: &ScaleEngineAccount, http: &reqwest::Client, upstream: Upstream) -> Self {
         Client {
             http: http.clone(),
             url: account.base_url.clone(),
@@ -158,7 +150,6 @@ impl Client {
             api_key: account.api_key.clone(),
             api_secret: account.api_secret.clone(),
             account: account.name.as_str().into(),
-            store: store.clone(),
             timeout: account.timeout,
             upstream,
         }
@@ -166,8 +157,14 @@ impl Client {
 
     /// Runs one command and returns the answer's body once [`interpret`] passed it (at most
     /// `limit.bytes`), retrying what may succeed on a retry.
-    pub async fn call(&self, command: &str, params: &[(&str, Value)], limit: BodyLimit) -> Result<Vec<u8>, PollError> {
-        with_retries(&self.upstream.retry, || self.attempt(command, params, limit)).await
+    pub async fn call(
+        &self,
+        ctx: &PollContext,
+        command: &str,
+        params: &[(&str, Value)],
+        limit: BodyLimit,
+    ) -> Result<Vec<u8>, PollError> {
+        with_retries(&self.upstream.retry, ctx, || self.attempt(command, params, limit)).await
     }
 
     /// What one answer may hold.
@@ -197,12 +194,12 @@ impl Client {
         let mut response = match result {
             Ok(r) => r,
             Err(e) => {
-                self.store.count_upstream(super::PROVIDER, &self.account, "error");
+                self.upstream.count(&self.account, "error");
                 return Err(transport_error(&e));
             }
         };
         let status = response.status().as_u16();
-        self.store.count_upstream(super::PROVIDER, &self.account, &status.to_string());
+        self.upstream.count(&self.account, &status.to_string());
         if let Some(e) = redirect_error(&response) {
             return Err(e);
         }

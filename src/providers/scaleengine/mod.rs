@@ -2,23 +2,27 @@
 //! job: `usage.summary`, `usage.billing.live`, `disk.usage`, `video.usage`.
 
 pub mod client;
+pub mod config;
+pub mod history;
+pub mod jobs;
 pub mod normalize;
 pub mod phpjson;
+pub mod simulator;
 pub mod wire;
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::config::{AnswerLimits, ScaleEngineAccount, VideoApp};
 use crate::families::FamilyId;
-use crate::job::{BoxFuture, JobKey, JobSpec, Poll, PollError, Sample};
-use crate::providers::http::{BodyLimit, Upstream};
-use crate::store::Store;
-use crate::timeutil;
+use crate::job::{JobSpec, PollContext, PollError, Sample};
+use crate::providers::common::http::BodyLimit;
+use crate::providers::common::limits::AnswerLimits;
+use crate::providers::{Account, Context, History, Provider, SetupError};
+use crate::validate::{Table, Validator};
 
 use client::Client;
+pub use config::{ScaleEngineAccount, VideoApp};
 use wire::ListLimit;
 
 /// The `provider` label value.
@@ -56,181 +60,95 @@ pub fn entries_limit(answers: &AnswerLimits) -> ListLimit {
     ListLimit { max: answers.page_entries, items: "entries", key: "answer_limits.page_entries" }
 }
 
-/// Runs `command` and parses its answer as a table.
-pub async fn fetch_table(client: &Client, command: &'static str) -> Result<Vec<u8>, PollError> {
-    client.call(command, &[], body_limit(&client.answers(), command)).await
+/// Runs `command` and returns its answer, for parsing as a table.
+pub async fn fetch_table(client: &Client, ctx: &PollContext, command: &'static str) -> Result<Vec<u8>, PollError> {
+    client.call(ctx, command, &[], body_limit(&client.answers(), command)).await
 }
 
-/// Builds the jobs of one account.
-pub fn jobs(
-    account: &ScaleEngineAccount,
-    http: &reqwest::Client,
-    store: &Arc<Store>,
-    upstream: &Upstream,
-) -> Vec<JobSpec> {
-    let name: Arc<str> = account.name.as_str().into();
-    let client = Arc::new(Client::new(account, http, store, upstream.clone()));
-    let job = |endpoint, interval, poller: Arc<dyn Poll>| {
-        JobSpec::periodic(
-            JobKey::account(PROVIDER, name.clone(), endpoint),
-            interval,
-            account.timeout,
-            account.max_age,
-            poller,
-        )
-    };
-    let mut jobs = vec![
-        job(
-            "usage.summary",
-            account.summary_interval,
-            Arc::new(Summary { client: client.clone(), unmapped_seen: Mutex::default() }),
-        ),
-        job("usage.billing.live", account.billing_interval, Arc::new(Billing { client: client.clone() })),
-        job("disk.usage", account.disk_interval, Arc::new(Disk { client: client.clone() })),
-    ];
-    if !account.video_apps.is_empty() {
-        let video = Video { client, apps: account.video_apps.clone(), top_n: account.video_top_n };
-        jobs.push(job("video.usage", account.video_interval, Arc::new(video)));
-    }
-    jobs
-}
-
-/// Samples that come from the account's configuration (the budget).
-pub fn config_samples(account: &ScaleEngineAccount) -> Vec<Sample> {
-    account.budget_usd.map(|b| Sample::new(FamilyId::BillingBudgetUsd, b)).into_iter().collect()
-}
-
-struct Summary {
-    client: Arc<Client>,
-    /// Unmapped row names already logged: per account, at most [`MAX_UNMAPPED_REMEMBERED`].
-    unmapped_seen: Mutex<BTreeSet<String>>,
-}
-
-impl Poll for Summary {
-    fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
-        Box::pin(async move {
-            let body = fetch_table(&self.client, "usage.summary").await?;
-            let table = wire::parse_table(&body, table_limit(&self.client.answers()), "usage.summary answer")?;
-            let (samples, unmapped) = normalize::summary(&table)?;
-            if !unmapped.is_empty() {
-                let mut seen = self.unmapped_seen.lock().unwrap_or_else(|e| e.into_inner());
-                for row in unmapped {
-                    if seen.len() >= MAX_UNMAPPED_REMEMBERED || seen.contains(&row) {
-                        continue;
-                    }
-                    tracing::info!(row = %row, "usage.summary row has no mapping yet; exported as cdn_month_to_date_usage");
-                    seen.insert(row);
-                }
-            }
-            Ok(samples)
-        })
+/// The `app` parameter of `video.usage`: an id as a number, a name as a string.
+pub fn app_param(app: &VideoApp) -> Value {
+    match app {
+        VideoApp::Id(id) => json!(id),
+        VideoApp::Name(name) => json!(name),
     }
 }
 
-struct Billing {
-    client: Arc<Client>,
-}
-
-impl Poll for Billing {
-    fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
-        Box::pin(async move {
-            let body = fetch_table(&self.client, "usage.billing.live").await?;
-            normalize::billing(&wire::parse_table(
-                &body,
-                table_limit(&self.client.answers()),
-                "usage.billing.live answer",
-            )?)
-        })
-    }
-}
-
-struct Disk {
-    client: Arc<Client>,
-}
-
-impl Poll for Disk {
-    fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
-        Box::pin(async move {
-            let today = timeutil::now_unix().div_euclid(86_400);
-            // The 30-day window ends yesterday: the newest complete day is the one we export.
-            let start = (today - 30) * 86_400;
-            let limit = body_limit(&self.client.answers(), "disk.usage");
-            let body =
-                self.client.call("disk.usage", &[("cpu", json!("")), ("starttime", json!(start))], limit).await?;
-            normalize::disk(&wire::parse_disk(&body, entries_limit(&self.client.answers()))?, today)
-        })
-    }
-}
-
-struct Video {
-    client: Arc<Client>,
-    apps: Vec<VideoApp>,
-    top_n: usize,
-}
-
-impl Video {
-    /// Folds every page of one app into `top`; `pages` counts the pages of this poll, all apps
-    /// together, against `answer_limits.video_pages`. Each page is dropped once folded.
-    async fn fetch_app(
-        &self,
-        app: &VideoApp,
-        year: i64,
-        month: u32,
-        top: &mut normalize::TopUrls,
-        pages: &mut usize,
-    ) -> Result<(), PollError> {
-        let answers = self.client.answers();
-        let app_value: Value = match app {
-            VideoApp::Id(id) => json!(id),
-            VideoApp::Name(name) => json!(name),
+/// Reads every page of one app's `video.usage` for the period in `period` (`year`, `month` and
+/// maybe `day`), handing each page to `each` and dropping it once handed. `pages` counts the
+/// pages read against `answer_limits.video_pages` (live polling counts all apps of a poll
+/// together); past it the read fails rather than being cut short.
+pub async fn video_pages(
+    client: &Client,
+    ctx: &PollContext,
+    app: &VideoApp,
+    period: &[(&str, Value)],
+    pages: &mut usize,
+    mut each: impl FnMut(&wire::VideoPage<'_>) -> Result<(), PollError>,
+) -> Result<(), PollError> {
+    let answers = client.answers();
+    let page_limit = VIDEO_PAGE_LIMIT.min(answers.page_entries as u64);
+    let mut offset = 0u64;
+    loop {
+        if *pages >= answers.video_pages {
+            return Err(PollError::parse(format!(
+                "video.usage kept paging: {} pages read in this poll (app {}, offset {offset}) and the \
+                 provider says there is more: refused. If the apps really have that many URLs, raise \
+                 `answer_limits.video_pages`",
+                *pages, app
+            )));
+        }
+        *pages += 1;
+        let mut params: Vec<(&str, Value)> = vec![("app", app_param(app))];
+        params.extend(period.iter().cloned());
+        params.push(("limit", json!(page_limit)));
+        params.push(("offset", json!(offset)));
+        let body = client.call(ctx, "video.usage", &params, body_limit(&answers, "video.usage")).await?;
+        let page = wire::parse_video(&body, entries_limit(&answers))?;
+        let got = page.entries.len() as u64;
+        each(&page)?;
+        offset += got;
+        let done = match page.count {
+            Some(count) => offset >= count,
+            None => got < page_limit,
         };
-        let page_limit = VIDEO_PAGE_LIMIT.min(answers.page_entries as u64);
-        let mut offset = 0u64;
-        loop {
-            if *pages >= answers.video_pages {
-                return Err(PollError::parse(format!(
-                    "video.usage kept paging: {} pages read in this poll (app {}, offset {offset}) and the \
-                     provider says there is more: refused. If the apps really have that many URLs, raise \
-                     `answer_limits.video_pages`",
-                    *pages, app
-                )));
-            }
-            *pages += 1;
-            let params = [
-                ("app", app_value.clone()),
-                ("year", json!(year)),
-                ("month", json!(month)),
-                ("limit", json!(page_limit)),
-                ("offset", json!(offset)),
-            ];
-            let body = self.client.call("video.usage", &params, body_limit(&answers, "video.usage")).await?;
-            let page = wire::parse_video(&body, entries_limit(&answers))?;
-            let got = page.entries.len() as u64;
-            top.add_page(&page.entries)?;
-            offset += got;
-            let done = match page.count {
-                Some(count) => offset >= count,
-                None => got < page_limit,
-            };
-            if done || got == 0 {
-                return Ok(());
-            }
+        if done || got == 0 {
+            return Ok(());
         }
     }
 }
 
-impl Poll for Video {
-    fn poll(&self) -> BoxFuture<'_, Result<Vec<Sample>, PollError>> {
-        Box::pin(async move {
-            let (year, month, _) = timeutil::civil_from_days(timeutil::now_unix().div_euclid(86_400));
-            let mut samples = Vec::new();
-            let mut pages = 0;
-            for app in &self.apps {
-                let mut top = normalize::TopUrls::new(self.top_n);
-                self.fetch_app(app, year, month, &mut top, &mut pages).await?;
-                samples.extend(top.samples(&app.to_string()));
-            }
-            Ok(samples)
-        })
+/// The ScaleEngine provider: the `[[scaleengine]]` section.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScaleEngine;
+
+impl Provider for ScaleEngine {
+    const NAME: &'static str = PROVIDER;
+    type Account = ScaleEngineAccount;
+
+    fn parse(v: &mut Validator, t: &mut Table<'_>) -> Option<ScaleEngineAccount> {
+        config::parse_account(v, t)
     }
 }
+
+impl Account for ScaleEngineAccount {
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn jobs(&self, ctx: &Context<'_>) -> Result<Vec<JobSpec>, SetupError> {
+        Ok(jobs::jobs(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone()))))
+    }
+
+    fn config_samples(&self) -> Vec<Sample> {
+        self.budget_usd.map(|b| Sample::new(FamilyId::BillingBudgetUsd, b)).into_iter().collect()
+    }
+
+    fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError> {
+        Ok(history::units(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone()))))
+    }
+}
+

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::families::FamilyId;
 use crate::job::{PollError, Sample};
-use crate::providers::text;
+use crate::text;
 
 use super::wire::{DiskDay, Num, Row, Table, VideoEntry};
 
@@ -248,11 +248,38 @@ pub fn billing(table: &Table<'_>) -> Result<Vec<Sample>, PollError> {
 /// The `user` label for the whole account, when disk.usage reports no per-user rows.
 pub const ALL_USERS: &str = "__all__";
 
-/// Normalizes `disk.usage`: per user, the newest day before `today` (the current day is still
-/// being counted); if a user has only today's row, that row. Empty-user rows are the account's
-/// own total and are exported (as `user="__all__"`) only when no per-user rows exist. A
-/// non-finite or negative value, or a (day, user) twice, is an error.
-pub fn disk(days: &[DiskDay], today: i64) -> Result<Vec<Sample>, PollError> {
+/// One day of storage of one user (`user="__all__"` for the account's own total), checked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiskPoint<'a> {
+    /// The day (day number, UTC).
+    pub day: i64,
+    /// The `user` label.
+    pub user: &'a str,
+    /// Bytes stored.
+    pub bytes: f64,
+}
+
+impl DiskPoint<'_> {
+    /// The point's samples: the bytes, and the time it was taken (the end of its day).
+    pub fn samples(&self) -> [Sample; 2] {
+        // The time of a point is the end of the interval it covers: the day's following midnight.
+        [
+            Sample::new(StorageBytes, self.bytes).label("user", self.user),
+            Sample::new(StorageSampleTimestampSeconds, self.end() as f64).label("user", self.user),
+        ]
+    }
+
+    /// The end of the point's day, in Unix seconds.
+    pub fn end(&self) -> i64 {
+        (self.day + 1) * 86_400
+    }
+}
+
+/// The points of a `disk.usage` answer, in its order. Empty-user rows are the account's own
+/// total and are kept (as `user="__all__"`) only when no per-user rows exist. A non-finite or
+/// negative value, or a (day, user) twice, is an error: the answer is not data. Live polling
+/// and backfill both read answers through it.
+pub fn disk_points<'a>(days: &'a [DiskDay]) -> Result<Vec<DiskPoint<'a>>, PollError> {
     let mut seen = HashSet::with_capacity(days.len());
     for d in days {
         let user = d.user.trim();
@@ -273,32 +300,39 @@ pub fn disk(days: &[DiskDay], today: i64) -> Result<Vec<Sample>, PollError> {
         }
     }
     let has_users = days.iter().any(|d| !d.user.trim().is_empty());
-    let mut best: BTreeMap<&str, &DiskDay> = BTreeMap::new();
-    for d in days {
-        let user = d.user.trim();
-        if has_users && user.is_empty() {
-            continue;
-        }
-        let user = if user.is_empty() { ALL_USERS } else { user };
-        let better = |cur: &DiskDay| {
+    Ok(days
+        .iter()
+        .filter(|d| !has_users || !d.user.trim().is_empty())
+        .map(|d| {
+            let user = d.user.trim();
+            DiskPoint {
+                day: d.day,
+                user: if user.is_empty() { ALL_USERS } else { user },
+                bytes: d.bytes.get().unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
+/// Normalizes `disk.usage`: per user, the newest day before `today` (the current day is still
+/// being counted); if a user has only today's row, that row. See [`disk_points`] for what is
+/// kept and what is refused.
+pub fn disk(days: &[DiskDay], today: i64) -> Result<Vec<Sample>, PollError> {
+    let mut best: BTreeMap<&str, DiskPoint<'_>> = BTreeMap::new();
+    for d in disk_points(days)? {
+        let better = |cur: &DiskPoint<'_>| {
             let complete = d.day < today;
             let cur_complete = cur.day < today;
             (complete, d.day) > (cur_complete, cur.day)
         };
-        match best.get(user) {
+        match best.get(d.user) {
             Some(cur) if !better(cur) => {}
             _ => {
-                best.insert(user, d);
+                best.insert(d.user, d);
             }
         }
     }
-    let mut samples = Vec::with_capacity(best.len() * 2);
-    for (user, d) in best {
-        samples.push(Sample::new(StorageBytes, d.bytes.get().unwrap_or_default()).label("user", user));
-        // The time of a point is the end of the interval it covers: the day's following midnight.
-        samples.push(Sample::new(StorageSampleTimestampSeconds, ((d.day + 1) * 86_400) as f64).label("user", user));
-    }
-    Ok(samples)
+    Ok(best.values().flat_map(DiskPoint::samples).collect())
 }
 
 /// The `url` label of the sum of every URL outside the top N.
@@ -627,8 +661,8 @@ mod tests {
     fn row_text_becomes_bounded_inert_labels() {
         let long = format!("Evil\u{1b}[2J{}:", "x".repeat(5000));
         let (s, unmapped) = summary(&Table { cols: vec![], rows: vec![row(&long, &[1.0])] }).unwrap();
-        assert!(s[0].labels[0].1.len() <= crate::providers::text::LABEL_BYTES);
-        assert!(unmapped[0].len() <= crate::providers::text::LABEL_BYTES && !unmapped[0].contains('\u{1b}'));
+        assert!(s[0].labels[0].1.len() <= crate::text::LABEL_BYTES);
+        assert!(unmapped[0].len() <= crate::text::LABEL_BYTES && !unmapped[0].contains('\u{1b}'));
     }
 
     #[test]

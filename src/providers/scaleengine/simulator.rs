@@ -2,18 +2,116 @@
 //! (urlencoded or multipart), signature recomputed the PHP way, api key, cdn and timestamp
 //! checked, the four commands answered with deterministic month-to-date data.
 
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, Mutex};
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use serde_json::{Map, Value, json};
 
-use crate::providers::scaleengine::{client, phpjson};
+use crate::providers::common::simulator::{SimState, inject, keep, lock};
 use crate::timeutil;
 
-use super::SimState;
+use super::{client, phpjson};
+
+/// The path the simulator serves the command API on, under its address.
+pub const BASE_PATH: &str = "/stable/";
+
+/// The simulator's ScaleEngine part: its accounts and the requests it received.
+#[derive(Debug, Default)]
+pub struct Part {
+    accounts: Vec<SeAccount>,
+    requests: Mutex<Vec<String>>,
+}
+
+/// The part of a [`SimState`] that serves these accounts.
+pub fn part(accounts: Vec<SeAccount>) -> Box<dyn Any + Send + Sync> {
+    Box::new(Part { accounts, requests: Mutex::default() })
+}
+
+impl SimState {
+    /// The ScaleEngine accounts the simulator knows.
+    pub fn scaleengine(&self) -> &[SeAccount] {
+        self.part::<Part>().map_or(&[], |p| &p.accounts)
+    }
+
+    /// The `json` form fields received so far (the most recent
+    /// [`KEEP_REQUESTS`](crate::providers::common::simulator::KEEP_REQUESTS)).
+    pub fn requests(&self) -> Vec<String> {
+        self.part::<Part>().map(|p| lock(&p.requests).clone()).unwrap_or_default()
+    }
+
+    fn record(&self, json: &str) {
+        if let Some(p) = self.part::<Part>() {
+            keep(&p.requests, json.to_owned());
+        }
+    }
+}
+
+/// The routes of the ScaleEngine API.
+pub fn routes(router: Router<Arc<SimState>>) -> Router<Arc<SimState>> {
+    router.route(BASE_PATH, post(handle)).route(BASE_PATH.trim_end_matches('/'), post(handle))
+}
+
+/// A ScaleEngine failure envelope with a random code, for chaos.
+fn chaos_failure() -> Response {
+    let code = ["0001", "0002", "0003", "0004", "1000"][fastrand::usize(0..5)];
+    axum::Json(json!({"status": "failure", "code": code, "message": "Simulated failure"})).into_response()
+}
+
+/// The accounts `demo` and `simulate` serve.
+pub fn demo_accounts() -> Vec<SeAccount> {
+    vec![SeAccount {
+        cdn: 158,
+        api_key: "DEMOKEY0RKQLSP2FBO1ROPKSSW47DZE".into(),
+        api_secret: "demo-secret-8fc8c48da81e6a2a06a9556379bf798a".into(),
+        monthly_edge_gb: 9_000.0,
+        users: vec![],
+        video_apps: vec![
+            VideoAppSpec { name: "live".into(), urls: 12 },
+            VideoAppSpec { name: "vod/archive".into(), urls: 2_500 },
+        ],
+    }]
+}
+
+/// The demo configuration's `[[scaleengine]]` table, pointing at a simulator at `addr`.
+pub fn demo_toml(addr: &str) -> String {
+    format!(
+        r#"
+[[scaleengine]]
+name = "demo"
+cdn = 158
+api_key = "DEMOKEY0RKQLSP2FBO1ROPKSSW47DZE"
+api_secret = "demo-secret-8fc8c48da81e6a2a06a9556379bf798a"
+base_url = "http://{addr}{BASE_PATH}"
+summary_interval = "15s"
+billing_interval = "15s"
+disk_interval = "30s"
+video_interval = "30s"
+timeout = "5s"
+video_apps = ["live", "vod/archive"]
+video_top_n = 10
+# Below the simulator's estimated month-end spend, so the budget alert fires in the demo.
+budget_usd = 400
+"#
+    )
+}
+
+/// What `simulate` prints about this provider: where it listens and its accounts.
+pub fn describe(state: &SimState, addr: &str) -> String {
+    let mut out = format!("ScaleEngine simulator at http://{addr}{BASE_PATH}\n");
+    for a in state.scaleengine() {
+        out.push_str(&format!(
+            "  account: cdn = {}, api_key = {:?}, api_secret = {:?}\n",
+            a.cdn, a.api_key, a.api_secret
+        ));
+    }
+    out
+}
 
 /// How far a request timestamp may be from the simulator's clock.
 pub const TIMESTAMP_WINDOW_SECS: i64 = 300;
@@ -80,7 +178,7 @@ async fn json_field(state: &Arc<SimState>, request: Request) -> Option<String> {
 pub async fn handle(State(state): State<Arc<SimState>>, request: Request) -> Response {
     let _in_flight = state.in_flight();
     let faults = state.faults();
-    if let Some(injected) = super::inject(&state, &faults, super::Api::ScaleEngine).await {
+    if let Some(injected) = inject(&state, &faults, chaos_failure).await {
         return injected;
     }
     let Some(raw) = json_field(&state, request).await else {
@@ -101,7 +199,7 @@ pub async fn handle(State(state): State<Arc<SimState>>, request: Request) -> Res
         return failure("0006", &format!("Required fields missing: {}", missing.join(", ")));
     }
     let Some(account) =
-        state.scaleengine.iter().find(|a| req.get("api_key").and_then(Value::as_str) == Some(&a.api_key))
+        state.scaleengine().iter().find(|a| req.get("api_key").and_then(Value::as_str) == Some(&a.api_key))
     else {
         return failure("0005", "Unauthorized");
     };

@@ -2,20 +2,177 @@
 //! (with a 5-minute clock-skew window), JSON only when asked for it, the body validated by the
 //! doc's rules and refused with the doc's error codes, deterministic hourly or daily series.
 
-use std::sync::Arc;
+use std::any::Any;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::providers::cdnetworks::auth;
+use crate::providers::common::simulator::{KEEP_REQUESTS, SimState, inject, keep, lock};
 use crate::timeutil;
 
-use super::SimState;
+use super::{PATH, auth, traffic};
+
+/// The simulator's CDNetworks part: its accounts and the requests it received.
+#[derive(Debug, Default)]
+pub struct Part {
+    accounts: Vec<CdnAccount>,
+    requests: Mutex<Vec<CdnRequest>>,
+    traffic_requests: Mutex<Vec<CdnRequest>>,
+    /// When each account's authenticated requests arrived (real time), by username.
+    arrivals: Mutex<HashMap<String, Vec<Instant>>>,
+    /// When traffic slices were revised (by the state's clock).
+    revisions: Mutex<Vec<i64>>,
+}
+
+/// The part of a [`SimState`] that serves these accounts.
+pub fn part(accounts: Vec<CdnAccount>) -> Box<dyn Any + Send + Sync> {
+    Box::new(Part { accounts, ..Part::default() })
+}
+
+impl SimState {
+    /// The CDNetworks accounts the simulator knows.
+    pub fn cdnetworks(&self) -> &[CdnAccount] {
+        self.part::<Part>().map_or(&[], |p| &p.accounts)
+    }
+
+    /// The CDNetworks requests received so far (the most recent [`KEEP_REQUESTS`]).
+    pub fn cdn_requests(&self) -> Vec<CdnRequest> {
+        self.part::<Part>().map(|p| lock(&p.requests).clone()).unwrap_or_default()
+    }
+
+    /// The CDNetworks traffic-request requests received so far (the most recent [`KEEP_REQUESTS`]).
+    pub fn traffic_requests(&self) -> Vec<CdnRequest> {
+        self.part::<Part>().map(|p| lock(&p.traffic_requests).clone()).unwrap_or_default()
+    }
+
+    /// Authenticated CDNetworks requests (both endpoints) of the account with this username.
+    pub fn cdn_requests_of(&self, username: &str) -> usize {
+        self.part::<Part>().map_or(0, |p| lock(&p.arrivals).get(username).map_or(0, Vec::len))
+    }
+
+    /// The most authenticated CDNetworks requests of one account that arrived within any `window`
+    /// (real time): what the provider's rate limit counts.
+    pub fn cdn_max_in_window(&self, username: &str, window: Duration) -> usize {
+        let Some(p) = self.part::<Part>() else { return 0 };
+        let arrivals = lock(&p.arrivals);
+        let Some(times) = arrivals.get(username) else { return 0 };
+        (0..times.len()).map(|i| times[i..].iter().take_while(|t| **t < times[i] + window).count()).max().unwrap_or(0)
+    }
+
+    fn count_cdn(&self, username: &str) {
+        let Some(p) = self.part::<Part>() else { return };
+        let mut arrivals = lock(&p.arrivals);
+        let times = arrivals.entry(username.to_owned()).or_default();
+        if times.len() < KEEP_REQUESTS {
+            times.push(Instant::now());
+        }
+    }
+
+    /// Revises the traffic slices of the last [`REVISED_SECS`] (by the state's clock): later
+    /// answers carry higher values for them, as CDN logs arriving late do.
+    pub fn revise_traffic(&self) {
+        if let Some(p) = self.part::<Part>() {
+            lock(&p.revisions).push(self.clock.now());
+        }
+    }
+
+    /// When slices were revised.
+    pub fn traffic_revisions(&self) -> Vec<i64> {
+        self.part::<Part>().map(|p| lock(&p.revisions).clone()).unwrap_or_default()
+    }
+
+    fn record_traffic(&self, request: CdnRequest) {
+        if let Some(p) = self.part::<Part>() {
+            keep(&p.traffic_requests, request);
+        }
+    }
+
+    fn record_cdn(&self, request: CdnRequest) {
+        if let Some(p) = self.part::<Part>() {
+            keep(&p.requests, request);
+        }
+    }
+}
+
+/// The routes of the CDNetworks API (served at the simulator's root).
+pub fn routes(router: Router<Arc<SimState>>) -> Router<Arc<SimState>> {
+    router.route(PATH, post(handle)).route(traffic::PATH, post(handle_traffic))
+}
+
+/// A CDNetworks error answer with a random code, for chaos.
+fn chaos_failure() -> Response {
+    let (status, code) =
+        [(500, "24102500"), (400, "24102023"), (446, "WPLUS_AccountApiTooFrequence")][fastrand::usize(0..3)];
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        axum::Json(json!({"code": code, "message": "Simulated failure"})),
+    )
+        .into_response()
+}
+
+/// The accounts `demo` and `simulate` serve.
+pub fn demo_accounts() -> Vec<CdnAccount> {
+    vec![CdnAccount {
+        username: "demo-user".into(),
+        api_key: "demo-cdn-api-key".into(),
+        access_key: "DEMOACCESSKEY".into(),
+        secret_key: "demo-cdn-secret-key".into(),
+        domains: vec![
+            ("static.demo.example".into(), "CT-1001".into(), 3.2e12),
+            ("video.demo.example".into(), "CT-1001".into(), 18.5e12),
+        ],
+    }]
+}
+
+/// The demo configuration's `[[cdnetworks]]` table, pointing at a simulator at `addr`.
+pub fn demo_toml(addr: &str) -> String {
+    format!(
+        r#"
+[[cdnetworks]]
+name = "demo"
+base_url = "http://{addr}"
+username = "demo-user"
+api_key = "demo-cdn-api-key"
+time_zone = "GMT+09:00"
+granularity = "h"
+interval = "30s"
+timeout = "5s"
+traffic_interval = "30s"
+# Below the simulator's 95th percentile (about 1.5 Gbit/s over both domains), so the commitment
+# alert fires in the demo.
+bandwidth_commit_mbps = 500
+domains = [
+  {{ domain = "static.demo.example", contract = "CT-1001" }},
+  {{ domain = "video.demo.example", contract = "CT-1001" }},
+]
+"#
+    )
+}
+
+/// What `simulate` prints about this provider: where it listens and its accounts.
+pub fn describe(state: &SimState, addr: &str) -> String {
+    let mut out = format!("CDNetworks simulator at http://{addr}{PATH} and http://{addr}{}\n", traffic::PATH);
+    for a in state.cdnetworks() {
+        out.push_str(&format!(
+            "  account: username = {:?}, api_key = {:?}, access_key = {:?}, secret_key = {:?}\n",
+            a.username, a.api_key, a.access_key, a.secret_key
+        ));
+        for (domain, contract, _) in &a.domains {
+            out.push_str(&format!("    domain = {domain:?}, contract = {contract:?}\n"));
+        }
+    }
+    out
+}
 
 /// Clock skew the simulator accepts on `Date` and `x-cnc-timestamp`.
 pub const MAX_SKEW_SECS: i64 = 300;
@@ -114,7 +271,7 @@ fn authenticate_inner<'a>(
             return denied("Malformed Basic credentials");
         };
         let Some((user, password)) = decoded.split_once(':') else { return denied("Malformed Basic credentials") };
-        let Some(account) = state.cdnetworks.iter().find(|a| a.username == user) else { return denied("Unknown user") };
+        let Some(account) = state.cdnetworks().iter().find(|a| a.username == user) else { return denied("Unknown user") };
         let Some(date) = header_str(headers, "date") else { return denied("Missing Date header") };
         match timeutil::parse_http_date(date) {
             Some(t) if (t - now).abs() <= MAX_SKEW_SECS => {}
@@ -133,7 +290,7 @@ fn authenticate_inner<'a>(
             return denied("x-cnc-auth-method must be AKSK");
         }
         let Some(ak) = header_str(headers, "x-cnc-accesskey") else { return denied("Missing x-cnc-accessKey") };
-        let Some(account) = state.cdnetworks.iter().find(|a| a.access_key == ak) else {
+        let Some(account) = state.cdnetworks().iter().find(|a| a.access_key == ak) else {
             return denied("Unknown access key");
         };
         let Some(ts) = header_str(headers, "x-cnc-timestamp").and_then(|t| t.parse::<i64>().ok()) else {
@@ -168,7 +325,7 @@ fn authenticate_inner<'a>(
 pub async fn handle(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
     let _in_flight = state.in_flight();
     let faults = state.faults();
-    if let Some(injected) = super::inject(&state, &faults, super::Api::Cdnetworks).await {
+    if let Some(injected) = inject(&state, &faults, chaos_failure).await {
         return injected;
     }
     state.record_cdn(CdnRequest::new(&headers, &body));
@@ -197,7 +354,7 @@ pub async fn handle(State(state): State<Arc<SimState>>, headers: HeaderMap, body
         return error(status, code, message);
     }
     let now = state.clock.now();
-    let account = match authenticate(&state, crate::providers::cdnetworks::PATH, &headers, &body, now) {
+    let account = match authenticate(&state, PATH, &headers, &body, now) {
         Ok(a) => a,
         Err((status, code, message)) => return error(status, code, message),
     };
@@ -372,7 +529,7 @@ fn local_stamp(t: i64, offset: i64) -> String {
 pub async fn handle_traffic(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
     let _in_flight = state.in_flight();
     let faults = state.faults();
-    if let Some(injected) = super::inject(&state, &faults, super::Api::Cdnetworks).await {
+    if let Some(injected) = inject(&state, &faults, chaos_failure).await {
         return injected;
     }
     state.record_traffic(CdnRequest::new(&headers, &body));
@@ -384,7 +541,7 @@ pub async fn handle_traffic(State(state): State<Arc<SimState>>, headers: HeaderM
         return error(446, "WPLUS_AccountApiTooFrequence", "Account API access too frequent");
     }
     let now = state.clock.now();
-    let account = match authenticate(&state, crate::providers::cdnetworks::traffic::PATH, &headers, &body, now) {
+    let account = match authenticate(&state, traffic::PATH, &headers, &body, now) {
         Ok(a) => a,
         Err((status, code, message)) => return error(status, code, message),
     };

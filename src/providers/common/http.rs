@@ -1,6 +1,7 @@
 //! HTTP plumbing every provider client shares: bounded body reads, redirects and transport
 //! errors as poll errors, and printable previews of bodies for error messages.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +9,21 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::AnswerLimits;
-use crate::job::{PollError, Reason};
+use super::limits::{AnswerLimits, RequestLimits};
+use crate::job::{NoSink, PollContext, PollError, Reason, RequestSink};
 use crate::timeutil;
+
+/// The HTTP client every provider shares: rustls, a user agent naming the exporter, bounded
+/// connects, and no redirects (a signed request goes only where it is configured to; a
+/// redirect is a failed poll, see [`redirect_error`]).
+pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .user_agent(concat!("cdn-usage-exporter/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
 
 /// What one answer may weigh: its byte bound and the config key that raises it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +78,7 @@ pub fn redirect_error(response: &reqwest::Response) -> Option<PollError> {
     let location = response
         .headers()
         .get(reqwest::header::LOCATION)
-        .map(|v| crate::providers::text::url(&String::from_utf8_lossy(v.as_bytes())))
+        .map(|v| crate::text::url(&String::from_utf8_lossy(v.as_bytes())))
         .unwrap_or_else(|| "nowhere (no Location header)".to_owned());
     Some(PollError::new(
         Reason::Http,
@@ -94,7 +107,7 @@ pub fn transport_error(e: &reqwest::Error) -> PollError {
 pub fn preview(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
     let mut out: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    out = crate::providers::text::inert(&out, crate::providers::text::MESSAGE_BYTES);
+    out = crate::text::inert(&out, crate::text::MESSAGE_BYTES);
     if body.len() > 120 {
         out.push('…');
     }
@@ -136,15 +149,14 @@ impl RetryPolicy {
     }
 }
 
-tokio::task_local! {
-    /// When the current poll must be finished; set by the scheduler around each poll.
-    pub static POLL_DEADLINE: tokio::time::Instant;
-}
-
 /// Runs `attempt` until it succeeds, fails with an error that is not retryable, or the policy's
-/// attempts are spent. A retry whose wait would run past the poll's deadline is not made: the
-/// poll ends with the real error rather than being cut as a timeout.
-pub async fn with_retries<T, F, Fut>(policy: &impl RetrySource, mut attempt: F) -> Result<T, PollError>
+/// attempts are spent. A retry whose wait would run past the poll's deadline (`ctx`) is not
+/// made: the poll ends with the real error rather than being cut as a timeout.
+pub async fn with_retries<T, F, Fut>(
+    policy: &impl RetrySource,
+    ctx: &PollContext,
+    mut attempt: F,
+) -> Result<T, PollError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, PollError>>,
@@ -163,8 +175,7 @@ where
             return Err(error);
         }
         let wait = policy.backoff(retry, error.retry_after);
-        let deadline = POLL_DEADLINE.try_with(|d| *d).ok();
-        if deadline.is_some_and(|d| tokio::time::Instant::now() + wait >= d) {
+        if ctx.deadline.is_some_and(|d| tokio::time::Instant::now() + wait >= d) {
             return Err(error);
         }
         tracing::debug!(reason = error.reason.as_str(), error = %error.message, wait_ms = wait.as_millis() as u64, "Retrying");
@@ -216,11 +227,46 @@ struct Caps {
 /// The limits every request of one provider passes: a global cap on requests in flight and the
 /// provider's own, plus the retry policy. Clones share them, so that a reload changes them in
 /// place ([`Upstream::set_limits`]) under running jobs instead of restarting the jobs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Upstream {
     caps: Arc<ArcSwap<Caps>>,
     /// How failed requests are retried.
     pub retry: LiveRetry,
+    /// The `provider` label of the requests counted.
+    provider: &'static str,
+    /// Where each request is counted.
+    sink: Arc<dyn RequestSink>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("provider", &self.provider)
+            .field("caps", &self.caps)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One [`Upstream`] per provider, sharing one global cap (`limits.max_in_flight`) and counting
+/// requests into `sink`. Live polling and backfill build theirs with it.
+pub fn upstreams(
+    providers: impl IntoIterator<Item = &'static str>,
+    limits: &RequestLimits,
+    sink: Arc<dyn RequestSink>,
+) -> (Arc<Semaphore>, BTreeMap<&'static str, Upstream>) {
+    let global = Arc::new(Semaphore::new(limits.max_in_flight));
+    let retry = limits.retry_policy();
+    let upstreams = providers
+        .into_iter()
+        .map(|p| {
+            let upstream = Upstream::new(global.clone(), limits.max_in_flight_per_provider, retry)
+                .with_answers(limits.answers)
+                .counting(p, sink.clone());
+            (p, upstream)
+        })
+        .collect();
+    (global, upstreams)
 }
 
 impl Upstream {
@@ -236,7 +282,19 @@ impl Upstream {
         Upstream {
             caps: Arc::new(ArcSwap::from_pointee(caps)),
             retry: LiveRetry(Arc::new(ArcSwap::from_pointee(retry))),
+            provider: "",
+            sink: Arc::new(NoSink),
         }
+    }
+
+    /// The same limits, counting each request as `provider`'s into `sink`.
+    pub fn counting(self, provider: &'static str, sink: Arc<dyn RequestSink>) -> Self {
+        Upstream { provider, sink, ..self }
+    }
+
+    /// Counts one request of `account` that ended with `status` (a status code or `error`).
+    pub fn count(&self, account: &Arc<str>, status: &str) {
+        self.sink.count(self.provider, account, status);
     }
 
     /// The same limits with `answers` as the bounds on answers.
@@ -258,8 +316,9 @@ impl Upstream {
 
     /// Changes the limits of every clone. A changed cap is a new semaphore: requests in flight
     /// finish under the old one, so for the length of one request both may be in use.
-    pub fn set_limits(&self, global: &Arc<Semaphore>, per_provider: usize, retry: RetryPolicy, answers: AnswerLimits) {
-        let per_provider = per_provider.max(1);
+    pub fn set_limits(&self, global: &Arc<Semaphore>, limits: &RequestLimits) {
+        let (retry, answers) = (limits.retry_policy(), limits.answers);
+        let per_provider = limits.max_in_flight_per_provider.max(1);
         let old = self.caps.load();
         let provider = if old.per_provider == per_provider {
             old.provider.clone()
@@ -299,6 +358,15 @@ mod tests {
         assert_eq!(p.backoff(0, Some(Duration::from_secs(10))), Duration::from_secs(10));
     }
 
+    fn limits(per_provider: usize, retries: u32) -> RequestLimits {
+        RequestLimits {
+            max_in_flight: 10,
+            max_in_flight_per_provider: per_provider,
+            retries,
+            answers: AnswerLimits::default(),
+        }
+    }
+
     #[tokio::test]
     async fn limits_change_in_place_for_every_clone() {
         let global = Arc::new(Semaphore::new(10));
@@ -306,12 +374,12 @@ mod tests {
         let b = a.clone();
         let held = a.permit().await.unwrap();
         assert!(tokio::time::timeout(Duration::from_millis(50), b.permit()).await.is_err(), "1 per provider");
-        b.set_limits(&global, 2, RetryPolicy { attempts: 4, ..RetryPolicy::default() }, AnswerLimits::default());
+        b.set_limits(&global, &limits(2, 3));
         let second = tokio::time::timeout(Duration::from_secs(5), a.permit()).await;
         assert!(second.is_ok(), "the new cap of 2 holds for the clone too");
         assert_eq!(a.retry.policy().attempts, 4);
         let narrow = Arc::new(Semaphore::new(1));
-        a.set_limits(&narrow, 2, RetryPolicy::default(), AnswerLimits::default());
+        a.set_limits(&narrow, &limits(2, 2));
         let _one = b.permit().await.unwrap();
         assert!(tokio::time::timeout(Duration::from_millis(50), b.permit()).await.is_err(), "the new global cap");
         drop(held);
@@ -330,7 +398,7 @@ mod tests {
             (Reason::ClockSkew, 1),
         ] {
             let calls = AtomicU32::new(0);
-            let r: Result<(), _> = with_retries(&policy, || async {
+            let r: Result<(), _> = with_retries(&policy, &PollContext::UNBOUNDED, || async {
                 calls.fetch_add(1, Ordering::SeqCst);
                 Err(PollError::new(reason, "x"))
             })
@@ -339,7 +407,7 @@ mod tests {
             assert_eq!(calls.load(Ordering::SeqCst), expected, "{reason:?}");
         }
         let calls = AtomicU32::new(0);
-        let r = with_retries(&policy, || async {
+        let r = with_retries(&policy, &PollContext::UNBOUNDED, || async {
             if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err(PollError::new(Reason::Http, "flaky")) } else { Ok(7) }
         })
         .await;
@@ -347,7 +415,7 @@ mod tests {
         // A Retry-After beyond the policy's patience is not waited for.
         let calls = AtomicU32::new(0);
         let started = tokio::time::Instant::now();
-        let _: Result<(), _> = with_retries(&policy, || async {
+        let _: Result<(), _> = with_retries(&policy, &PollContext::UNBOUNDED, || async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err(PollError {
                 retry_after: Some(Duration::from_secs(3600)),
@@ -360,15 +428,11 @@ mod tests {
         // Nor is a retry that would end past the poll's deadline.
         let calls = AtomicU32::new(0);
         let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
-        let r: Result<(), _> = POLL_DEADLINE
-            .scope(
-                deadline,
-                with_retries(&policy, || async {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    Err(PollError::new(Reason::Throttled, "busy"))
-                }),
-            )
-            .await;
+        let r: Result<(), _> = with_retries(&policy, &PollContext::until(deadline), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(PollError::new(Reason::Throttled, "busy"))
+        })
+        .await;
         assert_eq!(r.unwrap_err().reason, Reason::Throttled, "the real error, not a timeout");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
