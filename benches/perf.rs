@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cdn_usage_exporter::families::FamilyId;
 use cdn_usage_exporter::job::{JobKey, Sample};
-use cdn_usage_exporter::simulator::{SeAccount, SimState, Simulator, VideoAppSpec};
+use cdn_usage_exporter::simulator::{SimState, Simulator};
+use cdn_usage_exporter::providers::scaleengine::simulator::{SeAccount, VideoAppSpec};
 use cdn_usage_exporter::store::Store;
 
 const KEY: &str = "BENCHKEY00000000000000000000000001";

@@ -104,7 +104,7 @@ mod tests {
     }
 
     impl Poller for Slow {
-        fn poll<'a>(&'a self, ctx: &'a PollContext) -> BoxFuture<'a, Result<Vec<Sample>, PollError>> {
+        fn poll<'a>(&'a self, _ctx: &'a PollContext) -> BoxFuture<'a, Result<Vec<Sample>, PollError>> {
             Box::pin(async move {
                 let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
                 self.max_running.fetch_max(now, Ordering::SeqCst);
@@ -174,7 +174,7 @@ mod tests {
     struct Forging;
 
     impl Poller for Forging {
-        fn poll<'a>(&'a self, ctx: &'a PollContext) -> BoxFuture<'a, Result<Vec<Sample>, PollError>> {
+        fn poll<'a>(&'a self, _ctx: &'a PollContext) -> BoxFuture<'a, Result<Vec<Sample>, PollError>> {
             Box::pin(async move {
                 let message = format!("a\nFORGED\u{1b}[2J{}", "x".repeat(1_000_000));
                 Err(PollError { reason: Reason::Provider, message, retry_after: None })

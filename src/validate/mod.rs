@@ -10,6 +10,8 @@
 
 mod fields;
 
+pub use fields::{MAX_SECRET_BYTES, MAX_SECRET_FILE_BYTES, MAX_URL_BYTES};
+
 use std::collections::BTreeMap;
 use std::fmt;
 

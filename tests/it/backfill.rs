@@ -8,9 +8,11 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use cdn_usage_exporter::simulator::cdnetworks::hourly_value;
-use cdn_usage_exporter::simulator::scaleengine::month_factor;
-use cdn_usage_exporter::simulator::{CdnAccount, Faults, SeAccount, SimState, Simulator, VideoAppSpec};
+use cdn_usage_exporter::providers::cdnetworks::simulator::hourly_value;
+use cdn_usage_exporter::providers::scaleengine::simulator::month_factor;
+use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
+use cdn_usage_exporter::providers::scaleengine::simulator::{SeAccount, VideoAppSpec};
+use cdn_usage_exporter::providers::cdnetworks::simulator::CdnAccount;
 use cdn_usage_exporter::timeutil::{self, civil_from_days, days_from_civil, format_ymd};
 use serde_json::Value;
 
@@ -347,7 +349,7 @@ async fn bad_dates_are_refused_and_stdout_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_backfill_writes_the_month_to_date_figures_of_each_day() {
-    use cdn_usage_exporter::simulator::cdnetworks::traffic_slice;
+    use cdn_usage_exporter::providers::cdnetworks::simulator::traffic_slice;
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.toml");

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cdn_usage_exporter::config::Config;
-use cdn_usage_exporter::job::{Poll, Sample};
-use cdn_usage_exporter::providers::cdnetworks::{Client, traffic};
+use cdn_usage_exporter::job::{PollContext, Poller, Sample};
+use cdn_usage_exporter::providers::cdnetworks::{CdnetworksAccount, Client, traffic};
 use cdn_usage_exporter::providers::common::http::{RetryPolicy, Upstream};
-use cdn_usage_exporter::simulator::cdnetworks::traffic_slice;
-use cdn_usage_exporter::simulator::{CdnAccount, Faults, SimState, Simulator};
-use cdn_usage_exporter::store::Store;
+use cdn_usage_exporter::providers::cdnetworks::simulator::traffic_slice;
+use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
+use cdn_usage_exporter::providers::cdnetworks::simulator::CdnAccount;
 use cdn_usage_exporter::timeutil::{self, Clock};
 use tokio::sync::Semaphore;
 
@@ -69,12 +69,11 @@ impl Rig {
             domains.join(", ")
         );
         let config = Config::from_toml_str(&toml, "test").unwrap_or_else(|e| panic!("{e}"));
-        let account = &config.cdnetworks[0];
-        let store = Store::new("test", "test");
+        let account = config.accounts_of::<CdnetworksAccount>()[0];
         let retry = RetryPolicy { attempts: 1, ..RetryPolicy::default() };
         let upstream = Upstream::new(Arc::new(Semaphore::new(8)), 8, retry).with_answers(config.limits.answers);
         let client =
-            Client::new(account, &reqwest::Client::new(), &store, upstream).unwrap().with_clock(self.clock.clone());
+            Client::new(account, &reqwest::Client::new(), upstream).unwrap().with_clock(self.clock.clone());
         traffic::Traffic::new(
             Arc::new(client),
             DOMAINS.iter().map(|d| d.to_string()).collect(),
@@ -91,7 +90,7 @@ impl Rig {
     /// Polls and returns the samples and how many requests the poll cost.
     async fn poll(&self, job: &traffic::Traffic) -> (Figures, usize) {
         let before = self.requests();
-        let samples = tokio::time::timeout(Duration::from_secs(60), job.poll()).await.expect("in time").expect("poll");
+        let samples = tokio::time::timeout(Duration::from_secs(60), job.poll(&PollContext::UNBOUNDED)).await.expect("in time").expect("poll");
         (Figures::of(&samples), self.requests() - before)
     }
 }
@@ -254,7 +253,7 @@ async fn after_warm_up_a_poll_costs_at_most_three_requests_and_failures_keep_wha
     rig.sim.state.set_faults(Faults { http_446: true, ..Faults::default() });
     now += 600;
     rig.clock.set(now);
-    let e = job.poll().await.unwrap_err();
+    let e = job.poll(&PollContext::UNBOUNDED).await.unwrap_err();
     assert_eq!(e.reason.as_str(), "throttled", "{}", e.message);
     rig.sim.state.set_faults(Faults::default());
     let (figures, cost) = rig.poll(&job).await;
@@ -348,7 +347,7 @@ async fn domains_not_asked_for_never_become_labels() {
     let rig = Rig::start(now).await;
     rig.sim.state.set_faults(Faults { traffic_extra_domain: true, ..Faults::default() });
     let job = rig.job(false);
-    let samples = job.poll().await.unwrap();
+    let samples = job.poll(&PollContext::UNBOUNDED).await.unwrap();
     assert!(samples.iter().all(|s| s.labels.iter().all(|(_, v)| DOMAINS.contains(&v.as_str()))), "{samples:?}");
     let (got, want) = (Figures::of(&samples), expected(now, &[]));
     // The first domain's result came under another name: no traffic for it, the rest exact.
@@ -365,7 +364,7 @@ async fn an_answer_past_traffic_bytes_fails_the_poll_and_says_what_to_raise() {
     let rig = Rig::start(now).await;
     // A day of three domains is about 250 KB; 4 KiB is the smallest bound allowed.
     let job = rig.job_with(false, "[answer_limits]\ntraffic_bytes = 4096");
-    let e = job.poll().await.unwrap_err();
+    let e = job.poll(&PollContext::UNBOUNDED).await.unwrap_err();
     assert_eq!(e.reason.as_str(), "parse", "{}", e.message);
     assert!(
         e.message.contains("traffic-request answer") && e.message.contains("answer_limits.traffic_bytes"),
@@ -373,7 +372,7 @@ async fn an_answer_past_traffic_bytes_fails_the_poll_and_says_what_to_raise() {
         e.message
     );
     // With the default bound the same answers are read.
-    assert_eq!(Figures::of(&rig.job(false).poll().await.unwrap()), expected(now, &[]));
+    assert_eq!(Figures::of(&rig.job(false).poll(&PollContext::UNBOUNDED).await.unwrap()), expected(now, &[]));
     rig.sim.stop().await;
 }
 
@@ -385,7 +384,7 @@ async fn days_fetched_before_a_failure_are_kept_for_the_next_poll() {
     // The 5th cannot be had: the poll fails there, after the 1st to the 4th.
     rig.sim.state.set_faults(Faults { fail_window: Some("2026-11-05".into()), ..Faults::default() });
     let before = rig.requests();
-    let e = job.poll().await.unwrap_err();
+    let e = job.poll(&PollContext::UNBOUNDED).await.unwrap_err();
     assert_eq!(e.reason.as_str(), "http", "{}", e.message);
     assert_eq!(rig.requests() - before, 5, "the 1st to the 4th, then the 5th failed");
     rig.sim.state.set_faults(Faults::default());

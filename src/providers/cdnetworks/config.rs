@@ -303,3 +303,150 @@ fn is_domain(s: &str) -> bool {
         && s.split('.').all(|label| label.len() <= 63)
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '*'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn cdnetworks_traffic_keys_have_defaults_bounds_and_a_domain_guard() {
+        let account = |extra: &str, domains: usize| {
+            let list: Vec<String> =
+                (0..domains).map(|i| format!("{{ domain = \"d{i}.example.net\", contract = \"C\" }}")).collect();
+            format!(
+                "[[cdnetworks]]\nname = \"cn\"\nusername = \"u\"\napi_key = \"k\"\n{extra}\ndomains = [{}]\n",
+                list.join(", ")
+            )
+        };
+        let c = Config::from_toml_str(&account("", 1), "test").unwrap();
+        let a = c.accounts_of::<CdnetworksAccount>()[0];
+        assert!(a.traffic);
+        assert_eq!(a.traffic_interval, Duration::from_secs(900));
+        assert_eq!(a.traffic_settle, Duration::from_secs(86_400));
+        assert_eq!((a.traffic_max_age, a.bandwidth_commit_mbps), (None, None));
+        assert_eq!(c.limits.max_traffic_domains, 2000);
+        assert_eq!(c.limits.answers.traffic_bytes, 32 << 20);
+        let c = Config::from_toml_str(
+            &account(
+                "traffic = false\ntraffic_interval = \"5m\"\ntraffic_settle = \"2d\"\nbandwidth_commit_mbps = 750",
+                1,
+            ),
+            "test",
+        )
+        .unwrap();
+        let a = c.accounts_of::<CdnetworksAccount>()[0];
+        assert!(!a.traffic);
+        assert_eq!((a.traffic_interval, a.traffic_settle), (Duration::from_secs(300), Duration::from_secs(2 * 86_400)));
+        assert_eq!(a.bandwidth_commit_mbps, Some(750.0));
+        for (extra, path, needle) in [
+            ("traffic = \"no\"", "cdnetworks[0].traffic", "true or false"),
+            ("traffic_settle = \"8d\"", "cdnetworks[0].traffic_settle", "at most \"7d\""),
+            ("traffic_interval = \"0s\"", "cdnetworks[0].traffic_interval", "1s to 31d"),
+            ("bandwidth_commit_mbps = -1", "cdnetworks[0].bandwidth_commit_mbps", "at least 0"),
+        ] {
+            let err = Config::from_toml_str(&account(extra, 1), "test").unwrap_err();
+            assert_eq!(err.problems[0].path, path, "{extra}: {err}");
+            assert!(err.problems[0].message.contains(needle), "{extra}: {err}");
+        }
+        // 3 accounts of 1,000 domains: 3,000 > 2,000 unless one turns traffic off or the limit rises.
+        let three = |first: &str| {
+            (0..3)
+                .map(|i| {
+                    account(if i == 0 { first } else { "" }, 1000)
+                        .replace("name = \"cn\"", &format!("name = \"cn{i}\""))
+                })
+                .collect::<String>()
+        };
+        let err = Config::from_toml_str(&three(""), "test").unwrap_err();
+        assert_eq!(err.problems[0].path, "max_traffic_domains", "{err}");
+        assert!(
+            err.problems[0].message.contains("3000 domains") && err.problems[0].message.contains("limit is 2000"),
+            "{err}"
+        );
+        Config::from_toml_str(&three("traffic = false"), "test").unwrap();
+        Config::from_toml_str(&format!("max_traffic_domains = 3000\n{}", three("")), "test").unwrap();
+    }
+
+
+    #[test]
+    fn cdnetworks_accounts_validate_with_paths() {
+        let good = r#"
+            [[cdnetworks]]
+            name = "cn"
+            username = "u"
+            api_key = "k"
+            domains = [{ domain = "a.example.net", contract = "C-1" }]
+        "#;
+        let c = Config::from_toml_str(good, "test").unwrap();
+        let a = c.accounts_of::<CdnetworksAccount>()[0];
+        assert_eq!(a.base_url, "https://api.cdnetworks.com");
+        assert_eq!((a.time_zone.as_str(), a.utc_offset), ("GMT+09:00", 9 * 3600));
+        assert_eq!(a.granularity, Granularity::Hourly);
+        assert_eq!(a.interval, Duration::from_secs(3600));
+        assert!(matches!(a.auth, CdnetworksAuth::ApiKey { .. }));
+
+        let bad = r#"
+            [[cdnetworks]]
+            name = "cn"
+            username = "u"
+            api_key = "k"
+            access_key = "ak"
+            time_zone = "Asia/Seoul"
+            granularity = "m"
+            domains = [
+              { domain = "a.example.net", contract = "C-1" },
+              { domain = "a.example.net", contract = "C-2" },
+              { domain = "b.example.net" },
+              { domain = "c.example.net", contract = "C-3", extra = 1 },
+            ]
+            [[cdnetworks]]
+            name = "other"
+            access_key = "ak"
+            domains = []
+        "#;
+        let err = Config::from_toml_str(bad, "test").unwrap_err();
+        let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "cdnetworks[0].auth",
+                "cdnetworks[0].time_zone",
+                "cdnetworks[0].granularity",
+                "cdnetworks[0].domains[1].domain",
+                "cdnetworks[0].domains[2].contract",
+                "cdnetworks[0].domains[3].extra",
+                "cdnetworks[1].secret_key",
+                "cdnetworks[1].domains",
+            ],
+            "{err}"
+        );
+        assert!(err.to_string().contains("GMT±HH:MM"), "{err}");
+    }
+
+    #[test]
+    fn domains_are_bounded() {
+        let long = |n: usize| "a".repeat(n);
+        let cn = |domain: &str| {
+            format!(
+                "[[cdnetworks]]\nname = \"c\"\nusername = \"u\"\napi_key = \"k\"\ndomains = [{{ domain = \"{domain}\", contract = \"C-1\" }}]\n"
+            )
+        };
+        assert!(Config::from_toml_str(&cn("*.cdn-1.example.com"), "t").is_ok());
+        let max = format!("{}.{}.{}.{}", long(63), long(63), long(63), long(61));
+        assert_eq!(max.len(), MAX_DOMAIN_BYTES);
+        assert!(Config::from_toml_str(&cn(&max), "t").is_ok());
+        for bad in [format!("{max}a"), long(64), "a/b".into(), "a\\u0000b".into(), "".into()] {
+            let err = Config::from_toml_str(&cn(&bad), "t").unwrap_err();
+            assert_eq!(err.problems[0].path, "cdnetworks[0].domains[0].domain", "{bad}: {err}");
+        }
+        let domains: Vec<String> =
+            (0..=MAX_DOMAINS).map(|i| format!("{{ domain = \"d{i}.example\", contract = \"C\" }}")).collect();
+        let err = Config::from_toml_str(
+            &cn("x").replace("[{ domain = \"x\", contract = \"C-1\" }]", &format!("[{}]", domains.join(","))),
+            "t",
+        )
+        .unwrap_err();
+        assert!(err.problems[0].message.contains("the limit is 1000"), "{err}");
+    }
+}

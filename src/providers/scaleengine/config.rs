@@ -142,3 +142,71 @@ fn video_apps(v: &mut Validator, t: &mut Table<'_>) -> Vec<VideoApp> {
     }
     apps
 }
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+mod tests {
+    use super::*;
+    use crate::config::{AnswerLimits, Config};
+
+    const GOOD: &str = r#"
+        [[scaleengine]]
+        name = "main"
+        cdn = 158
+        api_key = "k"
+        api_secret = "s"
+        video_apps = ["live", 42]
+        budget_usd = 500
+    "#;
+
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::from_toml_str(GOOD, "test").unwrap();
+        let a = c.accounts_of::<ScaleEngineAccount>()[0];
+        assert_eq!(a.base_url, super::super::DEFAULT_BASE_URL);
+        assert_eq!(a.summary_interval, Duration::from_secs(900));
+        assert_eq!(a.disk_interval, Duration::from_secs(3600));
+        assert_eq!(a.timeout, Duration::from_secs(30));
+        assert_eq!(a.video_top_n, 20);
+        assert_eq!(a.video_apps, vec![VideoApp::Name("live".into()), VideoApp::Id(42)]);
+        assert_eq!(a.budget_usd, Some(500.0));
+        assert_eq!(c.limits.answers, AnswerLimits::default());
+    }
+
+
+    #[test]
+    fn secrets_come_from_env_and_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SE_TEST_SECRET", "from-env");
+            jail.create_file("key.txt", "from-file\n")?;
+            let toml = r#"
+                [[scaleengine]]
+                name = "x"
+                cdn = 1
+                api_key_file = "key.txt"
+                api_secret_env = "SE_TEST_SECRET"
+            "#;
+            let c = Config::from_toml_str(toml, "test").map_err(|e| e.to_string())?;
+            assert_eq!(c.accounts_of::<ScaleEngineAccount>()[0].api_key.expose(), "from-file");
+            assert_eq!(c.accounts_of::<ScaleEngineAccount>()[0].api_secret.expose(), "from-env");
+            let missing = toml.replace("SE_TEST_SECRET", "SE_TEST_UNSET");
+            let err = Config::from_toml_str(&missing, "test").unwrap_err();
+            assert!(err.to_string().contains("SE_TEST_UNSET is not set"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn video_apps_are_bounded() {
+        let long = |n: usize| "a".repeat(n);
+        let apps = GOOD.replace("[\"live\", 42]", &format!("[\"{}\", \"x\\ty\"]", long(MAX_APP_NAME_BYTES + 1)));
+        let err = Config::from_toml_str(&apps, "t").unwrap_err();
+        let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["scaleengine[0].video_apps[0]", "scaleengine[0].video_apps[1]"], "{err}");
+        let many: Vec<String> = (0..=MAX_VIDEO_APPS).map(|i| i.to_string()).collect();
+        let err =
+            Config::from_toml_str(&GOOD.replace("[\"live\", 42]", &format!("[{}]", many.join(","))), "t").unwrap_err();
+        assert!(err.problems[0].message.contains("the limit is 100"), "{err}");
+    }
+}
