@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cdn_usage_exporter::families::FamilyId;
 use cdn_usage_exporter::job::{JobKey, Sample};
-use cdn_usage_exporter::simulator::{SimState, Simulator};
 use cdn_usage_exporter::providers::scaleengine::simulator::{SeAccount, VideoAppSpec};
+use cdn_usage_exporter::simulator::{SimState, Simulator};
 use cdn_usage_exporter::store::Store;
 
 const KEY: &str = "BENCHKEY00000000000000000000000001";
@@ -654,7 +654,7 @@ async fn backfill_run(sim_url: &str, days: i64) -> (f64, u64, usize) {
 }
 
 async fn backfill_bench() {
-    let cdn = cdn_usage_exporter::simulator::CdnAccount {
+    let cdn = cdn_usage_exporter::providers::cdnetworks::simulator::CdnAccount {
         username: "u".into(),
         api_key: "k".into(),
         access_key: "a".into(),

@@ -5,6 +5,9 @@
 //! [`providers`] fetches and normalizes → [`store`] keeps each job's samples and renders the
 //! exposition once per change → [`server`] hands out the cached body.
 
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
 pub mod app;
 pub mod backfill;
 pub mod config;

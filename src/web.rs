@@ -173,19 +173,7 @@ impl Default for Limits {
     }
 }
 
-/// The process's open-files limit (soft), if it can be read.
-pub fn open_files_limit() -> Option<u64> {
-    #[cfg(unix)]
-    {
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: getrlimit writes one rlimit into the struct we own.
-        let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-        #[allow(clippy::unnecessary_cast, reason = "rlim_t is not u64 on every unix")]
-        (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
-    }
-    #[cfg(not(unix))]
-    None
-}
+pub use crate::memory::open_files_limit;
 
 /// The connection cap: the configured one, lowered to leave `reserve` descriptors of the
 /// open-files limit free (but never below half of that limit, nor below 1).

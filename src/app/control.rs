@@ -128,13 +128,7 @@ impl Control {
     ) -> Self {
         let sink: Arc<dyn RequestSink> = store.clone();
         let (global, upstreams) = upstreams(registry::NAMES.iter().copied(), &config.limits.requests(), sink);
-        let jobs = Jobs {
-            limits: config.limits,
-            upstreams,
-            global,
-            accounts: BTreeMap::new(),
-            set: JoinSet::new(),
-        };
+        let jobs = Jobs { limits: config.limits, upstreams, global, accounts: BTreeMap::new(), set: JoinSet::new() };
         Control {
             source,
             store,

@@ -78,7 +78,6 @@ impl Drop for SpoolDir {
     }
 }
 
-
 impl SampleSink for Spool {
     fn write(&mut self, samples: &[Sample], timestamp: i64) -> Result<(), SinkError> {
         Spool::write(self, samples, timestamp).map_err(|e| SinkError(Box::new(e)))
@@ -160,4 +159,3 @@ mod tests {
         assert_eq!(help("a \"b\" \\ c\nd"), "a \\\"b\\\" \\\\ c\\nd");
     }
 }
-

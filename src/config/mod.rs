@@ -200,9 +200,10 @@ impl Config {
 
     /// Validates whatever `figment` holds.
     pub fn from_figment(figment: Figment, source_name: &str) -> Result<Config, ConfigError> {
-        let root: Value = figment
-            .extract()
-            .map_err(|e| ConfigError { source_name: source_name.to_owned(), problems: vec![positions::figment_problem(&e)] })?;
+        let root: Value = figment.extract().map_err(|e| ConfigError {
+            source_name: source_name.to_owned(),
+            problems: vec![positions::figment_problem(&e)],
+        })?;
         let mut v = Validator::default();
         let config = validate_root(&mut v, &root);
         match config {
@@ -300,9 +301,8 @@ fn validate_root(v: &mut Validator, root: &Value) -> Option<Config> {
     });
     let d = Limits::default();
     let max_in_flight = v.integer(t, "max_in_flight", 1, 10_000).map_or(d.max_in_flight, |n| n as usize);
-    let max_in_flight_per_provider = v
-        .integer(t, "max_in_flight_per_provider", 1, 10_000)
-        .map_or(d.max_in_flight_per_provider, |n| n as usize);
+    let max_in_flight_per_provider =
+        v.integer(t, "max_in_flight_per_provider", 1, 10_000).map_or(d.max_in_flight_per_provider, |n| n as usize);
     let retries = v.integer(t, "retries", 0, 10).map_or(d.retries, |n| n as u32);
     let max_series = v.integer(t, "max_series", 1, 100_000_000).map_or(d.max_series, |n| n as usize);
     let max_traffic_domains =
@@ -318,10 +318,7 @@ fn validate_root(v: &mut Validator, root: &Value) -> Option<Config> {
         let tables: Vec<String> = registry::NAMES.iter().map(|n| format!("[[{n}]]")).collect();
         v.problem(
             registry::NAMES[0],
-            format!(
-                "no account is configured. Add a {} table (see deploy/config.example.toml).",
-                tables.join(" or ")
-            ),
+            format!("no account is configured. Add a {} table (see deploy/config.example.toml).", tables.join(" or ")),
         );
     }
     Some(config)

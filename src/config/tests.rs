@@ -24,13 +24,9 @@ fn answer_limits_are_read_and_checked() {
     assert_eq!(c.limits.answers.table_rows, AnswerLimits::default().table_rows);
     let bad = format!("{GOOD}\n[answer_limits]\nsummary_bytes = 10\ntable_rowz = 5\npage_entries = \"9\"\n");
     let text = Config::from_toml_str(&bad, "test").unwrap_err().to_string();
-    for needle in [
-        "answer_limits.summary_bytes",
-        "4096",
-        "answer_limits.table_rowz",
-        "table_rows",
-        "answer_limits.page_entries",
-    ] {
+    for needle in
+        ["answer_limits.summary_bytes", "4096", "answer_limits.table_rowz", "table_rows", "answer_limits.page_entries"]
+    {
         assert!(text.contains(needle), "{needle} missing from: {text}");
     }
 }
@@ -94,8 +90,7 @@ fn debug_print_has_no_secret() {
 
 #[test]
 fn typos_get_a_suggestion_among_every_known_key() {
-    let err =
-        Config::from_toml_str(&GOOD.replace("budget_usd", "max_ag = \"1h\"\nbudget_usd"), "test").unwrap_err();
+    let err = Config::from_toml_str(&GOOD.replace("budget_usd", "max_ag = \"1h\"\nbudget_usd"), "test").unwrap_err();
     assert_eq!(err.problems[0].path, "scaleengine[0].max_ag");
     assert!(err.problems[0].message.contains("Did you mean `max_age`?"), "{err}");
 }

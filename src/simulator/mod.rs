@@ -81,9 +81,7 @@ impl Simulator {
 
 /// The simulator's routes: every provider's API, and `/_sim/faults`.
 pub fn router(state: Arc<SimState>) -> Router {
-    registry::simulator_routes(Router::new())
-        .route("/_sim/faults", get(get_faults).post(set_faults))
-        .with_state(state)
+    registry::simulator_routes(Router::new()).route("/_sim/faults", get(get_faults).post(set_faults)).with_state(state)
 }
 
 async fn get_faults(State(state): State<Arc<SimState>>) -> axum::Json<Faults> {

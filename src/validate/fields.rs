@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{MAX_NAME_BYTES, Table, Validator, join, kind, show};
+use super::{MAX_NAME_BYTES, Reported, Table, Validator, join, kind, show};
 use crate::secret::Secret;
 
 /// The largest credential file read through a `*_file` key (64 KiB).
@@ -19,6 +19,7 @@ pub const MAX_SECRET_BYTES: usize = 4096;
 pub const MAX_URL_BYTES: usize = 2048;
 
 impl Validator {
+    /// A string, if present.
     pub fn string(&mut self, t: &mut Table<'_>, key: &str) -> Option<String> {
         self.bounded_string(t, key, usize::MAX)
     }
@@ -42,6 +43,7 @@ impl Validator {
         }
     }
 
+    /// A whole number from `min` to `max`, if present.
     pub fn integer(&mut self, t: &mut Table<'_>, key: &str, min: i64, max: i64) -> Option<i64> {
         let v = t.take(key)?;
         match v.as_i64() {
@@ -86,6 +88,7 @@ impl Validator {
         }
     }
 
+    /// A finite number of at least 0, if present.
     pub fn number(&mut self, t: &mut Table<'_>, key: &str) -> Option<f64> {
         let v = t.take(key)?;
         match v.as_f64() {
@@ -104,6 +107,7 @@ impl Validator {
         }
     }
 
+    /// A duration from 1s to 31d (`"15m"` or seconds); `default` when absent.
     pub fn duration(&mut self, t: &mut Table<'_>, key: &str, default: Duration) -> Option<Duration> {
         let Some(v) = t.take(key) else {
             return Some(default);
@@ -151,13 +155,13 @@ impl Validator {
                 );
                 None
             }
-            Err(()) => None,
+            Err(Reported) => None,
         }
     }
 
     /// `key`, `key_env` or `key_file`: at most one. `Ok(None)` when none is given, `Err` when a
     /// problem was recorded.
-    pub fn secret_opt(&mut self, t: &mut Table<'_>, key: &str) -> Result<Option<Secret>, ()> {
+    pub fn secret_opt(&mut self, t: &mut Table<'_>, key: &str) -> Result<Option<Secret>, Reported> {
         let env_key = format!("{key}_env");
         let file_key = format!("{key}_file");
         let before = self.problems.len();
@@ -165,13 +169,13 @@ impl Validator {
         let env = self.string(t, &env_key);
         let file = self.string(t, &file_key);
         if self.problems.len() > before {
-            return Err(());
+            return Err(Reported);
         }
         let path = join(&t.path, key);
         let given = [inline.is_some(), env.is_some(), file.is_some()].iter().filter(|b| **b).count();
         if given > 1 {
             self.problem(path, format!("given more than once. Set exactly one of {key}, {env_key} or {file_key}."));
-            return Err(());
+            return Err(Reported);
         }
         let value = if let Some(v) = inline {
             v
@@ -183,7 +187,7 @@ impl Validator {
                         join(&t.path, &env_key),
                         format!("environment variable {var} is not set. Export it, or name another variable."),
                     );
-                    return Err(());
+                    return Err(Reported);
                 }
             }
         } else if let Some(file) = file {
@@ -194,7 +198,7 @@ impl Validator {
                         join(&t.path, &file_key),
                         format!("cannot read {file}: {e}. Check the path and its permissions."),
                     );
-                    return Err(());
+                    return Err(Reported);
                 }
             }
         } else {
@@ -203,7 +207,7 @@ impl Validator {
         let value = value.trim();
         if value.is_empty() {
             self.problem(path, "is empty. Give the credential from the provider's control panel.");
-            return Err(());
+            return Err(Reported);
         }
         if value.len() > MAX_SECRET_BYTES {
             self.problem(
@@ -212,11 +216,12 @@ impl Validator {
                     "is longer than {MAX_SECRET_BYTES} bytes. Give the credential from the provider's control panel."
                 ),
             );
-            return Err(());
+            return Err(Reported);
         }
         Ok(Some(Secret::new(value)))
     }
 
+    /// The account's `name`: required, non-empty, bounded, without control characters.
     pub fn name(&mut self, t: &mut Table<'_>) -> Option<String> {
         let path = join(&t.path, "name");
         match self.bounded_string(t, "name", MAX_NAME_BYTES) {

@@ -101,6 +101,10 @@ pub fn quote(s: &str) -> String {
     out
 }
 
+/// A problem was reported into the [`Validator`]: the caller has nothing more to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported;
+
 /// Collects the problems of one configuration.
 #[derive(Debug, Default)]
 pub struct Validator {

@@ -8,11 +8,11 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use cdn_usage_exporter::providers::cdnetworks::simulator::CdnAccount;
 use cdn_usage_exporter::providers::cdnetworks::simulator::hourly_value;
 use cdn_usage_exporter::providers::scaleengine::simulator::month_factor;
-use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 use cdn_usage_exporter::providers::scaleengine::simulator::{SeAccount, VideoAppSpec};
-use cdn_usage_exporter::providers::cdnetworks::simulator::CdnAccount;
+use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 use cdn_usage_exporter::timeutil::{self, civil_from_days, days_from_civil, format_ymd};
 use serde_json::Value;
 

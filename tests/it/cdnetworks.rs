@@ -6,10 +6,10 @@ use std::time::Duration;
 use cdn_usage_exporter::app::{self, Running};
 use cdn_usage_exporter::config::Config;
 use cdn_usage_exporter::job::JobKey;
-use cdn_usage_exporter::providers::cdnetworks::{self, auth};
-use cdn_usage_exporter::providers::cdnetworks::simulator::{daily_value, hourly_value};
-use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 use cdn_usage_exporter::providers::cdnetworks::simulator::CdnAccount;
+use cdn_usage_exporter::providers::cdnetworks::simulator::{daily_value, hourly_value};
+use cdn_usage_exporter::providers::cdnetworks::{self, auth};
+use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 use cdn_usage_exporter::timeutil;
 use serde_json::Value;
 

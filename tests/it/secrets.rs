@@ -7,9 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
-use cdn_usage_exporter::providers::scaleengine::simulator::{SeAccount, VideoAppSpec};
 use cdn_usage_exporter::providers::cdnetworks::simulator::CdnAccount;
+use cdn_usage_exporter::providers::scaleengine::simulator::{SeAccount, VideoAppSpec};
+use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 
 use crate::support::{Scrape, loopback, wait_for};
 

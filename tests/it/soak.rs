@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 use cdn_usage_exporter::providers::cdnetworks::simulator::demo_accounts as demo_cdn_accounts;
+use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 
 use crate::support::{Scrape, loopback, sim_account, wait_for};
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use cdn_usage_exporter::app::{self, Running};
 use cdn_usage_exporter::config::Config;
-use cdn_usage_exporter::simulator::{SimState, Simulator};
 use cdn_usage_exporter::providers::scaleengine::simulator::{SeAccount, VideoAppSpec};
+use cdn_usage_exporter::simulator::{SimState, Simulator};
 
 /// One parsed sample.
 #[derive(Debug, Clone, PartialEq)]

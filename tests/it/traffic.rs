@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use cdn_usage_exporter::config::Config;
 use cdn_usage_exporter::job::{PollContext, Poller, Sample};
+use cdn_usage_exporter::providers::cdnetworks::simulator::CdnAccount;
+use cdn_usage_exporter::providers::cdnetworks::simulator::traffic_slice;
 use cdn_usage_exporter::providers::cdnetworks::{CdnetworksAccount, Client, traffic};
 use cdn_usage_exporter::providers::common::http::{RetryPolicy, Upstream};
-use cdn_usage_exporter::providers::cdnetworks::simulator::traffic_slice;
 use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
-use cdn_usage_exporter::providers::cdnetworks::simulator::CdnAccount;
 use cdn_usage_exporter::timeutil::{self, Clock};
 use tokio::sync::Semaphore;
 
@@ -72,8 +72,7 @@ impl Rig {
         let account = config.accounts_of::<CdnetworksAccount>()[0];
         let retry = RetryPolicy { attempts: 1, ..RetryPolicy::default() };
         let upstream = Upstream::new(Arc::new(Semaphore::new(8)), 8, retry).with_answers(config.limits.answers);
-        let client =
-            Client::new(account, &reqwest::Client::new(), upstream).unwrap().with_clock(self.clock.clone());
+        let client = Client::new(account, &reqwest::Client::new(), upstream).unwrap().with_clock(self.clock.clone());
         traffic::Traffic::new(
             Arc::new(client),
             DOMAINS.iter().map(|d| d.to_string()).collect(),
@@ -90,7 +89,10 @@ impl Rig {
     /// Polls and returns the samples and how many requests the poll cost.
     async fn poll(&self, job: &traffic::Traffic) -> (Figures, usize) {
         let before = self.requests();
-        let samples = tokio::time::timeout(Duration::from_secs(60), job.poll(&PollContext::UNBOUNDED)).await.expect("in time").expect("poll");
+        let samples = tokio::time::timeout(Duration::from_secs(60), job.poll(&PollContext::UNBOUNDED))
+            .await
+            .expect("in time")
+            .expect("poll");
         (Figures::of(&samples), self.requests() - before)
     }
 }

@@ -49,14 +49,10 @@ pub fn window(now: i64, utc_offset: i64) -> (String, String) {
 
 impl Client {
     /// A client for one account. Fails only on a base URL that validation let through.
-    pub fn new(
-        account: &CdnetworksAccount,
-        http: &reqwest::Client,
-        upstream: Upstream,
-    ) -> Result<Self, SetupError> {
+    pub fn new(account: &CdnetworksAccount, http: &reqwest::Client, upstream: Upstream) -> Result<Self, SetupError> {
         let problem = |key: &str, message: String| SetupError { path: format!("{}.{key}", account.path), message };
-        let base =
-            reqwest::Url::parse(account.base_url.trim_end_matches('/')).map_err(|e| problem("base_url", e.to_string()))?;
+        let base = reqwest::Url::parse(account.base_url.trim_end_matches('/'))
+            .map_err(|e| problem("base_url", e.to_string()))?;
         let url = base.join(PATH).map_err(|e| problem("base_url", e.to_string()))?;
         let traffic_url = base.join(traffic::PATH).map_err(|e| problem("base_url", e.to_string()))?;
         let host = match (url.host_str(), url.port()) {
@@ -64,8 +60,7 @@ impl Client {
             (Some(h), None) => h.to_owned(),
             (None, _) => return Err(problem("base_url", "has no host".into())),
         };
-        let time_zone =
-            HeaderValue::from_str(&account.time_zone).map_err(|e| problem("time_zone", e.to_string()))?;
+        let time_zone = HeaderValue::from_str(&account.time_zone).map_err(|e| problem("time_zone", e.to_string()))?;
         Ok(Client {
             http: http.clone(),
             url,
@@ -226,10 +221,9 @@ impl Client {
         let bytes = read_body(&mut response, limit).await?;
         interpret(status, &bytes).map_err(|e| {
             let mut e = match request_id {
-                Some(id) => PollError {
-                    message: format!("{} (X-Cnc-Request-Id {})", e.message, crate::text::label(&id)),
-                    ..e
-                },
+                Some(id) => {
+                    PollError { message: format!("{} (X-Cnc-Request-Id {})", e.message, crate::text::label(&id)), ..e }
+                }
                 None => e,
             };
             e.retry_after = wait;

@@ -197,10 +197,7 @@ fn auth(v: &mut Validator, t: &mut Table<'_>) -> Option<CdnetworksAuth> {
                 Some(CdnetworksAuth::ApiKey { username, api_key })
             }
             (None, _) | (Some(_), Some(_)) => {
-                v.problem(
-                    join(&t.path, "username"),
-                    format!("missing, empty or with control characters. {fix}"),
-                );
+                v.problem(join(&t.path, "username"), format!("missing, empty or with control characters. {fix}"));
                 None
             }
             (Some(_), None) => {
@@ -241,10 +238,7 @@ fn domains(v: &mut Validator, t: &mut Table<'_>) -> Vec<CdnetworksDomain> {
             return Vec::new();
         }
         Some(other) => {
-            v.problem(
-                path,
-                format!("expected an array of {{ domain, contract }} tables, found {}.", kind(other)),
-            );
+            v.problem(path, format!("expected an array of {{ domain, contract }} tables, found {}.", kind(other)));
             return Vec::new();
         }
     };
@@ -262,9 +256,7 @@ fn domains(v: &mut Validator, t: &mut Table<'_>) -> Vec<CdnetworksDomain> {
                     );
                     None
                 }
-                Some(s) if !s.trim().is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control()) => {
-                    Some(s)
-                }
+                Some(s) if !s.trim().is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control()) => Some(s),
                 Some(_) => {
                     v.problem(p, format!("is not a {key}: it is empty or has spaces. Give it without spaces."));
                     None
@@ -367,7 +359,6 @@ mod tests {
         Config::from_toml_str(&three("traffic = false"), "test").unwrap();
         Config::from_toml_str(&format!("max_traffic_domains = 3000\n{}", three("")), "test").unwrap();
     }
-
 
     #[test]
     fn cdnetworks_accounts_validate_with_paths() {

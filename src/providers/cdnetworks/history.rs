@@ -26,9 +26,7 @@ const CTX: PollContext = PollContext::UNBOUNDED;
 /// The history units of one account: one per domain, and its traffic when the traffic job is on.
 pub fn units(account: &CdnetworksAccount, client: Arc<Client>) -> Vec<Box<dyn History>> {
     let mut units: Vec<Box<dyn History>> = (0..account.domains.len())
-        .map(|domain| {
-            Box::new(Domain { client: client.clone(), account: account.clone(), domain }) as Box<dyn History>
-        })
+        .map(|domain| Box::new(Domain { client: client.clone(), account: account.clone(), domain }) as Box<dyn History>)
         .collect();
     if account.traffic {
         units.push(Box::new(Traffic { client, account: account.clone() }));

@@ -44,7 +44,6 @@ pub struct Faults {
     pub chaos: f64,
 }
 
-
 /// A body that fails after the headers went out: the client sees the connection drop mid-answer.
 struct Broken;
 
@@ -59,7 +58,6 @@ impl http_body::Body for Broken {
         std::task::Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated reset"))))
     }
 }
-
 
 /// Applies latency, `flaky` and `chaos`; returns the answer to send instead of the real one.
 /// `failure` is the provider's own error answer, for chaos to send.
@@ -98,7 +96,6 @@ pub async fn inject(
         }
     }
 }
-
 
 /// How many received requests each provider's part keeps for inspection.
 pub const KEEP_REQUESTS: usize = 10_000;
@@ -187,4 +184,3 @@ impl Drop for InFlight<'_> {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
-

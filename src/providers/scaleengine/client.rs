@@ -12,17 +12,20 @@ use crate::secret::Secret;
 
 use super::config::ScaleEngineAccount;
 use super::phpjson;
-use crate::providers::common::limits::AnswerLimits;
 use crate::providers::common::http::{
     BodyLimit, Upstream, preview, read_body, redirect_error, retry_after, transport_error, with_retries,
 };
+use crate::providers::common::limits::AnswerLimits;
 use crate::text;
 
 use super::wire::Text;
 
 /// Standard padded base64 of HMAC-SHA256(`secret`, `message`).
 pub fn sign(secret: &str, message: &str) -> String {
-    crate::providers::common::sign::base64(&crate::providers::common::sign::hmac_sha256(secret.as_bytes(), message.as_bytes()))
+    crate::providers::common::sign::base64(&crate::providers::common::sign::hmac_sha256(
+        secret.as_bytes(),
+        message.as_bytes(),
+    ))
 }
 
 /// The signed request body (the value of the form field `json`): `command`, `api_key`,

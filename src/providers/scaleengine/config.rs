@@ -159,7 +159,6 @@ mod tests {
         budget_usd = 500
     "#;
 
-
     #[test]
     fn defaults_apply() {
         let c = Config::from_toml_str(GOOD, "test").unwrap();
@@ -173,7 +172,6 @@ mod tests {
         assert_eq!(a.budget_usd, Some(500.0));
         assert_eq!(c.limits.answers, AnswerLimits::default());
     }
-
 
     #[test]
     fn secrets_come_from_env_and_file() {

@@ -11,8 +11,8 @@ use crate::timeutil;
 
 use super::client::Client;
 use super::{
-    MAX_UNMAPPED_REMEMBERED, PROVIDER, ScaleEngineAccount, VideoApp, body_limit, entries_limit, fetch_table,
-    normalize, table_limit, video_pages, wire,
+    MAX_UNMAPPED_REMEMBERED, PROVIDER, ScaleEngineAccount, VideoApp, body_limit, entries_limit, fetch_table, normalize,
+    table_limit, video_pages, wire,
 };
 
 /// Builds the jobs of one account, all sharing `client`.

@@ -151,4 +151,3 @@ impl Account for ScaleEngineAccount {
         Ok(history::units(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone()))))
     }
 }
-

@@ -3,13 +3,11 @@
 //! values, unknown fields skipped without being kept, optional fields missing. Lists are read
 //! under a bound (rows of a table, entries of a page), so an answer's size alone decides memory.
 
-
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
 
 use crate::job::PollError;
 pub use crate::providers::common::wire::{Array, Capped, ListLimit, Num, Text, parse_capped};
