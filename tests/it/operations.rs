@@ -302,10 +302,10 @@ async fn a_reload_that_changes_limits_while_a_provider_fails_keeps_every_series_
     std::fs::write(&path, &a).unwrap();
     let r = start_file(&path).await;
     wait_up(&r, "a", 4).await;
-    let good = data_series(&scrape(&r).await, "a");
-    assert!(good.len() > 10, "{good:?}");
 
-    // The provider fails; every job records a failure and keeps its last good values.
+    // The provider fails; every job records a failure and keeps its last good values. A poll
+    // that began before the fault may still succeed, with values a second newer: the last good
+    // values are those once every job has failed, and further failures keep them.
     sim.state.set_faults(Faults { failure_code: Some("0003".into()), ..Faults::default() });
     let failing = wait_for(Duration::from_secs(20), "every job failing", || async {
         let s = scrape(&r).await;
@@ -313,8 +313,15 @@ async fn a_reload_that_changes_limits_while_a_provider_fails_keeps_every_series_
         (up.len() == 4 && up.iter().all(|x| x.value == 0.0)).then_some(s)
     })
     .await;
-    assert_eq!(data_series(&failing, "a"), good, "failures keep the last good values");
+    let good = data_series(&failing, "a");
+    assert!(good.len() > 10, "{good:?}");
     let key = cdn_usage_exporter::job::JobKey::account("scaleengine", "a", "usage.summary");
+    let first = r.store.health(&key).unwrap().polls;
+    wait_for(Duration::from_secs(20), "two more failed polls", || async {
+        (r.store.health(&key).unwrap().polls >= first + 2).then_some(())
+    })
+    .await;
+    assert_eq!(data_series(&scrape(&r).await, "a"), good, "failures keep the last good values");
     let before = r.store.health(&key).unwrap();
     assert!(before.polls >= 2 && !before.up && before.last_error.is_some());
 
