@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::config::{CdnetworksAccount, Config, ScaleEngineAccount, VideoApp};
-use crate::expo;
+use crate::exposition;
 use crate::families::FamilyId;
 use crate::job::{PollError, Sample};
 use crate::providers::http::{RetryPolicy, Upstream};
@@ -151,7 +151,7 @@ impl Spool {
             let labels = [("provider", self.provider), ("account", &*self.account)]
                 .into_iter()
                 .chain(s.labels.iter().map(|(k, v)| (*k, v.as_str())));
-            expo::write_sample(&mut line, s.family.def().name, labels, s.value);
+            exposition::write_sample(&mut line, s.family.def().name, labels, s.value);
             // write_sample ends the line; put the timestamp before the newline.
             line.pop();
             line.push(' ');

@@ -9,7 +9,7 @@ pub mod app;
 pub mod backfill;
 pub mod config;
 pub mod demo;
-pub mod expo;
+pub mod exposition;
 pub mod families;
 pub mod job;
 pub mod memory;

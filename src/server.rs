@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http_body::Frame;
 
 use crate::app::Control;
-use crate::expo;
+use crate::exposition;
 use crate::store::Store;
 
 /// What the handlers share.
@@ -37,33 +37,33 @@ const PROCESS_REFRESH: Duration = Duration::from_secs(1);
 /// The tail of a body: the process metrics, and in OpenMetrics the closing `# EOF`.
 struct ProcessTail {
     at: Instant,
-    openmetrics: expo::Encoded,
-    text: expo::Encoded,
+    openmetrics: exposition::Encoded,
+    text: exposition::Encoded,
 }
 
 static PROCESS: Mutex<Option<ProcessTail>> = Mutex::new(None);
 
 /// The process metrics in `format`, plain and gzip, refreshed at most once per
 /// [`PROCESS_REFRESH`] (both formats at once: they are about a kilobyte).
-fn process_metrics(format: expo::Format) -> expo::Encoded {
+fn process_metrics(format: exposition::Format) -> exposition::Encoded {
     let mut cached = PROCESS.lock().unwrap_or_else(|e| e.into_inner());
     let tail = match &*cached {
         Some(tail) if tail.at.elapsed() < PROCESS_REFRESH => tail,
         _ => {
             let mut om = crate::process::render_openmetrics();
             let mut text = String::with_capacity(om.len());
-            expo::openmetrics_to_text(&om, &mut text);
-            om.push_str(expo::EOF);
+            exposition::openmetrics_to_text(&om, &mut text);
+            om.push_str(exposition::EOF);
             cached.insert(ProcessTail {
                 at: Instant::now(),
-                openmetrics: expo::Encoded::new(Bytes::from(om)),
-                text: expo::Encoded::new(Bytes::from(text)),
+                openmetrics: exposition::Encoded::new(Bytes::from(om)),
+                text: exposition::Encoded::new(Bytes::from(text)),
             })
         }
     };
     match format {
-        expo::Format::OpenMetrics => tail.openmetrics.clone(),
-        expo::Format::Text => tail.text.clone(),
+        exposition::Format::OpenMetrics => tail.openmetrics.clone(),
+        exposition::Format::Text => tail.text.clone(),
     }
 }
 
@@ -109,12 +109,12 @@ impl http_body::Body for Chunks {
 }
 
 /// The cached exposition in the format `Accept` prefers (OpenMetrics for Prometheus, text
-/// 0.0.4 otherwise, see [`expo::negotiate`]), gzip-compressed when the scraper accepts it
+/// 0.0.4 otherwise, see [`exposition::negotiate`]), gzip-compressed when the scraper accepts it
 /// (Prometheus always does). The process metrics (and OpenMetrics' `# EOF`) follow as a second
 /// chunk; compressed, as a second gzip member, which gzip readers (Go's included) read as one
 /// stream.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let format = expo::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let format = exposition::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let exposition = state.store.exposition();
     let body = exposition.get(format);
     let process = process_metrics(format);
@@ -184,7 +184,7 @@ mod tests {
         let store = Store::new("t", "r");
         let response = app(&store).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], expo::TEXT_CONTENT_TYPE);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], exposition::TEXT_CONTENT_TYPE);
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         assert!(body.starts_with(&store.exposition().text().plain), "the cached body comes first, unchanged");
         let text = std::str::from_utf8(&body).unwrap();
@@ -247,7 +247,7 @@ mod tests {
         let prometheus = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
         for gzip in [false, true] {
             let (response, om) = get(&store, Some(prometheus), gzip).await;
-            assert_eq!(response.headers()[header::CONTENT_TYPE], expo::OPENMETRICS_CONTENT_TYPE);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], exposition::OPENMETRICS_CONTENT_TYPE);
             assert_eq!(response.headers()[header::VARY], "Accept, Accept-Encoding");
             assert!(om.ends_with("# EOF\n"), "{om}");
             assert_eq!(om.matches("# EOF").count(), 1);
@@ -257,7 +257,7 @@ mod tests {
             assert!(om.contains("# UNIT process_resident_memory_bytes bytes\n"), "{om}");
             assert_eq!(store.exposition().has_text(), gzip, "an OpenMetrics scrape does not build the text body");
             let (response, text) = get(&store, None, gzip).await;
-            assert_eq!(response.headers()[header::CONTENT_TYPE], expo::TEXT_CONTENT_TYPE);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], exposition::TEXT_CONTENT_TYPE);
             assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
             assert!(text.contains("# TYPE cdn_exporter_poll_errors_total counter\n"), "{text}");
             assert!(text.contains("# TYPE cdn_exporter_build_info gauge\n"), "{text}");

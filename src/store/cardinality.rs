@@ -7,7 +7,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
 use super::{Inner, headline};
-use crate::expo::{self, Fragments};
+use crate::exposition::{self, Fragments};
 use crate::families::FamilyId;
 use crate::job::{JobKey, Sample};
 
@@ -73,7 +73,7 @@ pub(super) fn prerender(
     }
     let kept: Vec<Sample> = samples.into_iter().zip(keep).filter_map(|(s, k)| k.then_some(s)).collect();
     let headline = headline::of(&kept);
-    let fragments = if kept.is_empty() { Vec::new() } else { expo::encode_job(key.provider, &key.account, kept) };
+    let fragments = if kept.is_empty() { Vec::new() } else { exposition::encode_job(key.provider, &key.account, kept) };
     // Kept until the job's next poll: no growth slack.
     ids.shrink_to_fit();
     (fragments, ids, dropped, headline)

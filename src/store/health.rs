@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::expo;
+use crate::exposition;
 use crate::job::{JobKey, PollError, Reason};
 
 /// How many poll outcomes each job keeps for the status page.
@@ -81,12 +81,12 @@ impl Health {
 }
 
 /// What the health families show for a job.
-pub(super) fn job_health(key: &JobKey, h: &Health, max_age: Option<Duration>) -> expo::JobHealth {
+pub(super) fn job_health(key: &JobKey, h: &Health, max_age: Option<Duration>) -> exposition::JobHealth {
     let mut errors = [0; Reason::ALL.len()];
     for (n, reason) in errors.iter_mut().zip(Reason::ALL) {
         *n = h.errors.get(&reason).copied().unwrap_or(0);
     }
-    expo::JobHealth {
+    exposition::JobHealth {
         key: key.clone(),
         up: h.up,
         last_success: h.last_success.map(|t| {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
-use crate::expo::{Exposition, Fragments};
+use crate::exposition::{Exposition, Fragments};
 use crate::families::FamilyId;
 use crate::job::{JobKey, PollError, Sample};
 use crate::shard::Shard;

@@ -1,5 +1,6 @@
 //! Rendering: the body is rebuilt from every job's fragments once per change (re-encoding only
-//! the health of jobs that polled since) and published for scrapes to clone.
+//! the health of jobs that polled since) and published for scrapes to clone; the renderer task
+//! ([`renderer`]) decides when.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,11 +9,8 @@ use bytes::Bytes;
 
 use super::Store;
 use super::health::job_health;
-use crate::expo::{self, Exposition};
+use crate::exposition::{self, Exposition, renderer};
 use crate::families::FamilyId;
-
-/// How often freed memory is handed back to the OS when nothing renders.
-const IDLE_TRIM: Duration = Duration::from_secs(60);
 
 impl Store {
     /// The current OpenMetrics body (without `# EOF`): a reference-counted clone, no copy
@@ -37,36 +35,9 @@ impl Store {
     }
 
     /// Waits for changes and renders at most once per `min_gap`, so that a burst of finished
-    /// polls costs one render. Returns when `shutdown` resolves.
+    /// polls costs one render (see [`renderer::run`]). Returns when `shutdown` resolves.
     pub async fn run_renderer(self: Arc<Self>, min_gap: Duration, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut sweep = tokio::time::interval(Duration::from_secs(1));
-        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut trimmed = tokio::time::Instant::now();
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = self.dirty.notified() => {}
-                _ = sweep.tick() => {
-                    if !self.expire_stale() {
-                        // Between renders (an hour apart with hourly polls), still hand back
-                        // what closed connections freed.
-                        if trimmed.elapsed() >= IDLE_TRIM {
-                            crate::memory::release_free();
-                            trimmed = tokio::time::Instant::now();
-                        }
-                        continue;
-                    }
-                }
-            }
-            self.render_now();
-            crate::memory::release_free();
-            trimmed = tokio::time::Instant::now();
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(min_gap) => {}
-            }
-        }
+        renderer::run(&*self, min_gap, shutdown).await
     }
 
     fn render(&self) -> Exposition {
@@ -76,7 +47,7 @@ impl Store {
             let Some(h) = &entry.health else { continue };
             let current = Some((h.polls, entry.max_age));
             if entry.health_encoded != current {
-                entry.health_fragments = expo::encode_health(job_health(key, h, entry.max_age));
+                entry.health_fragments = exposition::encode_health(job_health(key, h, entry.max_age));
                 entry.health_encoded = current;
             }
         }
@@ -87,7 +58,7 @@ impl Store {
             .map(|(_, f)| f.len())
             .sum::<usize>()
             + 16 * 1024;
-        let mut body = expo::Builder::with_capacity(capacity);
+        let mut body = exposition::Builder::with_capacity(capacity);
         for &family in FamilyId::ALL {
             match family {
                 FamilyId::ExporterBuildInfo
@@ -95,13 +66,16 @@ impl Store {
                 | FamilyId::ExporterSeries
                 | FamilyId::ExporterSeriesDroppedTotal
                 | FamilyId::ExporterUpstreamRequestsTotal => {}
-                _ if expo::HEALTH_FAMILIES.contains(&family) => {
-                    body.family(family, inner.jobs.values().filter_map(|e| expo::fragment(&e.health_fragments, family)))
+                _ if exposition::HEALTH_FAMILIES.contains(&family) => body.family(
+                    family,
+                    inner.jobs.values().filter_map(|e| exposition::fragment(&e.health_fragments, family)),
+                ),
+                _ => {
+                    body.family(family, inner.jobs.values().filter_map(|e| exposition::fragment(&e.fragments, family)))
                 }
-                _ => body.family(family, inner.jobs.values().filter_map(|e| expo::fragment(&e.fragments, family))),
             }
         }
-        let own = expo::SelfMetrics {
+        let own = exposition::SelfMetrics {
             version: self.version.clone(),
             revision: self.revision.clone(),
             series: inner.series as u64,
@@ -110,8 +84,22 @@ impl Store {
             shard: inner.shard.0,
         };
         drop(inner);
-        body.families(&expo::encode_collector(own));
+        body.families(&exposition::encode_collector(own));
         body.finish()
+    }
+}
+
+impl renderer::Source for Store {
+    fn changed(&self) -> impl std::future::Future<Output = ()> + Send + '_ {
+        self.dirty.notified()
+    }
+
+    fn expire_stale(&self) -> bool {
+        Store::expire_stale(self)
+    }
+
+    fn publish(&self) {
+        self.render_now();
     }
 }
 
