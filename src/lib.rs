@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod exposition;
 pub mod families;
+pub mod html;
 pub mod job;
 pub mod memory;
 pub mod process;
