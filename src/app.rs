@@ -27,8 +27,8 @@ pub const REVISION: &str = env!("CDN_EXPORTER_REVISION");
 /// Renders happen at most this often; a burst of finished polls costs one render.
 pub const RENDER_MIN_GAP: Duration = Duration::from_millis(100);
 
-/// How long shutdown waits for in-flight scrapes.
-pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for in-flight scrapes (the web server's deadline).
+pub use crate::web::SHUTDOWN_DEADLINE;
 
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
@@ -122,18 +122,8 @@ struct Jobs {
     set: JoinSet<()>,
 }
 
-/// What a reload changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ReloadSummary {
-    /// Accounts whose jobs started.
-    pub added: usize,
-    /// Accounts whose jobs stopped and whose series left.
-    pub removed: usize,
-    /// Accounts whose configuration changed: restarted.
-    pub changed: usize,
-    /// Accounts left running as they were.
-    pub unchanged: usize,
-}
+/// What a reload changed (the server's type: `POST /-/reload` reports it).
+pub use crate::server::ReloadSummary;
 
 /// The running jobs and what it takes to change them.
 pub struct Control {
@@ -391,6 +381,12 @@ impl Control {
     }
 }
 
+impl crate::server::Lifecycle for Control {
+    fn reload(&self) -> crate::server::BoxFuture<'_, Result<ReloadSummary, ConfigError>> {
+        Box::pin(Control::reload(self))
+    }
+}
+
 /// A running exporter.
 pub struct Running {
     /// The address `/metrics` is served on.
@@ -461,7 +457,7 @@ pub async fn start_from(
         control.start_all(&mut jobs, config)?;
     }
     let renderer = tokio::spawn(store.clone().run_renderer(RENDER_MIN_GAP, wait_true(stop_rx.clone())));
-    let lifecycle = web.enable_lifecycle.then(|| control.clone());
+    let lifecycle = web.enable_lifecycle.then(|| control.clone() as Arc<dyn crate::server::Lifecycle>);
     let app = crate::server::router(crate::server::AppState { store: store.clone(), control: lifecycle });
     let limits = crate::web::Limits {
         max_connections: web.max_connections.unwrap_or(crate::web::DEFAULT_MAX_CONNECTIONS),
