@@ -57,3 +57,72 @@ pub async fn run(source: &impl Source, min_gap: Duration, shutdown: impl Future<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use tokio::sync::Notify;
+    use tokio::time::{Instant, sleep_until};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Fake {
+        dirty: Notify,
+        stale: AtomicBool,
+        renders: AtomicUsize,
+    }
+
+    impl Source for Fake {
+        fn changed(&self) -> impl Future<Output = ()> + Send + '_ {
+            self.dirty.notified()
+        }
+
+        fn expire_stale(&self) -> bool {
+            self.stale.swap(false, Ordering::Relaxed)
+        }
+
+        fn publish(&self) {
+            self.renders.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_changes_costs_one_render_per_gap_and_stale_samples_cause_one() {
+        let fake = Arc::new(Fake::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let start = Instant::now();
+        let task = tokio::spawn({
+            let fake = fake.clone();
+            async move { run(&*fake, Duration::from_millis(100), async move { drop(stopped.await) }).await }
+        });
+        let renders = || fake.renders.load(Ordering::Relaxed);
+        for _ in 0..10 {
+            fake.dirty.notify_one();
+        }
+        sleep_until(start + Duration::from_millis(50)).await;
+        assert_eq!(renders(), 1, "ten changes at once, one render");
+        // Changes during the gap wait for its end, then cost one render together.
+        for _ in 0..10 {
+            fake.dirty.notify_one();
+        }
+        sleep_until(start + Duration::from_millis(90)).await;
+        assert_eq!(renders(), 1, "no render within the gap");
+        sleep_until(start + Duration::from_millis(150)).await;
+        assert_eq!(renders(), 2);
+        sleep_until(start + Duration::from_millis(900)).await;
+        assert_eq!(renders(), 2, "no change, no render");
+        // The next sweep (a second after the first, which a render may have delayed by its gap)
+        // finds stale samples: their removal is rendered.
+        fake.stale.store(true, Ordering::Relaxed);
+        sleep_until(start + SWEEP + Duration::from_millis(500)).await;
+        assert_eq!(renders(), 3);
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the renderer returns at shutdown")
+            .expect("the renderer does not panic");
+    }
+}
