@@ -145,7 +145,7 @@ fn render_costs(sizes: &[usize]) {
             let exposition = store.render_now();
             let both = t.elapsed();
             let t = Instant::now();
-            let g1 = cdn_usage_exporter::expo::gzip(&exposition);
+            let g1 = cdn_usage_exporter::exposition::gzip(&exposition);
             let g1_time = t.elapsed();
             render.push((both.saturating_sub(g1_time)).as_nanos() as f64 / n as f64);
             gz1.push(g1_time.as_nanos() as f64 / n as f64);

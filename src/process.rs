@@ -103,7 +103,7 @@ impl Collector for Process {
             match kind {
                 MetricType::Counter => ConstCounter::new(value).encode(m)?,
                 // File descriptors and bytes are whole numbers: written as integers.
-                _ => crate::expo::encode_gauge(&mut m, value)?,
+                _ => crate::exposition::encode_gauge(&mut m, value)?,
             }
         }
         Ok(())
@@ -112,13 +112,13 @@ impl Collector for Process {
 
 /// The process metrics as OpenMetrics text (without `# EOF`); empty where `/proc` is missing.
 pub fn render_openmetrics() -> String {
-    Process::read().map(crate::expo::encode_collector).unwrap_or_default()
+    Process::read().map(crate::exposition::encode_collector).unwrap_or_default()
 }
 
 /// The process metrics as text format 0.0.4.
 pub fn render() -> String {
     let mut out = String::new();
-    crate::expo::openmetrics_to_text(&render_openmetrics(), &mut out);
+    crate::exposition::openmetrics_to_text(&render_openmetrics(), &mut out);
     out
 }
 

@@ -4,6 +4,7 @@
 //! `--web.enable-lifecycle`, else 403 as in Prometheus). Nothing here waits on a provider.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -11,16 +12,40 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use http_body::Frame;
 
-use crate::app::Control;
-use crate::expo;
+use crate::config::ConfigError;
+use crate::exposition;
 use crate::store::Store;
+
+/// What a reload changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReloadSummary {
+    /// Accounts whose jobs started.
+    pub added: usize,
+    /// Accounts whose jobs stopped and whose series left.
+    pub removed: usize,
+    /// Accounts whose configuration changed: restarted.
+    pub changed: usize,
+    /// Accounts left running as they were.
+    pub unchanged: usize,
+}
+
+/// A boxed future that can cross threads, as an object-safe trait returns one.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the lifecycle API (`POST /-/reload`) asks of the running exporter. The app's
+/// `Control` implements it, so that the server needs nothing of the app.
+pub trait Lifecycle: Send + Sync {
+    /// Reads the configuration again and applies it; a bad configuration changes nothing and
+    /// comes back as the error.
+    fn reload(&self) -> BoxFuture<'_, Result<ReloadSummary, ConfigError>>;
+}
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -28,7 +53,7 @@ pub struct AppState {
     /// Samples, health and the cached body.
     pub store: Arc<Store>,
     /// Reloads; `None` unless the lifecycle API is enabled (`--web.enable-lifecycle`).
-    pub control: Option<Arc<Control>>,
+    pub control: Option<Arc<dyn Lifecycle>>,
 }
 
 /// How long the process metrics are reused between scrapes.
@@ -37,33 +62,57 @@ const PROCESS_REFRESH: Duration = Duration::from_secs(1);
 /// The tail of a body: the process metrics, and in OpenMetrics the closing `# EOF`.
 struct ProcessTail {
     at: Instant,
-    openmetrics: expo::Encoded,
-    text: expo::Encoded,
+    openmetrics: exposition::Encoded,
+    text: exposition::Encoded,
 }
 
-static PROCESS: Mutex<Option<ProcessTail>> = Mutex::new(None);
+/// The process metrics as last read, owned by one router (two servers in one process, as
+/// in tests, keep their own).
+#[derive(Default)]
+struct ProcessCache(Mutex<Option<ProcessTail>>);
 
-/// The process metrics in `format`, plain and gzip, refreshed at most once per
-/// [`PROCESS_REFRESH`] (both formats at once: they are about a kilobyte).
-fn process_metrics(format: expo::Format) -> expo::Encoded {
-    let mut cached = PROCESS.lock().unwrap_or_else(|e| e.into_inner());
-    let tail = match &*cached {
-        Some(tail) if tail.at.elapsed() < PROCESS_REFRESH => tail,
-        _ => {
-            let mut om = crate::process::render_openmetrics();
-            let mut text = String::with_capacity(om.len());
-            expo::openmetrics_to_text(&om, &mut text);
-            om.push_str(expo::EOF);
-            cached.insert(ProcessTail {
-                at: Instant::now(),
-                openmetrics: expo::Encoded::new(Bytes::from(om)),
-                text: expo::Encoded::new(Bytes::from(text)),
-            })
+impl ProcessCache {
+    /// The process metrics in `format`, plain and gzip, refreshed at most once per
+    /// [`PROCESS_REFRESH`] (both formats at once: they are about a kilobyte).
+    fn get(&self, format: exposition::Format) -> exposition::Encoded {
+        let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let tail = match &*cached {
+            Some(tail) if tail.at.elapsed() < PROCESS_REFRESH => tail,
+            _ => {
+                let mut om = crate::process::render_openmetrics();
+                let mut text = String::with_capacity(om.len());
+                exposition::openmetrics_to_text(&om, &mut text);
+                om.push_str(exposition::EOF);
+                cached.insert(ProcessTail {
+                    at: Instant::now(),
+                    openmetrics: exposition::Encoded::new(Bytes::from(om)),
+                    text: exposition::Encoded::new(Bytes::from(text)),
+                })
+            }
+        };
+        match format {
+            exposition::Format::OpenMetrics => tail.openmetrics.clone(),
+            exposition::Format::Text => tail.text.clone(),
         }
-    };
-    match format {
-        expo::Format::OpenMetrics => tail.openmetrics.clone(),
-        expo::Format::Text => tail.text.clone(),
+    }
+}
+
+/// The router's state: what the caller gave, and what the router keeps for itself.
+#[derive(Clone)]
+struct RouterState {
+    app: AppState,
+    process: Arc<ProcessCache>,
+}
+
+impl FromRef<RouterState> for AppState {
+    fn from_ref(state: &RouterState) -> Self {
+        state.app.clone()
+    }
+}
+
+impl FromRef<RouterState> for Arc<ProcessCache> {
+    fn from_ref(state: &RouterState) -> Self {
+        state.process.clone()
     }
 }
 
@@ -85,7 +134,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/-/reload", post(reload).put(reload))
         .route("/", get(status_page))
-        .with_state(state)
+        .with_state(RouterState { app: state, process: Arc::default() })
 }
 
 /// A body made of a few shared chunks, sent without copying them into one buffer.
@@ -109,15 +158,19 @@ impl http_body::Body for Chunks {
 }
 
 /// The cached exposition in the format `Accept` prefers (OpenMetrics for Prometheus, text
-/// 0.0.4 otherwise, see [`expo::negotiate`]), gzip-compressed when the scraper accepts it
+/// 0.0.4 otherwise, see [`exposition::negotiate`]), gzip-compressed when the scraper accepts it
 /// (Prometheus always does). The process metrics (and OpenMetrics' `# EOF`) follow as a second
 /// chunk; compressed, as a second gzip member, which gzip readers (Go's included) read as one
 /// stream.
-async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let format = expo::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+async fn metrics(
+    State(state): State<AppState>,
+    State(process): State<Arc<ProcessCache>>,
+    headers: HeaderMap,
+) -> Response {
+    let format = exposition::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let exposition = state.store.exposition();
     let body = exposition.get(format);
-    let process = process_metrics(format);
+    let process = process.get(format);
     let gzip = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(accepts_gzip);
     let chunks = if gzip { [body.gzip.clone(), process.gzip] } else { [body.plain.clone(), process.plain] };
     let body = Body::new(Chunks(chunks.into_iter().filter(|b| !b.is_empty()).collect()));
@@ -184,7 +237,7 @@ mod tests {
         let store = Store::new("t", "r");
         let response = app(&store).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], expo::TEXT_CONTENT_TYPE);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], exposition::TEXT_CONTENT_TYPE);
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         assert!(body.starts_with(&store.exposition().text().plain), "the cached body comes first, unchanged");
         let text = std::str::from_utf8(&body).unwrap();
@@ -247,7 +300,7 @@ mod tests {
         let prometheus = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
         for gzip in [false, true] {
             let (response, om) = get(&store, Some(prometheus), gzip).await;
-            assert_eq!(response.headers()[header::CONTENT_TYPE], expo::OPENMETRICS_CONTENT_TYPE);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], exposition::OPENMETRICS_CONTENT_TYPE);
             assert_eq!(response.headers()[header::VARY], "Accept, Accept-Encoding");
             assert!(om.ends_with("# EOF\n"), "{om}");
             assert_eq!(om.matches("# EOF").count(), 1);
@@ -257,7 +310,7 @@ mod tests {
             assert!(om.contains("# UNIT process_resident_memory_bytes bytes\n"), "{om}");
             assert_eq!(store.exposition().has_text(), gzip, "an OpenMetrics scrape does not build the text body");
             let (response, text) = get(&store, None, gzip).await;
-            assert_eq!(response.headers()[header::CONTENT_TYPE], expo::TEXT_CONTENT_TYPE);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], exposition::TEXT_CONTENT_TYPE);
             assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
             assert!(text.contains("# TYPE cdn_exporter_poll_errors_total counter\n"), "{text}");
             assert!(text.contains("# TYPE cdn_exporter_build_info gauge\n"), "{text}");

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::status::escape;
+use crate::html::escape;
 use crate::timeutil::{civil_from_days, days_in_month};
 
 /// One account's billing figures, as served on `/metrics`; `None` where a figure is not known

@@ -155,6 +155,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// File descriptors kept free for everything else (on top of the upstream requests in flight):
 /// stdio, the runtime, the listener, configuration and secret files, upstream DNS.
 pub const FD_RESERVE: usize = 64;
+/// How long shutdown waits for answers in progress (and the exporter for in-flight scrapes).
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 /// The pause after a failed accept (EMFILE and the like), so that the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -187,7 +189,7 @@ pub fn connection_cap(configured: usize, nofile: Option<u64>, reserve: usize) ->
 
 /// Serves `app` on `listener` until `shutdown` resolves, with TLS and basic auth as `web` says,
 /// within the bounds above; then lets answers in progress finish for up to
-/// [`crate::app::SHUTDOWN_DEADLINE`].
+/// [`SHUTDOWN_DEADLINE`].
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -254,7 +256,7 @@ pub async fn serve(
     drop(listener);
     let _ = stop.send(true);
     let drained = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(crate::app::SHUTDOWN_DEADLINE, drained).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, drained).await.is_err() {
         tracing::warn!(open = tasks.len(), "HTTP answers still in progress at the shutdown deadline; closing them");
     }
     Ok(())

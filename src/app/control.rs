@@ -71,18 +71,8 @@ struct Jobs {
     set: JoinSet<()>,
 }
 
-/// What a reload changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ReloadSummary {
-    /// Accounts whose jobs started.
-    pub added: usize,
-    /// Accounts whose jobs stopped and whose series left.
-    pub removed: usize,
-    /// Accounts whose configuration changed: restarted.
-    pub changed: usize,
-    /// Accounts left running as they were.
-    pub unchanged: usize,
-}
+/// What a reload changed (the server's type: `POST /-/reload` reports it).
+pub use crate::server::ReloadSummary;
 
 /// The running jobs and what it takes to change them.
 pub struct Control {
@@ -308,5 +298,11 @@ impl Control {
         if let Err(e) = self.start_account(jobs, account) {
             tracing::error!(provider = key.0, account = %key.1, error = %e, "Cannot start the account's jobs");
         }
+    }
+}
+
+impl crate::server::Lifecycle for Control {
+    fn reload(&self) -> crate::server::BoxFuture<'_, Result<ReloadSummary, ConfigError>> {
+        Box::pin(Control::reload(self))
     }
 }

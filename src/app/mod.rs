@@ -25,8 +25,8 @@ pub const REVISION: &str = env!("CDN_EXPORTER_REVISION");
 /// Renders happen at most this often; a burst of finished polls costs one render.
 pub const RENDER_MIN_GAP: Duration = Duration::from_millis(100);
 
-/// How long shutdown waits for in-flight scrapes.
-pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for in-flight scrapes (the web server's deadline).
+pub use crate::web::SHUTDOWN_DEADLINE;
 
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +129,7 @@ pub async fn start_from(
     let control = Arc::new(Control::new(source, config, store.clone(), http, stop_rx.clone()));
     control.start_all(config).await?;
     let renderer = tokio::spawn(store.clone().run_renderer(RENDER_MIN_GAP, wait_true(stop_rx.clone())));
-    let lifecycle = web.enable_lifecycle.then(|| control.clone());
+    let lifecycle = web.enable_lifecycle.then(|| control.clone() as Arc<dyn crate::server::Lifecycle>);
     let app = crate::server::router(crate::server::AppState { store: store.clone(), control: lifecycle });
     let limits = crate::web::Limits {
         max_connections: web.max_connections.unwrap_or(crate::web::DEFAULT_MAX_CONNECTIONS),

@@ -41,7 +41,7 @@ impl Spool {
             let labels = [("provider", self.provider), ("account", &*self.account)]
                 .into_iter()
                 .chain(s.labels.iter().map(|(k, v)| (*k, v.as_str())));
-            crate::expo::write_sample(&mut line, s.family.def().name, labels, s.value);
+            crate::exposition::write_sample(&mut line, s.family.def().name, labels, s.value);
             // write_sample ends the line; put the timestamp before the newline.
             line.pop();
             line.push(' ');
