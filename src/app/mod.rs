@@ -50,18 +50,6 @@ pub enum StartError {
     Web(#[from] crate::web::WebConfigError),
 }
 
-/// Builds the HTTP client every provider shares.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .user_agent(concat!("cdn-usage-exporter/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(60))
-        // A signed request goes only where it is configured to: a redirect is a failed poll
-        // (providers::common::http::redirect_error), never followed with the credentials.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-}
-
 /// A running exporter.
 pub struct Running {
     /// The address `/metrics` is served on.

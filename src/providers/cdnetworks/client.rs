@@ -11,9 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::job::{PollContext, PollError, Reason};
 use crate::providers::SetupError;
-use crate::providers::common::http::{
-    BodyLimit, Upstream, preview, read_body, redirect_error, retry_after, transport_error, with_retries,
-};
+use crate::providers::common::http::{BodyLimit, Upstream, preview, read_body, retry_after, with_retries};
 use crate::providers::common::wire::ListLimit;
 use crate::ratelimit::RateLimiter;
 use crate::timeutil;
@@ -203,20 +201,10 @@ impl Client {
         let now = self.clock.now();
         let body = body.to_string().into_bytes();
         let headers = self.headers(url.path(), &body, now)?;
-        let sent = self.http.post(url.clone()).timeout(self.timeout).headers(headers).body(body).send().await;
-        let mut response = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                self.upstream.count(&self.account, "error");
-                return Err(transport_error(&e));
-            }
-        };
+        let request = self.http.post(url.clone()).timeout(self.timeout).headers(headers).body(body);
+        let mut response = self.upstream.send(&self.account, request).await?;
         let status = response.status().as_u16();
-        self.upstream.count(&self.account, &status.to_string());
         let request_id = response.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        if let Some(e) = redirect_error(&response) {
-            return Err(e);
-        }
         let wait = retry_after(response.headers());
         let bytes = read_body(&mut response, limit).await?;
         interpret(status, &bytes).map_err(|e| {

@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::families::FamilyId;
-use crate::job::{BoxFuture, PollContext, Sample};
+use crate::job::{BoxFuture, PollContext};
 use crate::providers::{History, SampleSink, Window, WindowError};
 use crate::timeutil::{chunks, format_ymd, months};
 
@@ -65,12 +64,7 @@ impl History for Domain {
             let offset = self.client.utc_offset();
             let (start, end) = (w.first * 86_400 - offset, (w.last + 1) * 86_400 - offset);
             for p in points.iter().filter(|p| p.end > start && p.end <= end && p.end <= w.now) {
-                let samples = [
-                    Sample::new(FamilyId::StorageBytes, p.bytes).label("domain", d.domain.clone()),
-                    Sample::new(FamilyId::StorageSampleTimestampSeconds, p.end as f64)
-                        .label("domain", d.domain.clone()),
-                ];
-                sink.write(&samples, p.end)?;
+                sink.write(&p.samples(&d.domain), p.end)?;
             }
             Ok(())
         })

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use crate::families::FamilyId;
 use crate::job::{BoxFuture, JobKey, JobSpec, PollContext, PollError, Poller, Reason, Sample};
 use crate::timeutil;
 
@@ -71,11 +70,7 @@ impl Poller for DomainUsage {
                     ),
                 ));
             };
-            Ok(vec![
-                Sample::new(FamilyId::StorageBytes, point.bytes).label("domain", self.domain.domain.clone()),
-                Sample::new(FamilyId::StorageSampleTimestampSeconds, point.end as f64)
-                    .label("domain", self.domain.domain.clone()),
-            ])
+            Ok(point.samples(&self.domain.domain).into())
         })
     }
 }

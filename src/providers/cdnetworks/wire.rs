@@ -7,7 +7,8 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::job::{PollError, Reason};
+use crate::families::FamilyId;
+use crate::job::{PollError, Reason, Sample};
 use crate::providers::common::wire::{Array, Capped, ListLimit, Num, Text, parse_capped};
 use crate::text;
 use crate::timeutil;
@@ -19,6 +20,17 @@ pub struct Point {
     pub end: i64,
     /// Bytes stored.
     pub bytes: f64,
+}
+
+impl Point {
+    /// The point's samples for `domain`: the bytes stored, and when (the end of its interval).
+    /// Live polling and backfill both export a point through it.
+    pub fn samples(&self, domain: &str) -> [Sample; 2] {
+        [
+            Sample::new(FamilyId::StorageBytes, self.bytes).label("domain", domain),
+            Sample::new(FamilyId::StorageSampleTimestampSeconds, self.end as f64).label("domain", domain),
+        ]
+    }
 }
 
 /// A point as it arrives.

@@ -329,6 +329,27 @@ impl Upstream {
         self.retry.0.store(Arc::new(retry));
     }
 
+    /// Sends `request` for `account`, counting it by its status (`error` when no answer came). A
+    /// transport failure or a redirect (never followed) is a poll error.
+    pub async fn send(
+        &self,
+        account: &Arc<str>,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, PollError> {
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.count(account, "error");
+                return Err(transport_error(&e));
+            }
+        };
+        self.count(account, &response.status().as_u16().to_string());
+        match redirect_error(&response) {
+            Some(e) => Err(e),
+            None => Ok(response),
+        }
+    }
+
     /// Waits for a place under both limits; hold the permits for the length of one request.
     pub async fn permit(&self) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), PollError> {
         let closed = |_| PollError::new(Reason::Http, "shutting down");

@@ -12,9 +12,7 @@ use crate::secret::Secret;
 
 use super::config::ScaleEngineAccount;
 use super::phpjson;
-use crate::providers::common::http::{
-    BodyLimit, Upstream, preview, read_body, redirect_error, retry_after, transport_error, with_retries,
-};
+use crate::providers::common::http::{BodyLimit, Upstream, preview, read_body, retry_after, with_retries};
 use crate::providers::common::limits::AnswerLimits;
 use crate::text;
 
@@ -186,26 +184,14 @@ impl Client {
             crate::timeutil::now_unix(),
             params,
         );
-        let result = self
+        let request = self
             .http
             .post(&self.url)
             .timeout(self.timeout)
             .header(reqwest::header::ACCEPT, "application/json")
-            .form(&[("json", body)])
-            .send()
-            .await;
-        let mut response = match result {
-            Ok(r) => r,
-            Err(e) => {
-                self.upstream.count(&self.account, "error");
-                return Err(transport_error(&e));
-            }
-        };
+            .form(&[("json", body)]);
+        let mut response = self.upstream.send(&self.account, request).await?;
         let status = response.status().as_u16();
-        self.upstream.count(&self.account, &status.to_string());
-        if let Some(e) = redirect_error(&response) {
-            return Err(e);
-        }
         let wait = retry_after(response.headers());
         let bytes = read_body(&mut response, limit).await?;
         interpret(status, &bytes).map_err(|e| PollError { retry_after: wait, ..e })?;
