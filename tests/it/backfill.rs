@@ -395,3 +395,35 @@ async fn traffic_backfill_writes_the_month_to_date_figures_of_each_day() {
     }
     sim.stop().await;
 }
+
+/// A day of an app that needs more `video.usage` pages than `answer_limits.video_pages` is a
+/// failed window, named with its retry command, as in live polling; never a silently cut sum.
+#[tokio::test]
+async fn a_video_day_past_the_page_bound_fails_its_window_instead_of_being_cut() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    let today = timeutil::now_unix().div_euclid(86_400);
+    let (from, to) = (today - 3, today - 2);
+    let unit = "scaleengine/se/video.usage/vod";
+    // 30 URLs at 10 per page: 3 full pages a day, and a 4th that comes back empty (the
+    // simulator's pages carry no `count`).
+    for (pages, ok) in [(2, false), (4, true)] {
+        let limits = format!("\n[answer_limits]\npage_entries = 10\nvideo_pages = {pages}\n");
+        std::fs::write(&cfg, config(&sim) + &limits).unwrap();
+        let out = dir.path().join(format!("video-{pages}.om"));
+        let run = backfill(range_args(&cfg, from, to, &out, Some(unit))).await;
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        if ok {
+            assert!(run.status.success(), "{pages} pages a day are enough: {stderr}");
+            let all = samples(&std::fs::read_to_string(&out).unwrap());
+            let urls = all.keys().filter(|(s, _)| s.starts_with("cdn_video_month_to_date_bytes{")).count();
+            assert!(urls > 0, "the video history is written");
+        } else {
+            assert_eq!(run.status.code(), Some(3), "{stderr}");
+            assert!(stderr.contains("answer_limits.video_pages"), "the bound is named: {stderr}");
+            assert!(stderr.contains(&format!("--only '{unit}'")), "with the command to retry: {stderr}");
+        }
+    }
+    sim.stop().await;
+}
