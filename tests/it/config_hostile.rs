@@ -3,15 +3,13 @@
 //! name the key path, line and column and never the credential; a SIGTERM ends a reload that
 //! blocks on a credential file.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cdn_usage_exporter::app::{self, ConfigSource, WebOptions};
 use cdn_usage_exporter::config::Config;
 
-use crate::support::{loopback, wait_for};
+use crate::support::{Binary, Launch, loopback, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdn-usage-exporter");
 
@@ -118,57 +116,14 @@ async fn a_refused_reload_answers_and_logs_no_credential() {
     r.stop().await;
 }
 
-/// The exporter as a child process with its log collected.
-struct Exporter {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Exporter {
-    fn start(config: &std::path::Path) -> Exporter {
-        let mut child = Command::new(BIN)
-            .args(["--config", config.to_str().unwrap(), "--web.listen-address", "127.0.0.1:0", "--log.level", "debug"])
-            .env_remove("CDN_EXPORTER_LISTEN_ADDRESS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Exporter { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
-        assert!(ok.success(), "kill -{name}");
-    }
-
-    async fn wait_log(&self, what: &str, count: usize) -> String {
-        wait_for(Duration::from_secs(20), what, || {
-            let log = self.log();
-            async move { (log.matches(what).count() >= count).then_some(log) }
-        })
-        .await
-    }
+/// The binary with debug logging, the listen address of the environment ignored.
+fn start(config: &std::path::Path) -> Binary {
+    let launch = Launch {
+        args: vec!["--log.level", "debug"],
+        env_remove: vec!["CDN_EXPORTER_LISTEN_ADDRESS"],
+        ..Launch::default()
+    };
+    Binary::start(config, launch)
 }
 
 #[cfg(unix)]
@@ -177,7 +132,7 @@ async fn sighup_reloads_refused_for_broken_secret_lines_log_no_credential() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, good("api_secret = \"SECRET-good-000\"")).unwrap();
-    let exporter = Exporter::start(&path);
+    let exporter = start(&path);
     exporter.wait_log("Serving /metrics", 1).await;
     let cases = broken();
     for (n, (what, line, _)) in cases.iter().enumerate() {
@@ -204,7 +159,7 @@ async fn sigterm_during_a_blocked_reload_exits_promptly() {
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
     std::fs::write(&path, good("api_secret = \"SECRET-good-000\"")).unwrap();
-    let mut exporter = Exporter::start(&path);
+    let mut exporter = start(&path);
     exporter.wait_log("Serving /metrics", 1).await;
     std::fs::write(&path, good(&format!("api_secret_file = \"{}\"", fifo.display()))).unwrap();
     exporter.signal("HUP");

@@ -2,86 +2,43 @@
 //! loopback against the real binary: half-open connections past the open-files limit, huge
 //! headers, a storm of wrong passwords; and the lifecycle API that is off unless asked for.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cdn_usage_exporter::simulator::{SimState, Simulator};
 
-use crate::support::{account_toml, loopback, sim_account, wait_for};
+use crate::support::{Binary, Launch, account_toml, loopback, sim_account, wait_for};
 
-/// The exporter binary, killed when dropped.
+/// The binary serving `config`, with `args`, `env`, and an open-files limit if given (the
+/// lifecycle variable of the test's own environment removed), and the address it serves on.
 struct Exporter {
-    child: Child,
-    log: Arc<Mutex<String>>,
+    bin: Binary,
     addr: String,
 }
 
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Exporter {
-    /// Starts the binary on `config` with `args`, `env`, and an open-files limit if given.
     fn start(config: &std::path::Path, args: &[&str], env: &[(&str, &str)], nofile: Option<u64>) -> Exporter {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"));
-        cmd.args(["--config", config.to_str().unwrap(), "--web.listen-address", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("CDN_EXPORTER_WEB_ENABLE_LIFECYCLE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        if let Some(n) = nofile {
-            use std::os::unix::process::CommandExt as _;
-            // SAFETY: setrlimit is async-signal-safe; between fork and exec it only sets a limit.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let limit = libc::rlimit { rlim_cur: n as libc::rlim_t, rlim_max: n as libc::rlim_t };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
-                    }
-                });
-            }
-        }
-        let mut child = cmd.spawn().expect("exporter starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("Serving /metrics") {
-                    if let Some(addr) = line.split("addr=").nth(1) {
-                        let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_owned());
-                    }
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("the exporter logs its address");
-        Exporter { child, log, addr }
+        let launch = Launch {
+            args: args.to_vec(),
+            env: env.to_vec(),
+            env_remove: vec!["CDN_EXPORTER_WEB_ENABLE_LIFECYCLE"],
+            nofile,
+        };
+        let bin = Binary::start(config, launch);
+        let addr = bin.addr();
+        Exporter { bin, addr }
     }
 
     fn status_field(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field}"));
-        line[field.len()..].split_whitespace().next().unwrap().parse().unwrap()
+        self.bin.status_field(field)
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.bin.log()
     }
 }
 
@@ -291,7 +248,7 @@ async fn a_password_storm_on_one_user_does_not_lock_out_the_others() {
     // Threads sampled during the storm.
     let peak_threads = Arc::new(AtomicU64::new(0));
     let sampler = {
-        let (stop, peak, pid) = (stop.clone(), peak_threads.clone(), exporter.child.id());
+        let (stop, peak, pid) = (stop.clone(), peak_threads.clone(), exporter.bin.child.id());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
@@ -376,7 +333,7 @@ async fn reload_over_http_only_with_the_lifecycle_flag() {
     let put = client.put(format!("http://{}/-/reload", off.addr)).send().await.unwrap();
     assert_eq!(put.status(), 403);
     // SIGHUP still reloads.
-    assert!(Command::new("kill").args(["-HUP", &off.child.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill").args(["-HUP", &off.bin.child.id().to_string()]).status().unwrap().success());
     wait_for(Duration::from_secs(10), "the SIGHUP reload", || async {
         off.log().contains("Configuration reloaded").then_some(())
     })

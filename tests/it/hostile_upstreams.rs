@@ -5,9 +5,7 @@
 //! `cdn_exporter_poll_errors_total{reason}`, and stay under 100 MiB peak RSS.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead as _, BufReader};
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -17,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use crate::support::{Scrape, wait_for};
+use crate::support::{Binary, Launch, Scrape, wait_for};
 
 /// These tests push megabytes through a spawned binary: one at a time, so that together they do
 /// not load a small CI machine more than one of them does.
@@ -161,17 +159,9 @@ impl Fake {
 
 /// The real binary, its stderr collected line by line.
 struct Exporter {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    bin: Binary,
     base: String,
     http: reqwest::Client,
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn config(base_url: &str, video_interval: &str, timeout: &str) -> String {
@@ -199,28 +189,9 @@ impl Exporter {
     fn start(dir: &tempfile::TempDir, config: &str) -> Exporter {
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"))
-            .args(["--config", path.to_str().unwrap(), "--web.listen-address", "127.0.0.1:0", "--log.level", "info"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("exporter starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            // Raw lines: a forged line would show up as a line of its own.
-            for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
-                let line = String::from_utf8_lossy(&line).into_owned();
-                if let Some(addr) = line.split("addr=").nth(1) {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_owned());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the exporter logs its address");
-        Exporter { child, log, base: format!("http://{addr}"), http: reqwest::Client::new() }
+        let bin = Binary::start(&path, Launch { args: vec!["--log.level", "info"], ..Launch::default() });
+        let base = format!("http://{}", bin.addr());
+        Exporter { bin, base, http: reqwest::Client::new() }
     }
 
     async fn get(&self, path: &str) -> String {
@@ -234,16 +205,11 @@ impl Exporter {
 
     /// Peak resident memory so far (VmHWM), in KiB.
     fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc status")
+        self.bin.status_field("VmHWM:")
     }
 
     fn log_lines(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
+        self.bin.log_lines()
     }
 
     /// The whole log once it contains every one of `needles` (a failure is logged just after it

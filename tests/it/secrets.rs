@@ -2,16 +2,13 @@
 //! and debug logging; none of them may appear in a log line, /metrics, the status page or a
 //! reload answer.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cdn_usage_exporter::providers::cdnetworks::simulator::CdnAccount;
 use cdn_usage_exporter::providers::scaleengine::simulator::{SeAccount, VideoAppSpec};
 use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 
-use crate::support::{Scrape, loopback, wait_for};
+use crate::support::{Binary, Launch, Scrape, loopback, wait_for};
 
 const SE_KEY: &str = "SECRETsekey4b1d";
 const SE_SECRET: &str = "SECRET-se-secret-9f2a";
@@ -19,19 +16,6 @@ const CDN_KEY: &str = "SECRET-cdn-key-77c3";
 const AK: &str = "SECRETak1x";
 const SK: &str = "SECRET-sk-2y";
 const ALL: [&str; 5] = [SE_KEY, SE_SECRET, CDN_KEY, AK, SK];
-
-struct Exporter {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    addr: String,
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn config(se_url: &str, cdn_url: &str, secret_file: &std::path::Path, budget: u32) -> String {
     format!(
@@ -70,38 +54,14 @@ domains = [{{ domain = "a.example.net", contract = "C-1" }}]
     )
 }
 
-fn start(config_path: &std::path::Path) -> Exporter {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"))
-        .args([
-            "--config",
-            config_path.to_str().unwrap(),
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--log.level",
-            "debug",
-            "--web.enable-lifecycle",
-        ])
-        .env("TEST_CDN_API_KEY", CDN_KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("exporter starts");
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("addr=").nth(1) {
-                let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_owned());
-            }
-            let mut log = sink.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("the exporter logs its address");
-    Exporter { child, log, addr }
+/// The binary with debug logging and the lifecycle API, one CDNetworks key from the environment.
+fn start(config_path: &std::path::Path) -> Binary {
+    let launch = Launch {
+        args: vec!["--log.level", "debug", "--web.enable-lifecycle"],
+        env: vec![("TEST_CDN_API_KEY", CDN_KEY)],
+        ..Launch::default()
+    };
+    Binary::start(config_path, launch)
 }
 
 #[tokio::test]
@@ -136,7 +96,7 @@ async fn no_secret_reaches_logs_metrics_pages_or_reload_answers() {
     std::fs::write(&path, config(&se_url, &cdn_url, &secret_file, 100)).unwrap();
     let exporter = start(&path);
     let http = reqwest::Client::new();
-    let base = format!("http://{}", exporter.addr);
+    let base = format!("http://{}", exporter.addr());
     let mut seen = Vec::new();
     let scrape = || async { http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap() };
 
@@ -178,8 +138,7 @@ async fn no_secret_reaches_logs_metrics_pages_or_reload_answers() {
     assert_eq!(answer.status(), 200);
     seen.push(answer.text().await.unwrap());
     std::fs::write(&path, config(&se_url, &cdn_url, &secret_file, 300)).unwrap();
-    let hup = Command::new("kill").args(["-HUP", &exporter.child.id().to_string()]).status().unwrap();
-    assert!(hup.success());
+    exporter.signal("HUP");
     wait_for(Duration::from_secs(10), "the SIGHUP reload", || async {
         (Scrape::parse(&scrape().await).get("cdn_billing_budget_usd", &[])? == 300.0).then_some(())
     })
@@ -191,7 +150,7 @@ async fn no_secret_reaches_logs_metrics_pages_or_reload_answers() {
     seen.push(scrape().await);
     seen.push(http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap());
 
-    let _ = Command::new("kill").args(["-TERM", &exporter.child.id().to_string()]).status();
+    exporter.signal("TERM");
     let mut exporter = exporter;
     wait_for(Duration::from_secs(10), "the exporter to exit on SIGTERM", || {
         let exited = exporter.child.try_wait().ok().flatten().is_some();
@@ -200,7 +159,7 @@ async fn no_secret_reaches_logs_metrics_pages_or_reload_answers() {
     .await;
     // The log reader thread ends with the pipe; give it the last lines.
     let log = wait_for(Duration::from_secs(5), "the shutdown line", || {
-        let log = exporter.log.lock().unwrap().clone();
+        let log = exporter.log();
         async move { log.contains("Shutting down").then_some(log) }
     })
     .await;

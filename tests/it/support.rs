@@ -296,3 +296,118 @@ fn parser_reads_escaped_labels() {
     assert_eq!(s.value("n", &[]), 1.0);
     assert_eq!(s.types["m"], "gauge");
 }
+
+/// How to start the exporter binary ([`Binary::start`]): arguments after `--config FILE
+/// --web.listen-address 127.0.0.1:0`, environment to set or remove, an open-files limit.
+#[derive(Debug, Default)]
+pub struct Launch<'a> {
+    pub args: Vec<&'a str>,
+    pub env: Vec<(&'a str, &'a str)>,
+    pub env_remove: Vec<&'a str>,
+    pub nofile: Option<u64>,
+}
+
+/// The exporter binary as a child process, killed when dropped. Its stderr is kept line by line
+/// as raw lines (split on `\n` only, so a forged line would show as a line of its own).
+pub struct Binary {
+    pub child: std::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Binary {
+    /// Starts the binary on `config`; returns once it is spawned (see [`Binary::addr`]).
+    pub fn start(config: &std::path::Path, launch: Launch<'_>) -> Binary {
+        use std::io::{BufRead as _, BufReader};
+        use std::process::{Command, Stdio};
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdn-usage-exporter"));
+        cmd.args(["--config", config.to_str().unwrap(), "--web.listen-address", "127.0.0.1:0"])
+            .args(&launch.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for k in &launch.env_remove {
+            cmd.env_remove(k);
+        }
+        for (k, v) in &launch.env {
+            cmd.env(k, v);
+        }
+        if let Some(n) = launch.nofile {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: setrlimit is async-signal-safe; between fork and exec it only sets a limit.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit { rlim_cur: n as libc::rlim_t, rlim_max: n as libc::rlim_t };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("exporter starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
+                sink.lock().unwrap().push(String::from_utf8_lossy(&line).into_owned());
+            }
+        });
+        Binary { child, log }
+    }
+
+    /// The address it serves on, from its `Serving /metrics` line (waits up to 30 s for it).
+    pub fn addr(&self) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self.log_lines().iter().find(|l| l.contains("Serving /metrics")).and_then(|l| {
+                l.split("addr=").nth(1).map(|a| a.split_whitespace().next().unwrap_or_default().to_owned())
+            });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(std::time::Instant::now() < deadline, "the exporter logs its address:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every line of its log so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Its log so far, each line ending in `\n`.
+    pub fn log(&self) -> String {
+        self.log_lines().iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    /// Sends it a signal by name (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let ok = std::process::Command::new("kill").args([&format!("-{name}"), &pid]).status().unwrap();
+        assert!(ok.success(), "kill -{name}");
+    }
+
+    /// A number field of its `/proc/PID/status` (`VmHWM:`, `VmRSS:`), in the unit shown (kB).
+    pub fn status_field(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field}"));
+        line[field.len()..].split_whitespace().next().unwrap().parse().unwrap()
+    }
+
+    /// Its log once `what` appears in it `count` times.
+    pub async fn wait_log(&self, what: &str, count: usize) -> String {
+        wait_for(Duration::from_secs(20), what, || {
+            let log = self.log();
+            async move { (log.matches(what).count() >= count).then_some(log) }
+        })
+        .await
+    }
+}
