@@ -361,4 +361,4 @@ fn answer_limits(v: &mut Validator, root: &mut Table<'_>) -> AnswerLimits {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

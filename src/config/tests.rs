@@ -5,7 +5,8 @@
 use super::*;
 use crate::validate::{MAX_ACCOUNTS, MAX_NAME_BYTES, MAX_SECRET_BYTES, MAX_SECRET_FILE_BYTES};
 
-const GOOD: &str = r#"
+/// A good file of one ScaleEngine account (the providers' section tests start from it too).
+pub(crate) const GOOD: &str = r#"
     [[scaleengine]]
     name = "main"
     cdn = 158

@@ -147,17 +147,8 @@ fn video_apps(v: &mut Validator, t: &mut Table<'_>) -> Vec<VideoApp> {
 #[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
+    use crate::config::tests::GOOD;
     use crate::config::{AnswerLimits, Config};
-
-    const GOOD: &str = r#"
-        [[scaleengine]]
-        name = "main"
-        cdn = 158
-        api_key = "k"
-        api_secret = "s"
-        video_apps = ["live", 42]
-        budget_usd = 500
-    "#;
 
     #[test]
     fn defaults_apply() {
