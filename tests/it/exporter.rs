@@ -129,7 +129,9 @@ async fn wait_error(h: &Harness, endpoint: &str, reason: &str, before: f64) -> S
 
 #[tokio::test]
 async fn a_failed_poll_keeps_the_last_good_values() {
-    let h = Harness::start("1s").await;
+    // Samples outlive a slow failure: with the default (3 intervals, 3 s) a loaded machine could
+    // let them expire before the failure shows, which is expiry, not this test's subject.
+    let h = Harness::start_with("1s", "max_age = \"1h\"\n").await;
     let good = h.wait_all_up().await;
     let spend = good.value("cdn_billing_estimated_month_spend_usd", &[MAIN]);
     h.sim.state.set_faults(Faults {

@@ -206,9 +206,14 @@ pub struct Harness {
 impl Harness {
     /// Starts both on loopback port 0, polling every `interval`.
     pub async fn start(interval: &str) -> Harness {
+        Self::start_with(interval, "").await
+    }
+
+    /// [`Harness::start`] with more keys (`extra`) for the account's table.
+    pub async fn start_with(interval: &str, extra: &str) -> Harness {
         let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.expect("simulator starts");
-        let config = Config::from_toml_str(&account_toml("main", &sim.scaleengine_url(), interval), "test")
-            .expect("valid config");
+        let toml = account_toml("main", &sim.scaleengine_url(), interval) + extra;
+        let config = Config::from_toml_str(&toml, "test").expect("valid config");
         let exporter = app::start(&config, loopback()).await.expect("exporter starts");
         Harness { sim, exporter, http: reqwest::Client::new() }
     }
