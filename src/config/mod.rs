@@ -312,7 +312,7 @@ fn validate_root(v: &mut Validator, root: &Value) -> Option<Config> {
         Limits { max_in_flight, max_in_flight_per_provider, retries, max_series, max_traffic_domains, answers };
     let accounts = registry::parse_accounts(v, t);
     v.unknown(table);
-    registry::check_accounts(v, &accounts, &CheckLimits { max_traffic_domains, requests: limits.requests() });
+    registry::check_accounts(v, &accounts, &CheckLimits { max_traffic_domains });
     let config = Config { listen_address, log_level, log_format, accounts, limits, shard };
     if config.account_count() == 0 && v.problems.is_empty() {
         let tables: Vec<String> = registry::NAMES.iter().map(|n| format!("[[{n}]]")).collect();

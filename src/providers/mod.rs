@@ -18,7 +18,6 @@ use std::sync::Arc;
 use crate::job::{JobSpec, PollError, Sample};
 use crate::validate::{Table, Validator};
 use common::http::Upstream;
-use common::limits::RequestLimits;
 
 /// What an account needs to build its clients: the shared HTTP client and its provider's
 /// [`Upstream`] (caps on requests in flight, retries, answer bounds, request counting).
@@ -62,8 +61,6 @@ pub struct CheckLimits {
     /// `max_traffic_domains`: domains whose month of traffic slices is kept in memory, all
     /// accounts of the file together.
     pub max_traffic_domains: usize,
-    /// The request limits.
-    pub requests: RequestLimits,
 }
 
 /// One configured account of some provider: what it runs.
