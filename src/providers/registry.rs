@@ -42,7 +42,7 @@ fn section<P: Provider>(v: &mut Validator, root: &mut Table<'_>, out: &mut Vec<A
         v.unknown(t);
         if v.count() > before { None } else { account }
     });
-    out.extend(accounts.into_iter().map(|a| std::sync::Arc::new(a) as AccountRef));
+    out.extend(accounts.into_iter().map(|a| Arc::new(a) as AccountRef));
 }
 
 fn check<P: Provider>(v: &mut Validator, accounts: &[AccountRef], limits: &CheckLimits) {
