@@ -125,6 +125,18 @@ families! {
     /// usage.billing.live totals row, estimated total.
     BillingEstimatedMonthSpendUsd => { "cdn_billing_estimated_month_spend_usd", Gauge, Some("usd"), [], true,
         "The provider's estimate of the whole month's total charges, in US dollars (the provider's totals row)." }
+    /// The previous month's final total (the provider's bill, or priced from the contract).
+    BillingLastMonthSpendUsd => { "cdn_billing_last_month_spend_usd", Gauge, Some("usd"), [], true,
+        "Total charges of the previous month, in US dollars: the provider's final figure (ScaleEngine usage.billing, Fastly's last invoice, bunny.net's last monthly record) or the month priced from the contract (CDNetworks); see cdn_billing_spend_source_info." }
+    /// The previous month's final charges per item.
+    BillingLastMonthCostUsd => { "cdn_billing_last_month_cost_usd", Gauge, Some("usd"), ["item"], true,
+        "Charges of the previous month for one billing item, in US dollars, where the provider itemises them or the contract prices them." }
+    /// How the account's spend is known.
+    BillingSpendSourceInfo => { "cdn_billing_spend_source_info", Info, None, ["source"], true,
+        "How the account's spend figures are known: source provider (the provider reports them) or contract (the exporter priced the provider's usage with the account's pricing table); always 1." }
+    /// The bandwidth figure a contract bills (CDNetworks pricing).
+    BillingBandwidthBytesPerSecond => { "cdn_billing_bandwidth_bytes_per_second", Gauge, Some("bytes_per_second"), [], true,
+        "The bandwidth the account's contract bills this month so far (pricing.bandwidth_billing: the 95th percentile or the average daily peak of the account's summed 5-minute slices), in bytes per second (multiply by 8 for bits per second)." }
     /// The configured budget.
     BillingBudgetUsd => { "cdn_billing_budget_usd", Gauge, Some("usd"), [], true,
         "The monthly budget configured for the account (budget_usd), in US dollars." }

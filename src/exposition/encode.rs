@@ -177,12 +177,15 @@ impl Collector for JobSamples {
             for s in group.iter().map(|&i| &self.samples[i as usize]) {
                 let labels =
                     Labels { common: [("provider", self.provider), ("account", &self.account)], extra: &s.labels };
+                // An info metric's labels are its own, not a family's: it is always 1.
+                if d.kind == Kind::Info {
+                    family.encode_info(&labels)?;
+                    continue;
+                }
                 let mut m = family.encode_family(&labels)?;
                 match d.kind {
                     Kind::Counter => ConstCounter::new(s.value).encode(m)?,
-                    Kind::Gauge => encode_gauge(&mut m, s.value)?,
-                    // Only the build info is an info metric, and no poll produces it.
-                    Kind::Info => {}
+                    Kind::Gauge | Kind::Info => encode_gauge(&mut m, s.value)?,
                 }
             }
         }
@@ -363,6 +366,16 @@ mod tests {
                 "# HELP cdn_video_month_to_date_bytes {}\n# TYPE cdn_video_month_to_date_bytes gauge\n# UNIT cdn_video_month_to_date_bytes bytes\n",
                 FamilyId::VideoMonthToDateBytes.def().help
             )
+        );
+    }
+
+    #[test]
+    fn a_job_info_sample_carries_its_labels_and_is_1() {
+        let samples = vec![Sample::new(FamilyId::BillingSpendSourceInfo, 1.0).label("source", "contract")];
+        let fragments = encode_job("cdnetworks", &"m".into(), samples);
+        assert_eq!(
+            fragment(&fragments, FamilyId::BillingSpendSourceInfo),
+            Some("cdn_billing_spend_source_info{provider=\"cdnetworks\",account=\"m\",source=\"contract\"} 1\n")
         );
     }
 
