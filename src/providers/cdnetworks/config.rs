@@ -100,8 +100,13 @@ pub struct CdnetworksAccount {
     /// fetched, is final and not fetched again.
     pub traffic_settle: Duration,
     /// `bandwidth_commit_mbps` (optional): the committed bandwidth of the contract, in Mbit/s,
-    /// exported as `cdn_bandwidth_commit_bytes_per_second`.
+    /// exported as `cdn_bandwidth_commit_bytes_per_second`; also the commit of
+    /// `pricing.bandwidth_usd_per_mbps`.
     pub bandwidth_commit_mbps: Option<f64>,
+    /// `budget_usd` (optional): exported as `cdn_billing_budget_usd`.
+    pub budget_usd: Option<f64>,
+    /// `[cdnetworks.pricing]` (optional): the contract the account's spend is priced with.
+    pub pricing: Option<super::pricing::Pricing>,
 }
 
 /// Validates one `[[cdnetworks]]` table.
@@ -146,6 +151,8 @@ pub fn parse_account(v: &mut Validator, t: &mut Table<'_>) -> Option<CdnetworksA
         );
     }
     let bandwidth_commit_mbps = v.number(t, "bandwidth_commit_mbps");
+    let budget_usd = v.number(t, "budget_usd");
+    let pricing = t.take("pricing").map(|p| super::pricing::parse(v, &t.path, p, bandwidth_commit_mbps, traffic));
     let path = t.path.clone();
     if v.count() > before {
         return None;
@@ -167,6 +174,8 @@ pub fn parse_account(v: &mut Validator, t: &mut Table<'_>) -> Option<CdnetworksA
         traffic_max_age: traffic_max_age?,
         traffic_settle: traffic_settle?,
         bandwidth_commit_mbps,
+        budget_usd,
+        pricing: pricing.flatten(),
     })
 }
 
@@ -353,7 +362,7 @@ mod tests {
         let err = Config::from_toml_str(&three(""), "test").unwrap_err();
         assert_eq!(err.problems[0].path, "max_traffic_domains", "{err}");
         assert!(
-            err.problems[0].message.contains("3000 domains") && err.problems[0].message.contains("limit is 2000"),
+            err.problems[0].message.contains("3000 domain-months") && err.problems[0].message.contains("limit is 2000"),
             "{err}"
         );
         Config::from_toml_str(&three("traffic = false"), "test").unwrap();

@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod history;
 pub mod jobs;
+pub mod pricing;
 pub mod simulator;
 pub mod traffic;
 pub mod wire;
@@ -15,7 +16,8 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::job::JobSpec;
+use crate::families::FamilyId;
+use crate::job::{JobSpec, Sample};
 use crate::providers::{Account, CheckLimits, Context, History, Provider, SetupError};
 use crate::validate::{Table, Validator};
 
@@ -54,16 +56,19 @@ impl Provider for Cdnetworks {
         config::parse_account(v, t)
     }
 
-    /// The traffic jobs keep a month of 5-minute slices per domain in memory: all accounts
-    /// together stay under `max_traffic_domains`.
+    /// The traffic jobs keep a month of 5-minute slices per domain in memory (two months, while
+    /// last month settles for its bill, where traffic is priced): all accounts together stay
+    /// under `max_traffic_domains`.
     fn check(v: &mut Validator, accounts: &[&CdnetworksAccount], limits: &CheckLimits) {
-        let traffic_domains: usize = accounts.iter().filter(|a| a.traffic).map(|a| a.domains.len()).sum();
+        let months = |a: &CdnetworksAccount| 1 + usize::from(a.pricing.as_ref().is_some_and(|p| p.needs_traffic()));
+        let traffic_domains: usize = accounts.iter().filter(|a| a.traffic).map(|a| a.domains.len() * months(a)).sum();
         let max = limits.max_traffic_domains;
         if traffic_domains > max {
             v.problem(
                 "max_traffic_domains",
                 format!(
-                    "the CDNetworks traffic jobs would keep {traffic_domains} domains in memory (about 36 KB each); \
+                    "the CDNetworks traffic jobs would keep {traffic_domains} domain-months in memory (about 36 KB each; \
+                     a priced account keeps last month too until it settles); \
                      the limit is {max}. Raise max_traffic_domains, set `traffic = false` on some \
                      accounts, or shard the accounts over several exporters."
                 ),
@@ -83,6 +88,16 @@ impl Account for CdnetworksAccount {
 
     fn jobs(&self, ctx: &Context<'_>) -> Result<Vec<JobSpec>, SetupError> {
         Ok(jobs::jobs(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone())?)))
+    }
+
+    /// The budget, and with a pricing table the mark that the spend is priced from the contract.
+    fn config_samples(&self) -> Vec<Sample> {
+        let budget = self.budget_usd.map(|b| Sample::new(FamilyId::BillingBudgetUsd, b));
+        let source = self
+            .pricing
+            .as_ref()
+            .map(|_| Sample::new(FamilyId::BillingSpendSourceInfo, 1.0).label("source", "contract"));
+        budget.into_iter().chain(source).collect()
     }
 
     fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError> {

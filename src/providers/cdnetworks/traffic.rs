@@ -17,6 +17,7 @@ use crate::text;
 use crate::timeutil;
 
 use super::Client;
+use super::pricing::{Ledger, TrafficMonth};
 
 /// The API path.
 pub const PATH: &str = "/api/report/traffic-request";
@@ -278,6 +279,9 @@ pub struct Figures {
     pub account_peak: f64,
     /// See `account_peak`.
     pub account_p95: f64,
+    /// The mean over the month's days with slices of each day's highest per-slice sum of the
+    /// account's domains, bytes/s (`average_daily_peak` billing).
+    pub account_average_daily_peak: f64,
     /// The end of the newest settled day, if a day of the month has settled.
     pub settled_until: Option<i64>,
 }
@@ -297,7 +301,7 @@ impl Month {
     }
 
     /// Whether a chunk's day is final: fetched at least `settle` seconds after the day ended.
-    fn settled(&self, day: usize, chunk: usize, offset: i64, settle: i64) -> bool {
+    fn settled_day(&self, day: usize, chunk: usize, offset: i64, settle: i64) -> bool {
         let end = (self.first_day + day as i64 + 1) * 86_400 - offset;
         self.fetched_at[day][chunk].is_some_and(|t| t >= end + settle)
     }
@@ -308,7 +312,7 @@ impl Month {
         let last = (today - self.first_day).min(self.fetched_at.len() as i64 - 1);
         (0..=last)
             .flat_map(|d| (0..self.fetched_at[0].len()).map(move |c| (d as usize, c)))
-            .filter(|&(d, c)| !self.settled(d, c, offset, settle))
+            .filter(|&(d, c)| !self.settled_day(d, c, offset, settle))
             .collect()
     }
 
@@ -334,7 +338,7 @@ impl Month {
     pub fn figures(&self, offset: i64, settle: i64) -> Figures {
         let days = self.fetched_at.len();
         let chunks = self.fetched_at[0].len();
-        let day_final = |d: usize| (0..chunks).all(|c| self.settled(d, c, offset, settle));
+        let day_final = |d: usize| (0..chunks).all(|c| self.settled_day(d, c, offset, settle));
         // The filling slice: the newest slot any domain has, if its day is not final.
         let newest = (0..days)
             .rev()
@@ -369,12 +373,37 @@ impl Month {
                 f64::from(p) * BYTES_PER_SEC_PER_KBPS,
             ));
         }
+        let daily_peaks: Vec<u64> =
+            sums.chunks(SLICES_PER_DAY).filter_map(|day| day.iter().flatten().max().copied()).collect();
+        let account_average_daily_peak = if daily_peaks.is_empty() {
+            0.0
+        } else {
+            daily_peaks.iter().sum::<u64>() as f64 / daily_peaks.len() as f64 * BYTES_PER_SEC_PER_KBPS
+        };
         let mut totals: Vec<u64> = sums.into_iter().flatten().collect();
         let account_peak = totals.iter().max().copied().unwrap_or(0) as f64 * BYTES_PER_SEC_PER_KBPS;
         let account_p95 = p95(&mut totals).unwrap_or(0) as f64 * BYTES_PER_SEC_PER_KBPS;
         let settled_until =
             (0..days).rev().find(|d| day_final(*d)).map(|d| (self.first_day + d as i64 + 1) * 86_400 - offset);
-        Figures { domains, account_peak, account_p95, settled_until }
+        Figures { domains, account_peak, account_p95, account_average_daily_peak, settled_until }
+    }
+
+    /// Whether every day of the month is final (fetched after it settled).
+    pub fn settled(&self, offset: i64, settle: i64) -> bool {
+        (0..self.fetched_at.len())
+            .all(|d| (0..self.fetched_at[d].len()).all(|c| self.settled_day(d, c, offset, settle)))
+    }
+
+    /// The figures a bill is made of, as computed at `at`.
+    pub fn for_pricing(&self, figures: &Figures, offset: i64, settle: i64, at: i64) -> TrafficMonth {
+        TrafficMonth {
+            first_day: self.first_day,
+            bytes: figures.domains.iter().map(|d| d.0).sum(),
+            p95: figures.account_p95,
+            average_daily_peak: figures.account_average_daily_peak,
+            at,
+            settled: self.settled(offset, settle),
+        }
     }
 
     /// Bytes of memory the kept days of one domain take at most (a full month).
@@ -429,6 +458,10 @@ pub struct Traffic {
     commit_bytes: Option<f64>,
     path: String,
     month: Mutex<Option<Month>>,
+    /// Where the account's pricing reads the figures; with it, last month is kept (or walked
+    /// once after a start) until it settles, for its bill.
+    ledger: Option<Arc<Ledger>>,
+    previous: Mutex<Option<Month>>,
 }
 
 impl Traffic {
@@ -442,25 +475,35 @@ impl Traffic {
             commit_bytes: commit_mbps.map(|m| m * BYTES_PER_SEC_PER_MBPS),
             path,
             month: Mutex::new(None),
+            ledger: None,
+            previous: Mutex::new(None),
         }
+    }
+
+    /// The same job, publishing its figures into `ledger` for the account's pricing.
+    pub fn with_ledger(self, ledger: Arc<Ledger>) -> Self {
+        Traffic { ledger: Some(ledger), ..self }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Month>> {
         self.month.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn run(&self, ctx: &PollContext) -> Result<Vec<Sample>, PollError> {
-        let now = self.client.clock().now();
+    fn lock_previous(&self) -> std::sync::MutexGuard<'_, Option<Month>> {
+        self.previous.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fetches the days of `month` in `due`, keeping each answer at once: a poll that fails
+    /// later keeps what it fetched for the next one.
+    async fn fetch(
+        &self,
+        ctx: &PollContext,
+        month: &Mutex<Option<Month>>,
+        first_day: i64,
+        due: Vec<(usize, usize)>,
+        now: i64,
+    ) -> Result<(), PollError> {
         let offset = self.client.utc_offset();
-        let (today, first_day) = local_month(now, offset);
-        let due = {
-            let mut month = self.lock();
-            // At the month's turn the month-to-date figures start again.
-            if month.as_ref().is_none_or(|mo| mo.first_day() != first_day) {
-                *month = Some(Month::new(first_day, self.domains.len()));
-            }
-            month.as_ref().map(|mo| mo.due(today, offset, self.settle)).unwrap_or_default()
-        };
         let chunks: Vec<&[String]> = self.domains.chunks(MAX_DOMAINS_PER_REQUEST).collect();
         for (day, chunk) in due {
             let local_day = first_day + day as i64;
@@ -475,15 +518,80 @@ impl Traffic {
                     "Traffic answer held domains that were not asked for; they were ignored"
                 );
             }
-            // Kept at once: a poll that fails later keeps what it fetched for the next one.
-            if let Some(mo) = self.lock().as_mut().filter(|mo| mo.first_day() == first_day) {
+            let mut month = month.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(mo) = month.as_mut().filter(|mo| mo.first_day() == first_day) {
                 mo.keep(day, chunk, &answer, offset, now);
             }
         }
-        let figures = match self.lock().as_ref() {
-            Some(mo) => mo.figures(offset, self.settle),
+        Ok(())
+    }
+
+    /// Last month, for its bill: kept from the month's turn (or walked once after a start)
+    /// until every day has settled, then published as final and dropped.
+    async fn previous_month(
+        &self,
+        ctx: &PollContext,
+        ledger: &Ledger,
+        first_day: i64,
+        today: i64,
+        now: i64,
+    ) -> Result<(), PollError> {
+        let offset = self.client.utc_offset();
+        let first = timeutil::month_start(first_day - 1);
+        if ledger.traffic(first).is_some_and(|t| t.settled) {
+            return Ok(());
+        }
+        let due = {
+            let mut previous = self.lock_previous();
+            if previous.as_ref().is_none_or(|p| p.first_day() != first) {
+                *previous = Some(Month::new(first, self.domains.len()));
+            }
+            previous.as_ref().map(|p| p.due(today, offset, self.settle)).unwrap_or_default()
+        };
+        self.fetch(ctx, &self.previous, first, due, now).await?;
+        let mut previous = self.lock_previous();
+        if let Some(p) = previous.as_ref() {
+            let figures = p.figures(offset, self.settle);
+            let month = p.for_pricing(&figures, offset, self.settle, now);
+            ledger.publish_traffic(month);
+            if month.settled {
+                *previous = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn run(&self, ctx: &PollContext) -> Result<Vec<Sample>, PollError> {
+        let now = self.client.clock().now();
+        let offset = self.client.utc_offset();
+        let (today, first_day) = local_month(now, offset);
+        let due = {
+            let mut month = self.lock();
+            // At the month's turn the month-to-date figures start again; the closing month is
+            // kept for its bill while it settles.
+            if month.as_ref().is_none_or(|mo| mo.first_day() != first_day) {
+                let closing = month.replace(Month::new(first_day, self.domains.len()));
+                if let Some(closing) = closing.filter(|_| self.ledger.is_some()) {
+                    *self.lock_previous() = Some(closing);
+                }
+            }
+            month.as_ref().map(|mo| mo.due(today, offset, self.settle)).unwrap_or_default()
+        };
+        self.fetch(ctx, &self.month, first_day, due, now).await?;
+        if let Some(ledger) = &self.ledger {
+            self.previous_month(ctx, ledger, first_day, today, now).await?;
+        }
+        let (figures, month) = match self.lock().as_ref() {
+            Some(mo) => {
+                let figures = mo.figures(offset, self.settle);
+                let month = mo.for_pricing(&figures, offset, self.settle, now);
+                (figures, month)
+            }
             None => return Err(PollError::parse("traffic state vanished")),
         };
+        if let Some(ledger) = &self.ledger {
+            ledger.publish_traffic(month);
+        }
         Ok(samples(&self.domains, figures, self.commit_bytes))
     }
 }

@@ -143,8 +143,10 @@ impl Account for ScaleEngineAccount {
         Ok(jobs::jobs(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone()))))
     }
 
+    /// The budget, and the mark that the spend is the provider's own (`usage.billing.live`).
     fn config_samples(&self) -> Vec<Sample> {
-        self.budget_usd.map(|b| Sample::new(FamilyId::BillingBudgetUsd, b)).into_iter().collect()
+        let source = Sample::new(FamilyId::BillingSpendSourceInfo, 1.0).label("source", "provider");
+        self.budget_usd.map(|b| Sample::new(FamilyId::BillingBudgetUsd, b)).into_iter().chain([source]).collect()
     }
 
     fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError> {
