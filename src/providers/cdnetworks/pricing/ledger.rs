@@ -73,17 +73,19 @@ impl StorageMonth {
         self.at = self.at.max(now);
     }
 
-    /// The billed bytes: the peak or the mean of the days with a value; before the month's first
-    /// complete point, what was stored when it began; `None` with nothing at all.
-    pub fn billed(&self, basis: StorageBasis) -> Option<f64> {
-        let days = self.days.iter().flatten();
-        let (n, sum, peak) = days.fold((0usize, 0.0, 0.0_f64), |(n, s, p), b| (n + 1, s + b, p.max(*b)));
-        if n == 0 {
-            return self.carry.map(|(_, b)| b);
+    /// The billed bytes of an account's domains together: each day's value is the sum of the
+    /// domains' highest points that day (days every domain has a point for), and the month's is
+    /// the peak or the mean of those days; before the month's first complete day, what was
+    /// stored when it began. `None` with nothing at all.
+    pub fn billed_sum(months: &[StorageMonth], basis: StorageBasis) -> Option<f64> {
+        let len = months.iter().map(|m| m.days.len()).min()?;
+        let days: Vec<f64> = (0..len).filter_map(|d| months.iter().map(|m| m.days[d]).sum::<Option<f64>>()).collect();
+        if days.is_empty() {
+            return months.iter().map(|m| m.carry.map(|(_, b)| b)).sum();
         }
         Some(match basis {
-            StorageBasis::Peak => peak,
-            StorageBasis::Average => sum / n as f64,
+            StorageBasis::Peak => days.iter().copied().fold(f64::MIN, f64::max),
+            StorageBasis::Average => days.iter().sum::<f64>() / days.len() as f64,
         })
     }
 }

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use super::{BandwidthBilling, Ledger, Pricing, Usage, elapsed_share, last_month_samples, month_samples, quote};
+use super::{
+    BandwidthBilling, Ledger, Pricing, StorageMonth, Usage, elapsed_share, last_month_samples, month_samples, quote,
+};
 use crate::job::{BoxFuture, PollContext, PollError, Poller, Reason, Sample};
 use crate::providers::cdnetworks::traffic::local_month;
 use crate::timeutil::{self, Clock};
@@ -56,17 +58,18 @@ impl Pricer {
             };
         }
         if let Some(storage) = self.pricing.storage {
-            let mut bytes = 0.0;
+            let mut months = Vec::with_capacity(self.domains.len());
             for (domain, m) in self.domains.iter().zip(self.ledger.storage(first_day)) {
-                let m = m.filter(|m| !whole || m.complete);
-                let Some(m) = m else {
+                let Some(m) = m.filter(|m| !whole || m.complete) else {
                     return Err(format!("domain-usage has not fetched the storage of {domain} for {month} yet"));
                 };
                 if !whole && now - m.at > self.storage_max_age {
                     return Err(format!("the storage figures of {domain} are {}s old, past its max_age", now - m.at));
                 }
-                bytes += m.billed(storage.basis).ok_or_else(|| format!("no storage point of {domain} yet"))?;
+                months.push(m);
             }
+            let bytes = StorageMonth::billed_sum(&months, storage.basis)
+                .ok_or_else(|| format!("no storage point of the account's domains for {month} yet"))?;
             usage.storage_gb = bytes / super::BYTES_PER_GB;
         }
         Ok(usage)
