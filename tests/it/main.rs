@@ -14,6 +14,7 @@ mod hostile_upstreams;
 mod mixin;
 mod openmetrics;
 mod operations;
+mod pricing;
 mod props;
 mod rules;
 mod secrets;
