@@ -28,6 +28,13 @@ async fn serves_every_family_with_values_that_agree() {
     assert_eq!(s.value("cdn_billing_estimated_month_usage", &item("edge_bandwidth")), 1000.0);
     assert_eq!(s.value("cdn_billing_estimated_month_cost_usd", &item("edge_bandwidth")), 30.0);
     assert_eq!(s.get("cdn_billing_month_to_date_cost_usd", &item("totals")), None, "totals row is not an item");
+    // Last month's bill (usage.billing for the previous month, whole): its items add up to its
+    // total, which is not this month's.
+    let last: f64 = s.all("cdn_billing_last_month_cost_usd", &[MAIN]).iter().map(|x| x.value).sum();
+    let last_total = s.value("cdn_billing_last_month_spend_usd", &[MAIN]);
+    assert!(last_total > 0.0 && (last - last_total).abs() < 0.01 * 16.0, "items {last} vs total {last_total}");
+    assert!(s.get("cdn_billing_last_month_cost_usd", &item("edge_bandwidth")).is_some_and(|v| v > 0.0));
+    assert_eq!(s.value("cdn_billing_spend_source_info", &[MAIN, ("source", "provider")]), 1.0);
 
     // usage.summary: GB → bytes, hours → seconds, totals not exported.
     let edge_bytes = s.value("cdn_month_to_date_bandwidth_bytes", &[MAIN, ("product", "edge")]);
@@ -71,14 +78,14 @@ async fn serves_every_family_with_values_that_agree() {
     assert!(s.value("cdn_video_month_to_date_requests", &[MAIN, ("app", "vod/è"), ("url", "__other__")]) >= 2340.0);
 
     // Health.
-    for endpoint in ["usage.summary", "usage.billing.live", "disk.usage", "video.usage"] {
+    for endpoint in ["usage.summary", "usage.billing.live", "usage.billing", "disk.usage", "video.usage"] {
         let l = [MAIN, ("endpoint", endpoint)];
         assert_eq!(s.value("cdn_exporter_poll_up", &l), 1.0);
         assert!(s.value("cdn_exporter_last_success_timestamp_seconds", &l) > 1.7e9);
         assert_eq!(s.value("cdn_exporter_poll_errors_total", &[MAIN, ("endpoint", endpoint), ("reason", "auth")]), 0.0);
     }
-    // 3 single-request endpoints + live (1 page) + vod (3 pages of 1000).
-    assert_eq!(s.value("cdn_exporter_upstream_requests_total", &[MAIN, ("code", "200")]), 7.0);
+    // 4 single-request endpoints + live (1 page) + vod (3 pages of 1000).
+    assert_eq!(s.value("cdn_exporter_upstream_requests_total", &[MAIN, ("code", "200")]), 8.0);
     h.stop().await;
 }
 
@@ -87,7 +94,7 @@ async fn requests_are_signed_paged_and_typed_as_documented() {
     let h = Harness::start("1h").await;
     h.wait_all_up().await;
     let requests = h.sim.state.requests();
-    assert_eq!(requests.len(), 7);
+    assert_eq!(requests.len(), 8);
     let mut offsets = Vec::new();
     for raw in &requests {
         let v: serde_json::Value = serde_json::from_str(raw).unwrap();
@@ -98,6 +105,12 @@ async fn requests_are_signed_paged_and_typed_as_documented() {
         assert!((v["timestamp"].as_i64().unwrap() - timeutil::now_unix()).abs() < 60);
         let unescaped_slash = raw.match_indices('/').any(|(i, _)| !raw[..i].ends_with('\\'));
         assert!(!unescaped_slash, "slashes are escaped as PHP does: {raw}");
+        if v["command"] == "usage.billing" {
+            // Last month, as a date of its first day.
+            let today = timeutil::now_unix().div_euclid(86_400);
+            let last = timeutil::month_start(timeutil::month_start(today) - 1);
+            assert_eq!(v["starttime"], timeutil::format_ymd(last), "{raw}");
+        }
         if v["command"] == "video.usage" {
             if v["app"] == "vod/è" {
                 assert!(raw.contains(r#""app":"vod\/\u00e8""#), "{raw}");

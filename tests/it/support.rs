@@ -232,7 +232,7 @@ impl Harness {
         wait_for(Duration::from_secs(10), "every job up", || async {
             let s = self.scrape().await;
             let up = s.all("cdn_exporter_poll_up", &[("account", "main")]);
-            (up.len() == 4 && up.iter().all(|x| x.value == 1.0)).then_some(s)
+            (up.len() == 5 && up.iter().all(|x| x.value == 1.0)).then_some(s)
         })
         .await
     }

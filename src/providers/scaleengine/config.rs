@@ -33,6 +33,9 @@ pub struct ScaleEngineAccount {
     pub summary_interval: Duration,
     /// `billing_interval` (default 15m).
     pub billing_interval: Duration,
+    /// `last_month_interval` (default 6h): how often last month's final bill (`usage.billing`)
+    /// is read; it changes only when the month turns.
+    pub last_month_interval: Duration,
     /// `disk_interval` (default 1h).
     pub disk_interval: Duration,
     /// `video_interval` (default 1h).
@@ -79,6 +82,7 @@ pub fn parse_account(v: &mut Validator, t: &mut Table<'_>) -> Option<ScaleEngine
     let timeout = v.duration(t, "timeout", Duration::from_secs(30));
     let summary_interval = v.duration(t, "summary_interval", Duration::from_secs(15 * 60));
     let billing_interval = v.duration(t, "billing_interval", Duration::from_secs(15 * 60));
+    let last_month_interval = v.duration(t, "last_month_interval", Duration::from_secs(6 * 3600));
     let disk_interval = v.duration(t, "disk_interval", Duration::from_secs(3600));
     let video_interval = v.duration(t, "video_interval", Duration::from_secs(3600));
     let video_apps = video_apps(v, t);
@@ -97,6 +101,7 @@ pub fn parse_account(v: &mut Validator, t: &mut Table<'_>) -> Option<ScaleEngine
         timeout: timeout?,
         summary_interval: summary_interval?,
         billing_interval: billing_interval?,
+        last_month_interval: last_month_interval?,
         disk_interval: disk_interval?,
         video_interval: video_interval?,
         video_apps,

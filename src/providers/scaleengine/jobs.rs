@@ -34,6 +34,7 @@ pub fn jobs(account: &ScaleEngineAccount, client: Arc<Client>) -> Vec<JobSpec> {
             Arc::new(Summary { client: client.clone(), unmapped_seen: Mutex::default() }),
         ),
         job("usage.billing.live", account.billing_interval, Arc::new(Billing { client: client.clone() })),
+        job("usage.billing", account.last_month_interval, Arc::new(LastMonth { client: client.clone() })),
         job("disk.usage", account.disk_interval, Arc::new(Disk { client: client.clone() })),
     ];
     if !account.video_apps.is_empty() {
@@ -83,6 +84,26 @@ impl Poller for Billing {
                 table_limit(&self.client.answers()),
                 "usage.billing.live answer",
             )?)
+        })
+    }
+}
+
+/// Last month's final bill: `usage.billing` for the previous UTC month, its price-to-date
+/// column and totals row as the last-month families.
+struct LastMonth {
+    client: Arc<Client>,
+}
+
+impl Poller for LastMonth {
+    fn poll<'a>(&'a self, ctx: &'a PollContext) -> BoxFuture<'a, Result<Vec<Sample>, PollError>> {
+        Box::pin(async move {
+            let today = timeutil::now_unix().div_euclid(86_400);
+            let first = timeutil::month_start(timeutil::month_start(today) - 1);
+            let limit = body_limit(&self.client.answers(), "usage.billing");
+            let params = [("starttime", json!(timeutil::format_ymd(first)))];
+            let body = self.client.call(ctx, "usage.billing", &params, limit).await?;
+            let table = wire::parse_table(&body, table_limit(&self.client.answers()), "usage.billing answer")?;
+            Ok(normalize::last_month(normalize::billing(&table)?))
         })
     }
 }

@@ -197,6 +197,21 @@ fn billing_columns(cols: &[String]) -> BillingColumns {
     c
 }
 
+/// A finished month's billing samples as last month's bill: its charges to date are final.
+pub fn last_month(samples: Vec<Sample>) -> Vec<Sample> {
+    samples
+        .into_iter()
+        .filter_map(|s| {
+            let family = match s.family {
+                BillingMonthToDateSpendUsd => FamilyId::BillingLastMonthSpendUsd,
+                BillingMonthToDateCostUsd => FamilyId::BillingLastMonthCostUsd,
+                _ => return None,
+            };
+            Some(Sample { family, ..s })
+        })
+        .collect()
+}
+
 /// Normalizes a `usage.billing.live` table: per-item usage and cost, and the totals row. Usage
 /// may not be negative; money may (credits).
 pub fn billing(table: &Table<'_>) -> Result<Vec<Sample>, PollError> {
