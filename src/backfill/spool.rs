@@ -130,6 +130,13 @@ pub(super) fn assemble(dir: &Path, out: &Output) -> Result<(), BackfillError> {
             let mut lock = BufWriter::new(stdout.lock());
             write_all(&mut lock, Path::new("standard output"))
         }
+        // A named pipe, a device or anything else that is not a regular file is written into as
+        // it is: renaming a file over it would replace it, and its reader would get nothing.
+        Output::File(path) if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) => {
+            let file = std::fs::OpenOptions::new().write(true).open(path).map_err(io(path))?;
+            let mut w = BufWriter::new(file);
+            write_all(&mut w, path)
+        }
         Output::File(path) => {
             let tmp = sibling(path, "tmp");
             let result = (|| {
@@ -153,6 +160,31 @@ pub(super) fn assemble(dir: &Path, out: &Output) -> Result<(), BackfillError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_named_pipe_is_written_into_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out.om");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipping: mkfifo is not available");
+            return;
+        }
+        let spool = tempfile::tempdir().unwrap();
+        std::fs::write(spool.path().join("000001-000"), "x 1 1\n").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(std::fs::read_to_string(&reader).map_err(|e| e.to_string()));
+        });
+        assemble(spool.path(), &Output::File(fifo.clone())).unwrap();
+        let read = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the pipe's reader got the output");
+        let read = read.unwrap();
+        assert!(read.starts_with("# HELP ") && read.contains("x 1 1\n") && read.ends_with("# EOF\n"), "{read}");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "still a pipe");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    }
 
     #[test]
     fn help_text_is_escaped_for_openmetrics() {

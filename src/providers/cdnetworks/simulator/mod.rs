@@ -158,10 +158,22 @@ traffic_interval = "30s"
 # Below the simulator's 95th percentile (about 1.5 Gbit/s over both domains), so the commitment
 # alert fires in the demo.
 bandwidth_commit_mbps = 500
+# Last month settles an hour after it ends, so that the demo shows its bill soon after a start.
+traffic_settle = "1h"
+# Below the month-end estimate its contract prices (about $5,000), so the budget alerts fire.
+budget_usd = 2500
 domains = [
   {{ domain = "static.demo.example", contract = "CT-1001" }},
   {{ domain = "video.demo.example", contract = "CT-1001" }},
 ]
+[cdnetworks.pricing]
+traffic_usd_per_gb = [{{ up_to_gb = 100000, usd = 0.02 }}, {{ usd = 0.01 }}]
+bandwidth_billing = "p95"
+bandwidth_usd_per_mbps = 1.20
+overage_usd_per_mbps = 1.50
+storage_usd_per_gb_month = 0.02
+storage_basis = "peak"
+monthly_fee_usd = 100
 "#
     )
 }
