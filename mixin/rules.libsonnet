@@ -55,7 +55,7 @@ local u = import 'lib/util.libsonnet';
             labels: { severity: 'warning' },
             annotations: {
               summary: '{{ $labels.account }} ({{ $labels.provider }}) is estimated to spend close to its monthly budget',
-              description: 'The provider estimates {{ $labels.provider }} account {{ $labels.account }} will spend ${{ $value | printf "%.2f" }} this month, close to its budget.',
+              description: 'The month-end estimate of {{ $labels.provider }} account {{ $labels.account }} (the provider\'s, or priced from its contract) is ${{ $value | printf "%.2f" }}, close to its budget.',
               runbook: runbook('CdnEstimatedSpendNearBudget'),
             },
           },
@@ -69,7 +69,7 @@ local u = import 'lib/util.libsonnet';
             labels: { severity: 'critical' },
             annotations: {
               summary: '{{ $labels.account }} ({{ $labels.provider }}) is estimated to spend over its monthly budget',
-              description: 'The provider estimates {{ $labels.provider }} account {{ $labels.account }} will spend ${{ $value | printf "%.2f" }} this month, over its budget.',
+              description: 'The month-end estimate of {{ $labels.provider }} account {{ $labels.account }} (the provider\'s, or priced from its contract) is ${{ $value | printf "%.2f" }}, over its budget.',
               runbook: runbook('CdnEstimatedSpendOverBudget'),
             },
           },

@@ -136,5 +136,13 @@ function(c)
           '{{account}} {{domain}}'
         ),
       ], 'bps', "Each domain's 95th percentile of the month's 5-minute bandwidth so far, in bits per second."),
+      // Every provider's spend in the same families: one view across providers and accounts.
+      d.panel('bargauge', 'Spend by provider and account: this month against last month', [0, 60, 24, 10], [
+        d.query(byAccount('cdn_billing_month_to_date_spend_usd'), '{{provider}} / {{account}} to date', instant=true),
+        d.query(byAccount('cdn_billing_estimated_month_spend_usd'), '{{provider}} / {{account}} month-end estimate', instant=true),
+        d.query(forecast, '{{provider}} / {{account}} our forecast', instant=true),
+        d.query(byAccount('cdn_billing_last_month_spend_usd'), '{{provider}} / {{account}} last month', instant=true),
+      ], 'currencyUSD', "Per account: spend to date, the month-end estimate (the provider's, or priced from the account's contract where cdn_billing_spend_source_info says source=\"contract\"), our forecast, and last month's final bill, to reconcile with the invoice.")
+      + { options: { orientation: 'horizontal', displayMode: 'basic', reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false } } },
     ],
   )

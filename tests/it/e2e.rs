@@ -248,18 +248,20 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
     assert!(checked > 50, "{checked} queries checked");
     eprintln!("{checked} dashboard queries, template variables and rule inputs returned data (scrape job {JOB})");
 
-    // The demo's budget is below its estimate: the alert fires; the near-budget one does not.
-    let alerts = wait_for(Duration::from_secs(30), "the budget alert firing", || async {
+    // The demo's budgets are below their estimates, the provider's (ScaleEngine) and the one
+    // priced from the contract (CDNetworks): the alert fires for both; the near-budget one does not.
+    let alerts = wait_for(Duration::from_secs(30), "the budget alert firing for both providers", || async {
         let a = get_json(&http, &format!("{base}/api/v1/alerts")).await?;
         let alerts = a["data"]["alerts"].as_array()?.clone();
-        alerts
-            .iter()
-            .any(|x| {
+        let firing = |provider: &str| {
+            alerts.iter().any(|x| {
                 x["labels"]["alertname"] == "CdnEstimatedSpendOverBudget"
                     && x["state"] == "firing"
                     && x["labels"]["account"] == "demo"
+                    && x["labels"]["provider"] == provider
             })
-            .then_some(alerts)
+        };
+        (firing("scaleengine") && firing("cdnetworks")).then_some(alerts)
     })
     .await;
     assert!(!alerts.iter().any(|x| x["labels"]["alertname"] == "CdnEstimatedSpendNearBudget"), "{alerts:?}");
