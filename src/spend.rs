@@ -30,6 +30,11 @@ pub struct AccountSpend {
     pub peak: Option<f64>,
     /// `cdn_bandwidth_commit_bytes_per_second`: the configured commitment.
     pub commit: Option<f64>,
+    /// `cdn_billing_last_month_spend_usd`: last month's final bill.
+    pub last_month: Option<f64>,
+    /// `cdn_billing_spend_source_info{source="contract"}`: the exporter priced the spend from
+    /// the account's contract (the provider reports usage only).
+    pub priced: bool,
 }
 
 impl AccountSpend {
@@ -175,9 +180,10 @@ pub fn render(accounts: &[AccountSpend], now_unix: i64) -> String {
         "<h2>Spend this month</h2><p class=\"muted\">{:.0} % of the month (UTC) has passed. Forecast = spend to date \
          ÷ that share, as the <code>cdn:billing_spend_usd:forecast</code> rule. Bar: \
          <span style=\"color:#176f2c\">■</span> spend, <span style=\"color:#7aa883\">■</span> forecast, \
-         <span style=\"color:#1f4e9c\">▮</span> provider's estimate, <span>▮</span> budget.</p>\
+         <span style=\"color:#1f4e9c\">▮</span> month-end estimate (the provider's, or <em>priced</em> from the \
+         account's contract), <span>▮</span> budget.</p>\
          <table id=\"spend\"><thead><tr><th>Provider</th><th>Account</th><th>Spend to date</th>\
-         <th>Provider's estimate</th><th>Our forecast</th><th>Budget</th><th>Used</th><th></th></tr></thead><tbody>",
+         <th>Month-end estimate</th><th>Our forecast</th><th>Budget</th><th>Used</th><th>Last month</th><th></th></tr></thead><tbody>",
         elapsed * 100.0
     );
     let money = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), usd);
@@ -193,16 +199,22 @@ pub fn render(accounts: &[AccountSpend], now_unix: i64) -> String {
         };
         let _ = write!(
             out,
-            "<tr data-account=\"{}/{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{class}>{}</td><td>{}</td>\
-             <td>{used}</td><td>{}</td></tr>",
+            "<tr data-account=\"{}/{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td{class}>{}</td><td>{}</td>\
+             <td>{used}</td><td>{}</td><td>{}</td></tr>",
             escape(&a.provider),
             escape(&a.account),
             escape(&a.provider),
             escape(&a.account),
             money(a.spend),
             money(a.estimate),
+            if a.priced {
+                " <span class=\"muted\" title=\"priced from the account's contract\">priced</span>"
+            } else {
+                ""
+            },
             money(forecast),
             money(a.budget),
+            money(a.last_month),
             bar(a, forecast),
         );
     }
@@ -270,6 +282,19 @@ mod tests {
         assert!(html.contains("class=\"fail\""), "a forecast over budget is flagged");
         assert!(html.contains("<svg") && !html.contains("<script"), "{html}");
         assert!(render(&accounts[1..], 0).is_empty());
+        assert!(!html.contains(">priced</span>"), "the provider's own estimate is not marked");
+        let priced = AccountSpend {
+            provider: "cdnetworks".into(),
+            account: "media".into(),
+            spend: Some(10.0),
+            estimate: Some(40.0),
+            last_month: Some(1234.5),
+            priced: true,
+            ..Default::default()
+        };
+        let html = render(&[priced], at(2026, 11, 16, 0, 0, 0));
+        assert!(html.contains("$40.00 <span") && html.contains(">priced</span>"), "{html}");
+        assert!(html.contains("<td>$1,234.50</td>"), "last month: {html}");
     }
 
     #[test]

@@ -10,18 +10,29 @@ use crate::spend::AccountSpend;
 
 /// Families the status page summarises per account: label-less billing totals and budget, and
 /// the account's billable bandwidth and commitment.
-pub(super) const HEADLINE: [FamilyId; 6] = [
+pub(super) const HEADLINE: [FamilyId; 8] = [
     FamilyId::BillingMonthToDateSpendUsd,
     FamilyId::BillingEstimatedMonthSpendUsd,
     FamilyId::BillingBudgetUsd,
     FamilyId::MonthToDateAccountP95BandwidthBytesPerSecond,
     FamilyId::MonthToDateAccountPeakBandwidthBytesPerSecond,
     FamilyId::BandwidthCommitBytesPerSecond,
+    FamilyId::BillingLastMonthSpendUsd,
+    // Kept as 1 when the source is the contract (its one label is read here).
+    FamilyId::BillingSpendSourceInfo,
 ];
 
 /// The [`HEADLINE`] values among a job's kept samples.
 pub(super) fn of(kept: &[Sample]) -> Vec<(FamilyId, f64)> {
-    kept.iter().filter(|s| s.labels.is_empty() && HEADLINE.contains(&s.family)).map(|s| (s.family, s.value)).collect()
+    kept.iter()
+        .filter_map(|s| match s.family {
+            FamilyId::BillingSpendSourceInfo => {
+                s.labels.iter().any(|(k, v)| *k == "source" && v == "contract").then_some((s.family, 1.0))
+            }
+            f if s.labels.is_empty() && HEADLINE.contains(&f) => Some((f, s.value)),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Store {
@@ -36,12 +47,17 @@ impl Store {
                     account: key.account.to_string(),
                     ..AccountSpend::default()
                 });
+                if family == FamilyId::BillingSpendSourceInfo {
+                    a.priced = true;
+                    continue;
+                }
                 let slot = match family {
                     FamilyId::BillingMonthToDateSpendUsd => &mut a.spend,
                     FamilyId::BillingEstimatedMonthSpendUsd => &mut a.estimate,
                     FamilyId::BillingBudgetUsd => &mut a.budget,
                     FamilyId::MonthToDateAccountP95BandwidthBytesPerSecond => &mut a.p95,
                     FamilyId::MonthToDateAccountPeakBandwidthBytesPerSecond => &mut a.peak,
+                    FamilyId::BillingLastMonthSpendUsd => &mut a.last_month,
                     _ => &mut a.commit,
                 };
                 *slot = Some(value);
