@@ -427,3 +427,71 @@ async fn a_video_day_past_the_page_bound_fails_its_window_instead_of_being_cut()
     }
     sim.stop().await;
 }
+
+/// A priced CDNetworks account's history: each day's spend to date as the live pricing job
+/// computes it, the month's last day at its whole-month figure, and last month's bill through
+/// the month after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdnetworks_spend_history_is_priced_day_by_day_with_last_months_bill() {
+    use cdn_usage_exporter::providers::cdnetworks::simulator::hourly_value;
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    let pricing =
+        "[cdnetworks.pricing]\ntraffic_usd_per_gb = 0.04\nstorage_usd_per_gb_month = 0.02\nmonthly_fee_usd = 100\n";
+    std::fs::write(&cfg, format!("{}{pricing}", config(&sim))).unwrap();
+    // The two whole months before this one, in the account's zone (GMT+9).
+    let today = (timeutil::now_unix() + NINE).div_euclid(86_400);
+    let this_month = timeutil::month_start(today);
+    let last_month = timeutil::month_start(this_month - 1);
+    let (from, to) = (timeutil::month_start(last_month - 1), this_month - 1);
+    let out = dir.path().join("spend.om");
+    let run = backfill(range_args(&cfg, from, to, &out, Some("cdnetworks/cn/traffic-request"))).await;
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let all = samples(&std::fs::read_to_string(&out).unwrap());
+    let get = |family: &str, label: &str, ts: i64| {
+        all.iter()
+            .filter(|((s, t), _)| *t == ts && s.starts_with(&format!("{family}{{")) && s.contains(label))
+            .map(|(_, v)| *v)
+            .sum::<f64>()
+    };
+    let storage_gb = |day: i64| {
+        // The peak of the month's days so far, each the domains' highest hourly points summed.
+        let first = timeutil::month_start(day);
+        (first..=day)
+            .map(|d| {
+                [4e9, 9e9]
+                    .iter()
+                    .map(|base| (1..=24).map(|h| hourly_value(*base, d * 86_400 + h * 3600 - NINE)).fold(0.0, f64::max))
+                    .sum::<f64>()
+            })
+            .fold(0.0, f64::max)
+            / 1e9
+    };
+    let mut final_spend = BTreeMap::new();
+    for day in from..=to {
+        let end = (day + 1) * 86_400 - NINE;
+        let first = timeutil::month_start(day);
+        let (y, m, _) = civil_from_days(day);
+        let s = (end - (first * 86_400 - NINE)) as f64 / (f64::from(timeutil::days_in_month(y, m)) * 86_400.0);
+        let gb = get("cdn_month_to_date_bandwidth_bytes", "domain=", end) / 1e9;
+        let want = gb * 0.04 + storage_gb(day) * 0.02 * s + 100.0 * s;
+        let got = get("cdn_billing_month_to_date_spend_usd", "account=\"cn\"", end);
+        assert!((got - want).abs() < 1e-6 * want, "{day}: spend {got}, want {want}");
+        let fee = get("cdn_billing_month_to_date_cost_usd", "item=\"fee\"", end);
+        assert!((fee - 100.0 * s).abs() < 1e-9, "{day}: fee {fee}");
+        if day == first + i64::from(timeutil::days_in_month(y, m)) - 1 {
+            let estimate = get("cdn_billing_estimated_month_spend_usd", "account=\"cn\"", end);
+            assert!((got - estimate).abs() < 1e-6 * got, "a month's last day: to date is the whole month");
+            final_spend.insert(first, got);
+        }
+        // Through the month after a walked month, its bill is last month's.
+        if first == last_month {
+            let bill = get("cdn_billing_last_month_spend_usd", "account=\"cn\"", end);
+            assert_eq!(bill, final_spend[&timeutil::month_start(first - 1)], "{day}");
+        } else {
+            assert!(all.keys().all(|(s, t)| *t != end || !s.starts_with("cdn_billing_last_month")), "{day}");
+        }
+    }
+    sim.stop().await;
+}

@@ -308,7 +308,7 @@ async fn the_first_minutes_of_a_month_and_its_turn_in_gmt_plus_9() {
     close(p.get("cdn_billing_month_to_date_cost_usd", "fee"), 100.0 * truth.s, "fee to date");
     // No storage point of December has ended: what was stored when it began is billed.
     close(p.get("cdn_billing_estimated_month_cost_usd", "storage"), truth.carry / 1e9 * 0.02, "storage");
-    for (_, v) in &p.0 {
+    for v in p.0.values() {
         assert!(v.is_finite(), "{p:?}");
     }
     // November has not settled yet (its last day ended 5 minutes ago): no bill for it yet.

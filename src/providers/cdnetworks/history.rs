@@ -3,14 +3,16 @@
 //! back, a request per day per 1,000 domains, month-to-date figures at each day's end). The same
 //! client, rate limiter, parsing and figures as live polling.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::job::{BoxFuture, PollContext};
 use crate::providers::{History, SampleSink, Window, WindowError};
-use crate::timeutil::{chunks, format_ymd, months};
+use crate::timeutil::{chunks, civil_from_days, days_in_month, format_ymd, month_start, months};
 
 use super::config::CdnetworksAccount;
-use super::traffic::{self, MAX_DOMAINS_PER_REQUEST, Month};
+use super::pricing::{self, StorageMonth};
+use super::traffic::{self, Figures, MAX_DOMAINS_PER_REQUEST, Month};
+use super::wire::Point;
 use super::{Client, PROVIDER};
 
 /// CDNetworks keeps two years of local-storage history.
@@ -27,8 +29,9 @@ pub fn units(account: &CdnetworksAccount, client: Arc<Client>) -> Vec<Box<dyn Hi
     let mut units: Vec<Box<dyn History>> = (0..account.domains.len())
         .map(|domain| Box::new(Domain { client: client.clone(), account: account.clone(), domain }) as Box<dyn History>)
         .collect();
-    if account.traffic {
-        units.push(Box::new(Traffic { client, account: account.clone() }));
+    // With a pricing table the month walk also writes the account's spend, whatever it prices.
+    if account.traffic || account.pricing.is_some() {
+        units.push(Box::new(Traffic { client, account: account.clone(), last: Mutex::new(None) }));
     }
     units
 }
@@ -74,6 +77,27 @@ impl History for Domain {
 struct Traffic {
     client: Arc<Client>,
     account: CdnetworksAccount,
+    /// The previous month's bill once a window has walked it whole: (its first day, its items).
+    last: Mutex<Option<(i64, Vec<pricing::Item>)>>,
+}
+
+impl Traffic {
+    /// Each domain's storage points of the month `w` is in, up to its last day (for pricing).
+    async fn storage(&self, w: &Window) -> Result<Vec<Vec<Point>>, WindowError> {
+        let mut out = Vec::with_capacity(self.account.domains.len());
+        // dateFrom must be before dateTo: a one-day window asks for the next day too.
+        let to = if w.last > w.first { w.last } else { w.last + 1 };
+        for (i, d) in self.account.domains.iter().enumerate() {
+            let path = format!("{}.domains[{i}]", self.account.path);
+            let points = self
+                .client
+                .domain_usage_between(&CTX, d, &path, &format_ymd(w.first), &format_ymd(to))
+                .await
+                .map_err(|error| WindowError::Fetch { error, from: w.first })?;
+            out.push(points);
+        }
+        Ok(out)
+    }
 }
 
 impl History for Traffic {
@@ -100,25 +124,88 @@ impl History for Traffic {
         Box::pin(async move {
             let offset = self.client.utc_offset();
             let domains: Vec<String> = self.account.domains.iter().map(|d| d.domain.clone()).collect();
+            let pricing = self.account.pricing.as_ref();
+            let storage = match pricing.filter(|p| p.storage.is_some()) {
+                Some(_) => self.storage(&w).await?,
+                None => Vec::new(),
+            };
+            let (y, m, _) = civil_from_days(w.first);
+            let whole = w.last == w.first + i64::from(days_in_month(y, m)) - 1;
+            let last_bill = self.lock().take().filter(|(first, _)| *first == month_start(w.first - 1));
             let mut month = Month::new(w.first, domains.len());
             for day in w.first..=w.last {
-                for (chunk, asked) in domains.chunks(MAX_DOMAINS_PER_REQUEST).enumerate() {
-                    let (from, to) = (traffic::local_midnight(day, offset), traffic::local_midnight(day + 1, offset));
-                    let answer = self
-                        .client
-                        .traffic_day(&CTX, asked, &from, &to, &self.account.path)
-                        .await
-                        .map_err(|error| WindowError::Fetch { error, from: day })?;
-                    month.keep((day - w.first) as usize, chunk, &answer, offset, w.now);
+                if self.account.traffic {
+                    for (chunk, asked) in domains.chunks(MAX_DOMAINS_PER_REQUEST).enumerate() {
+                        let (from, to) =
+                            (traffic::local_midnight(day, offset), traffic::local_midnight(day + 1, offset));
+                        let answer = self
+                            .client
+                            .traffic_day(&CTX, asked, &from, &to, &self.account.path)
+                            .await
+                            .map_err(|error| WindowError::Fetch { error, from: day })?;
+                        month.keep((day - w.first) as usize, chunk, &answer, offset, w.now);
+                    }
+                }
+                if day < w.emit_from && !(whole && day == w.last) {
+                    continue;
+                }
+                // Past days are final (settle 0: fetched after they ended).
+                let figures = month.figures(offset, 0);
+                let at = (day + 1) * 86_400 - offset;
+                let mut samples = Vec::new();
+                if let Some(p) = pricing {
+                    let items = self.priced(p, &month, &figures, &storage, at, offset);
+                    let billed = p.bandwidth.map(|b| match b.billing {
+                        pricing::BandwidthBilling::P95 => figures.account_p95,
+                        pricing::BandwidthBilling::AverageDailyPeak => figures.account_average_daily_peak,
+                    });
+                    samples.extend(pricing::month_samples(&items, billed));
+                    if let Some((_, bill)) = &last_bill {
+                        samples.extend(pricing::last_month_samples(bill));
+                    }
+                    if whole && day == w.last {
+                        *self.lock() = Some((w.first, items));
+                    }
+                }
+                if self.account.traffic {
+                    samples.extend(traffic::samples(&domains, figures, None));
                 }
                 if day >= w.emit_from {
-                    // Past days are final (settle 0: fetched after they ended).
-                    let figures = month.figures(offset, 0);
-                    let at = (day + 1) * 86_400 - offset;
-                    sink.write(&traffic::samples(&domains, figures, None), at)?;
+                    sink.write(&samples, at)?;
                 }
             }
             Ok(())
         })
+    }
+}
+
+impl Traffic {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(i64, Vec<pricing::Item>)>> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The month's items at `at` (a day's end), as the live pricing job computes them.
+    fn priced(
+        &self,
+        p: &pricing::Pricing,
+        month: &Month,
+        figures: &Figures,
+        storage: &[Vec<Point>],
+        at: i64,
+        offset: i64,
+    ) -> Vec<pricing::Item> {
+        let first = month.first_day();
+        let traffic = month.for_pricing(figures, offset, 0, at);
+        let bandwidth = match p.bandwidth.map(|b| b.billing) {
+            Some(pricing::BandwidthBilling::AverageDailyPeak) => traffic.average_daily_peak,
+            _ => traffic.p95,
+        };
+        let storage_gb = p.storage.map_or(0.0, |s| {
+            let months: Vec<StorageMonth> =
+                storage.iter().map(|points| StorageMonth::from_points(first, points, offset, at)).collect();
+            StorageMonth::billed_sum(&months, s.basis).unwrap_or(0.0) / pricing::BYTES_PER_GB
+        });
+        let usage = pricing::Usage { bytes: traffic.bytes, bandwidth, storage_gb };
+        pricing::quote(p, self.account.bandwidth_commit_mbps, &usage, pricing::elapsed_share(at, first, offset))
     }
 }
