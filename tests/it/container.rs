@@ -423,7 +423,9 @@ async fn the_runtime_stage_runs_as_nobody_passes_its_healthcheck_and_trusts_its_
             let up = s.all("cdn_exporter_poll_up", &[("account", "main")]);
             let errors: f64 =
                 s.all("cdn_exporter_poll_errors_total", &[("account", "main")]).iter().map(|x| x.value).sum();
-            let done = up.len() == 4 && up.iter().all(|x| x.value == want_up) && (want_up == 1.0 || errors > 0.0);
+            let done = up.len() == crate::support::SE_JOBS
+                && up.iter().all(|x| x.value == want_up)
+                && (want_up == 1.0 || errors > 0.0);
             done.then_some(s)
         }
     };

@@ -108,6 +108,7 @@ impl Fake {
             let mut a = answers.lock().unwrap();
             a.insert("usage.summary".into(), Arc::new(|_| good_summary()));
             a.insert("usage.billing.live".into(), Arc::new(|_| good_billing()));
+            a.insert("usage.billing".into(), Arc::new(|_| good_billing()));
             a.insert("disk.usage".into(), Arc::new(|_| good_disk()));
             a.insert("video.usage".into(), Arc::new(|_| good_video()));
         }
@@ -227,7 +228,7 @@ impl Exporter {
         wait_for(Duration::from_secs(30), "every job up with good data", || async {
             let s = self.scrape().await;
             let up = s.all("cdn_exporter_poll_up", &[]);
-            (up.len() == 4 && up.iter().all(|x| x.value == 1.0)).then_some(s)
+            (up.len() == crate::support::SE_JOBS && up.iter().all(|x| x.value == 1.0)).then_some(s)
         })
         .await
     }

@@ -7,7 +7,7 @@ use cdn_usage_exporter::app::{self, ConfigSource, Running, WebOptions};
 use cdn_usage_exporter::config::Config;
 use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 
-use crate::support::{Scrape, account_toml, loopback, sim_account, wait_for};
+use crate::support::{SE_JOBS, Scrape, account_toml, loopback, sim_account, wait_for};
 
 async fn start_file(path: &std::path::Path) -> Running {
     let config = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
@@ -46,7 +46,7 @@ async fn reload_adds_removes_keeps_and_refuses_a_bad_file() {
     let b = account_toml("b", &sim.scaleengine_url(), "1h");
     std::fs::write(&path, &a).unwrap();
     let r = start_file(&path).await;
-    wait_up(&r, "a", 4).await;
+    wait_up(&r, "a", SE_JOBS).await;
     let key = cdn_usage_exporter::job::JobKey::account("scaleengine", "a", "usage.summary");
     let last_success = r.store.health(&key).unwrap().last_success;
 
@@ -54,7 +54,7 @@ async fn reload_adds_removes_keeps_and_refuses_a_bad_file() {
     std::fs::write(&path, format!("{a}\n{b}")).unwrap();
     let (status, text) = post(&r, "/-/reload").await;
     assert_eq!((status, text.as_str()), (200, "reloaded: 1 added, 0 removed, 0 changed, 1 unchanged\n"));
-    wait_up(&r, "b", 4).await;
+    wait_up(&r, "b", SE_JOBS).await;
     let kept = r.store.health(&key).unwrap();
     assert_eq!(kept.polls, 1, "a's job kept running untouched (interval 1h: no new poll)");
     assert_eq!(kept.last_success, last_success);
@@ -64,7 +64,7 @@ async fn reload_adds_removes_keeps_and_refuses_a_bad_file() {
     let (status, text) = post(&r, "/-/reload").await;
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("scaleengine[2].cdn: missing") && text.contains("scaleengine[2].api_key: missing"), "{text}");
-    assert_eq!(scrape(&r).await.all("cdn_exporter_poll_up", &[]).len(), 8, "both accounts still run");
+    assert_eq!(scrape(&r).await.all("cdn_exporter_poll_up", &[]).len(), 2 * SE_JOBS, "both accounts still run");
 
     // Remove a: its series leave; b stays.
     std::fs::write(&path, &b).unwrap();
@@ -109,7 +109,7 @@ async fn samples_older_than_max_age_leave_and_come_back() {
     let toml = account_toml("main", &sim.scaleengine_url(), "1s").replace("budget_usd", "max_age = \"3s\"\nbudget_usd");
     let config = Config::from_toml_str(&toml, "t").unwrap();
     let r = app::start(&config, loopback()).await.unwrap();
-    wait_up(&r, "main", 4).await;
+    wait_up(&r, "main", SE_JOBS).await;
     sim.state.set_faults(Faults { http_500: true, ..Faults::default() });
     let key = cdn_usage_exporter::job::JobKey::account("scaleengine", "main", "usage.billing.live");
     wait_for(Duration::from_secs(10), "stale samples removed", || async {
@@ -130,7 +130,7 @@ async fn samples_older_than_max_age_leave_and_come_back() {
     assert!(s.get("cdn_exporter_last_success_timestamp_seconds", &[("endpoint", "usage.billing.live")]).is_some());
     assert_eq!(s.value("cdn_billing_budget_usd", &[]), 123.5, "configured values do not age");
     sim.state.set_faults(Faults::default());
-    wait_up(&r, "main", 4).await;
+    wait_up(&r, "main", SE_JOBS).await;
     assert!(scrape(&r).await.get("cdn_billing_estimated_month_spend_usd", &[]).is_some());
     r.stop().await;
     sim.stop().await;
@@ -142,14 +142,15 @@ async fn the_cardinality_guard_drops_new_series_and_counts_them() {
     let toml = format!("max_series = 40\n{}", account_toml("main", &sim.scaleengine_url(), "1h"));
     let config = Config::from_toml_str(&toml, "t").unwrap();
     let r = app::start(&config, loopback()).await.unwrap();
-    let s = wait_up(&r, "main", 4).await;
+    let s = wait_up(&r, "main", SE_JOBS).await;
     let served = s.value("cdn_exporter_series", &[]);
     assert_eq!(served, 40.0);
     let provider_series =
         s.series.iter().filter(|x| x.name.starts_with("cdn_") && !x.name.starts_with("cdn_exporter_")).count();
     assert_eq!(provider_series, 40);
-    // Without the guard this account serves 1 + 19 + 62 + 2 + 18 = 102 series.
-    assert_eq!(s.value("cdn_exporter_series_dropped_total", &[]), 62.0);
+    // Without the guard this account serves 2 (budget, spend source) + 19 + 62 + 16 (last month)
+    // + 2 + 18 = 119 series.
+    assert_eq!(s.value("cdn_exporter_series_dropped_total", &[]), 79.0);
     assert!(s.get("cdn_billing_budget_usd", &[]).is_some(), "configured series came first and stay");
     r.stop().await;
     sim.stop().await;
@@ -161,7 +162,7 @@ async fn transient_failures_are_retried_and_auth_failures_are_not() {
     sim.state.set_faults(Faults { flaky: 2, ..Faults::default() });
     let config = Config::from_toml_str(&account_toml("main", &sim.scaleengine_url(), "10s"), "t").unwrap();
     let r = app::start(&config, loopback()).await.unwrap();
-    let s = wait_up(&r, "main", 4).await;
+    let s = wait_up(&r, "main", SE_JOBS).await;
     assert_eq!(s.value("cdn_exporter_upstream_requests_total", &[("code", "500")]), 2.0);
     let errors: f64 = s.all("cdn_exporter_poll_errors_total", &[]).iter().map(|x| x.value).sum();
     assert_eq!(errors, 0.0, "both 500s were retried away");
@@ -169,10 +170,10 @@ async fn transient_failures_are_retried_and_auth_failures_are_not() {
 
     let wrong = account_toml("main", &sim.scaleengine_url(), "1h").replace(crate::support::SECRET, "wrong-secret");
     let r = app::start(&Config::from_toml_str(&wrong, "t").unwrap(), loopback()).await.unwrap();
-    let s = wait_for(Duration::from_secs(10), "4 failed polls", || async {
+    let s = wait_for(Duration::from_secs(10), "a failed poll per job", || async {
         let s = scrape(&r).await;
         let failed: f64 = s.all("cdn_exporter_poll_errors_total", &[("reason", "auth")]).iter().map(|x| x.value).sum();
-        (failed == 4.0).then_some(s)
+        (failed == SE_JOBS as f64).then_some(s)
     })
     .await;
     // Nothing to wait for: a retry would be a request that should never come. Give one the time
@@ -181,7 +182,7 @@ async fn transient_failures_are_retried_and_auth_failures_are_not() {
     let s2 = scrape(&r).await;
     assert_eq!(
         s2.value("cdn_exporter_upstream_requests_total", &[("code", "200")]),
-        4.0,
+        SE_JOBS as f64,
         "one request per poll: {s:?}"
     );
     r.stop().await;
@@ -207,7 +208,7 @@ async fn a_slow_provider_delays_no_other_job_and_no_scrape() {
         let mut slowest = slowest.lock().unwrap();
         *slowest = (*slowest).max(t.elapsed());
         let up = s.all("cdn_exporter_poll_up", &[("account", "fast")]);
-        (up.len() == 4 && up.iter().all(|x| x.value == 1.0)).then_some(())
+        (up.len() == SE_JOBS && up.iter().all(|x| x.value == 1.0)).then_some(())
     })
     .await;
     let slowest_scrape = *slowest.lock().unwrap();
@@ -258,7 +259,7 @@ async fn json_logs_carry_provider_account_endpoint_and_reason_per_failed_poll() 
             let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
             if v["message"] == "Poll failed; keeping the last good values" {
                 failed.push(v);
-                if failed.len() == 4 {
+                if failed.len() == SE_JOBS {
                     break;
                 }
             }
@@ -267,7 +268,7 @@ async fn json_logs_carry_provider_account_endpoint_and_reason_per_failed_poll() 
     })
     .await
     .unwrap();
-    assert_eq!(lines.len(), 4, "one line per failed poll, 4 jobs");
+    assert_eq!(lines.len(), SE_JOBS, "one line per failed poll, one per job");
     for v in &lines {
         assert_eq!(v["level"], "WARN");
         assert_eq!(v["reason"], "auth");
@@ -301,7 +302,7 @@ async fn a_reload_that_changes_limits_while_a_provider_fails_keeps_every_series_
     let a = account_toml("a", &sim.scaleengine_url(), "1s").replace("budget_usd", "max_age = \"1h\"\nbudget_usd");
     std::fs::write(&path, &a).unwrap();
     let r = start_file(&path).await;
-    wait_up(&r, "a", 4).await;
+    wait_up(&r, "a", SE_JOBS).await;
 
     // The provider fails; every job records a failure and keeps its last good values. A poll
     // that began before the fault may still succeed, with values a second newer: the last good
@@ -310,7 +311,7 @@ async fn a_reload_that_changes_limits_while_a_provider_fails_keeps_every_series_
     let failing = wait_for(Duration::from_secs(20), "every job failing", || async {
         let s = scrape(&r).await;
         let up = s.all("cdn_exporter_poll_up", &[("account", "a")]);
-        (up.len() == 4 && up.iter().all(|x| x.value == 0.0)).then_some(s)
+        (up.len() == SE_JOBS && up.iter().all(|x| x.value == 0.0)).then_some(s)
     })
     .await;
     let good = data_series(&failing, "a");
@@ -348,7 +349,7 @@ async fn a_reload_that_changes_limits_while_a_provider_fails_keeps_every_series_
     }
     // The jobs kept running under the new limits: they poll on, and recover.
     sim.state.set_faults(Faults::default());
-    wait_up(&r, "a", 4).await;
+    wait_up(&r, "a", SE_JOBS).await;
     assert!(r.store.health(&key).unwrap().polls > before.polls);
     r.stop().await;
     sim.stop().await;
@@ -362,23 +363,23 @@ async fn the_job_set_does_not_grow_across_reloads() {
     let a = account_toml("a", &sim.scaleengine_url(), "1h");
     std::fs::write(&path, &a).unwrap();
     let r = start_file(&path).await;
-    assert_eq!(r.control.task_count().await, 4, "one task per job");
+    assert_eq!(r.control.task_count().await, SE_JOBS, "one task per job");
     for n in 0..30 {
-        // A changed account: its 4 tasks are aborted and 4 new ones start.
+        // A changed account: its tasks are aborted and as many new ones start.
         std::fs::write(&path, a.replace("budget_usd = 123.5", &format!("budget_usd = {n}"))).unwrap();
         let summary = r.reload().await.unwrap();
         assert_eq!(summary.changed, 1);
         if n == 15 {
             // Aborted tasks end when next scheduled, and are reaped then: the set stays at the
-            // running jobs instead of growing by 4 per reload.
+            // running jobs instead of growing by a job set per reload.
             wait_for(Duration::from_secs(10), "aborted tasks reaped midway", || async {
-                (r.control.task_count().await == 4).then_some(())
+                (r.control.task_count().await == SE_JOBS).then_some(())
             })
             .await;
         }
     }
     wait_for(Duration::from_secs(10), "aborted tasks reaped", || async {
-        (r.control.task_count().await == 4).then_some(())
+        (r.control.task_count().await == SE_JOBS).then_some(())
     })
     .await;
     r.stop().await;

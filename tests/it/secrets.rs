@@ -105,7 +105,7 @@ async fn no_secret_reaches_logs_metrics_pages_or_reload_answers() {
         let text = scrape().await;
         let s = Scrape::parse(&text);
         let up = s.all("cdn_exporter_poll_up", &[]);
-        (up.len() == 7 && up.iter().all(|x| x.value == 1.0)).then_some(text)
+        (up.len() == crate::support::SE_JOBS + 3 && up.iter().all(|x| x.value == 1.0)).then_some(text)
     })
     .await;
     seen.push(body);

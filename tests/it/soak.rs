@@ -15,7 +15,7 @@ use crate::support::{Scrape, loopback, sim_account, wait_for};
 
 const SE_ACCOUNTS: usize = 10;
 const CDN_ACCOUNTS: usize = 3;
-const JOBS: usize = SE_ACCOUNTS * 4 + CDN_ACCOUNTS * 2;
+const JOBS: usize = SE_ACCOUNTS * crate::support::SE_JOBS + CDN_ACCOUNTS * 2;
 const MAX_AGE: f64 = 6.0;
 
 fn config(se_url: &str, cdn_url: &str) -> String {
@@ -57,6 +57,7 @@ fn evidence(s: &Scrape, job: &cdn_usage_exporter::job::JobKey) -> bool {
     match (job.provider, job.endpoint) {
         ("scaleengine", "usage.summary") => any("cdn_origin_processes", &[]),
         ("scaleengine", "usage.billing.live") => any("cdn_billing_estimated_month_spend_usd", &[]),
+        ("scaleengine", "usage.billing") => any("cdn_billing_last_month_spend_usd", &[]),
         ("scaleengine", "disk.usage") => any("cdn_storage_bytes", &[("provider", "scaleengine")]),
         ("scaleengine", "video.usage") => any("cdn_video_month_to_date_bytes", &[]),
         _ => any("cdn_storage_bytes", &[("domain", job.domain.as_deref().unwrap_or_default())]),
@@ -71,6 +72,7 @@ fn jobs_of(s: &Scrape) -> Vec<(cdn_usage_exporter::job::JobKey, bool, Option<f64
             let endpoint: &'static str = match l["endpoint"].as_str() {
                 "usage.summary" => "usage.summary",
                 "usage.billing.live" => "usage.billing.live",
+                "usage.billing" => "usage.billing",
                 "disk.usage" => "disk.usage",
                 "video.usage" => "video.usage",
                 _ => "domain-usage",

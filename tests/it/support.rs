@@ -159,6 +159,10 @@ pub fn require_tool(name: &str) -> Option<std::path::PathBuf> {
 pub const KEY: &str = "TESTKEY0000000000000000000000001";
 pub const SECRET: &str = "test-secret-ab/cd+é";
 
+/// Jobs of a ScaleEngine account with video apps (`account_toml`): usage.summary,
+/// usage.billing.live, usage.billing (last month), disk.usage, video.usage.
+pub const SE_JOBS: usize = 5;
+
 /// A simulated account with small, fast data.
 pub fn sim_account() -> SeAccount {
     SeAccount {
@@ -186,6 +190,7 @@ api_secret = "{SECRET}"
 base_url = "{base_url}"
 summary_interval = "{interval}"
 billing_interval = "{interval}"
+last_month_interval = "{interval}"
 disk_interval = "{interval}"
 video_interval = "{interval}"
 timeout = "2s"
@@ -232,7 +237,7 @@ impl Harness {
         wait_for(Duration::from_secs(10), "every job up", || async {
             let s = self.scrape().await;
             let up = s.all("cdn_exporter_poll_up", &[("account", "main")]);
-            (up.len() == 5 && up.iter().all(|x| x.value == 1.0)).then_some(s)
+            (up.len() == SE_JOBS && up.iter().all(|x| x.value == 1.0)).then_some(s)
         })
         .await
     }

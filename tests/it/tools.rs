@@ -23,6 +23,9 @@ const EXPECTED: &[(&str, (&str, &str))] = &[
     ("cdn_month_to_date_p95_bandwidth_bytes_per_second", ("domain", "video.demo.example")),
     ("cdn_month_to_date_account_p95_bandwidth_bytes_per_second", ("account", "demo")),
     ("cdn_bandwidth_commit_bytes_per_second", ("account", "demo")),
+    ("cdn_billing_month_to_date_cost_usd", ("item", "traffic")),
+    ("cdn_billing_estimated_month_cost_usd", ("item", "bandwidth")),
+    ("cdn_billing_bandwidth_bytes_per_second", ("account", "demo")),
 ];
 
 #[tokio::test]
@@ -43,10 +46,16 @@ async fn demo_shows_a_full_metrics_page_within_5_seconds_and_promtool_is_silent(
     }
     assert!(complete, "demo /metrics incomplete after 5 s:\n{body}");
     let s = Scrape::parse(&body);
-    assert!(
-        s.value("cdn_billing_estimated_month_spend_usd", &[]) > s.value("cdn_billing_budget_usd", &[]),
-        "the demo's budget is set below its estimate so that the budget alert fires"
-    );
+    // Both demo accounts: the provider's estimate (ScaleEngine) and the one priced from the
+    // contract (CDNetworks) are over their budgets, so that the budget alert fires for each.
+    for provider in ["scaleengine", "cdnetworks"] {
+        let p = [("provider", provider)];
+        assert!(
+            s.value("cdn_billing_estimated_month_spend_usd", &p) > s.value("cdn_billing_budget_usd", &p),
+            "the demo's {provider} budget is set below its estimate so that the budget alert fires"
+        );
+    }
+    assert_eq!(s.value("cdn_billing_spend_source_info", &[("provider", "cdnetworks"), ("source", "contract")]), 1.0);
     assert!(
         s.value("cdn_month_to_date_account_p95_bandwidth_bytes_per_second", &[])
             > s.value("cdn_bandwidth_commit_bytes_per_second", &[]),

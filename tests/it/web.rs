@@ -146,7 +146,7 @@ async fn the_status_page_shows_a_healthy_and_a_failing_job_in_a_browser() {
     let failing = row("scaleengine/bad/usage.summary");
     assert!(failing.contains("<td class=\"fail\">failed: auth</td>"), "{failing}");
     assert!(failing.contains("ScaleEngine error 0003"), "the provider's message is shown: {failing}");
-    assert!(dom.contains("8 jobs: <span class=\"ok\">4 up</span>, <span class=\"fail\">4 failing</span>"), "{dom}");
+    assert!(dom.contains("10 jobs: <span class=\"ok\">5 up</span>, <span class=\"fail\">5 failing</span>"), "{dom}");
     assert!(
         dom.contains("<details open=\"\"><summary>scaleengine/bad/usage.summary"),
         "failing jobs open their recent polls"
