@@ -65,6 +65,9 @@ pub struct FastlySim {
     pub past_months: i64,
     /// The invoices' currency.
     pub currency: String,
+    /// A month's end-of-month invoice is listed this long after the month ends (Fastly posts
+    /// early in the month after; 0 lists it at once).
+    pub post_delay_secs: i64,
 }
 
 /// Fastly fault switches (besides the shared ones: latency, flaky, chaos, `http_500`).
@@ -153,6 +156,7 @@ pub fn demo_accounts() -> Vec<FastlySim> {
         monthly_usd: 1800.0,
         past_months: 13,
         currency: "USD".into(),
+        post_delay_secs: 0,
     }]
 }
 
@@ -271,6 +275,11 @@ fn items_json(total: u64, eom: bool) -> Vec<Value> {
 
 fn iso(day: i64, time: &str) -> String {
     format!("{}T{time}Z", timeutil::format_ymd(day))
+}
+
+fn iso_at(unix: i64) -> String {
+    let s = unix.rem_euclid(86_400);
+    iso(unix.div_euclid(86_400), &format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60))
 }
 
 /// The answer to send, with the rate-limit headers Fastly sends.
@@ -431,11 +440,14 @@ pub async fn handle_invoices(
         }
         let (y, m, _) = timeutil::civil_from_days(month);
         let next = month + i64::from(timeutil::days_in_month(y, m));
+        if now < next * 86_400 + account.post_delay_secs {
+            continue;
+        }
         let total = bill_cents(account, month);
         invoices.push(json!({
             "customer_id": account.customer_id,
             "invoice_id": (4_000_000 + y * 12 + i64::from(m)).to_string(),
-            "invoice_posted_on": iso(next + 1, "08:00:00"),
+            "invoice_posted_on": iso_at(next * 86_400 + account.post_delay_secs),
             "billing_start_date": iso(month, "00:00:00"),
             "billing_end_date": iso(next - 1, "23:59:59"),
             "statement_number": format!("ST-{y:04}{m:02}"),
