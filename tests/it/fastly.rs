@@ -143,14 +143,24 @@ async fn spend_to_date_is_the_invoice_total_and_the_failure_statuses_are_classif
     let (mtd, last) = (&p[0], &p[1]);
     let sim = sim_account("USD");
     let samples = poll(mtd.as_ref()).await.unwrap();
-    assert_items_add_up(&samples, FamilyId::BillingMonthToDateSpendUsd, FamilyId::BillingMonthToDateCostUsd, mtd_cents(&sim, now));
+    assert_items_add_up(
+        &samples,
+        FamilyId::BillingMonthToDateSpendUsd,
+        FamilyId::BillingMonthToDateCostUsd,
+        mtd_cents(&sim, now),
+    );
     // The amount as a number (the end-of-month shape) reads the same.
     rig.faults(FastlyFaults { numeric_mtd_amount: true, ..FastlyFaults::default() });
     assert_eq!(poll(mtd.as_ref()).await.unwrap(), samples);
 
     let samples = poll(last.as_ref()).await.unwrap();
     let october = timeutil::days_from_civil(2026, 10, 1);
-    assert_items_add_up(&samples, FamilyId::BillingLastMonthSpendUsd, FamilyId::BillingLastMonthCostUsd, bill_cents(&sim, october));
+    assert_items_add_up(
+        &samples,
+        FamilyId::BillingLastMonthSpendUsd,
+        FamilyId::BillingLastMonthCostUsd,
+        bill_cents(&sim, october),
+    );
     let listed = rig.sim.state.fastly_requests();
     let listing = listed.iter().rev().find(|r| r.path == "/billing/v3/invoices").unwrap();
     assert_eq!(listing.query.get("billing_start_date").map(String::as_str), Some("2026-10-01"));
@@ -180,7 +190,8 @@ async fn spend_to_date_is_the_invoice_total_and_the_failure_statuses_are_classif
     rig.faults(FastlyFaults::default());
     let wrong = rig.pollers("").len();
     assert_eq!(wrong, 3);
-    let account = FastlyAccount { api_token: cdn_usage_exporter::secret::Secret::new("wrong-token-9"), ..rig.account("") };
+    let account =
+        FastlyAccount { api_token: cdn_usage_exporter::secret::Secret::new("wrong-token-9"), ..rig.account("") };
     let bad = jobs::jobs(&account, rig.client(&account));
     let err = poll(bad[0].poller.as_ref()).await.unwrap_err();
     assert_eq!(err.reason, Reason::Auth);
@@ -263,9 +274,10 @@ fn expected_usage(now: i64, areas: &[&str]) -> BTreeMap<(String, String), (f64, 
     let mut out = BTreeMap::new();
     for (s, service) in SERVICES.iter().enumerate() {
         let sum = |r: Option<usize>| {
-            (month..=now).step_by(3600).filter_map(|h| bucket(s, r, h, 3600, now)).fold((0.0, 0.0), |(b, q), (hb, hq)| {
-                (b + hb as f64, q + hq as f64)
-            })
+            (month..=now)
+                .step_by(3600)
+                .filter_map(|h| bucket(s, r, h, 3600, now))
+                .fold((0.0, 0.0), |(b, q), (hb, hq)| (b + hb as f64, q + hq as f64))
         };
         let mut listed = (0.0, 0.0);
         for area in areas {
@@ -355,13 +367,30 @@ async fn usage_per_service_and_area_equals_the_simulators_buckets_through_the_mo
         .collect();
     assert!(pages.contains(&"2".to_string()), "{pages:?}");
 
+    // A day bucket Fastly does not serve: that day is summed from its hours while it may still
+    // come; a day later, nothing there means no traffic.
+    let d = utc(2026, 11, 21, 0, 0);
+    rig.faults(FastlyFaults { missing_day: Some(d), ..FastlyFaults::default() });
+    let at = utc(2026, 11, 22, 7, 0);
+    rig.clock.set(at);
+    assert_eq!(usage(&poll(fresh.as_ref()).await.unwrap()), expected_usage(at, &areas), "day 21 from its hours");
+    let at = utc(2026, 11, 23, 7, 0);
+    rig.clock.set(at);
+    let got = usage(&poll(fresh.as_ref()).await.unwrap());
+    let key = (SERVICES[0].to_string(), "usa".to_string());
+    let lost = expected_at_day_end(d + 86_400, &key).0 - expected_at_day_end(d, &key).0;
+    assert!(lost > 0.0);
+    assert_eq!(got[&key].0, expected_usage(at, &areas)[&key].0 - lost, "day 21 settled empty");
+    rig.faults(FastlyFaults::default());
+    let at = utc(2026, 11, 23, 7, 5);
+    rig.clock.set(at);
+
     // Without areas: one area="all" per service, configured services (no /service call).
     let plain = rig.pollers(&format!("areas = []\nservices = [\"{}\"]", SERVICES[1]))[2].clone();
     let before = rig.requests("/service");
     let got = usage(&poll(plain.as_ref()).await.unwrap());
     assert_eq!(rig.requests("/service"), before);
-    let want: BTreeMap<_, _> =
-        expected_usage(mid + 600, &[]).into_iter().filter(|((s, _), _)| s == SERVICES[1]).collect();
+    let want: BTreeMap<_, _> = expected_usage(at, &[]).into_iter().filter(|((s, _), _)| s == SERVICES[1]).collect();
     assert_eq!(got, want);
     rig.sim.stop().await;
 }
@@ -439,7 +468,10 @@ async fn backfill_writes_daily_usage_and_the_bills_in_the_live_families() {
     units[1].fetch(w, &mut sink).await.unwrap();
     let (at, final_spend) = sink.0.last().unwrap();
     assert_eq!(*at, november * 86_400, "October's final spend to date at its end");
-    assert_eq!(cents(only(final_spend, FamilyId::BillingMonthToDateSpendUsd)[0].value), bill_cents(&sim, october) as i64);
+    assert_eq!(
+        cents(only(final_spend, FamilyId::BillingMonthToDateSpendUsd)[0].value),
+        bill_cents(&sim, october) as i64
+    );
     rig.sim.stop().await;
 }
 
@@ -448,9 +480,10 @@ fn expected_at_day_end(at: i64, key: &(String, String)) -> (f64, f64) {
     let month = timeutil::month_start((at - 1).div_euclid(86_400)) * 86_400;
     let s = SERVICES.iter().position(|x| *x == key.0).unwrap();
     let sum = |r: Option<usize>| {
-        (month..at).step_by(3600).filter_map(|h| bucket(s, r, h, 3600, at)).fold((0.0, 0.0), |(b, q), (hb, hq)| {
-            (b + hb as f64, q + hq as f64)
-        })
+        (month..at)
+            .step_by(3600)
+            .filter_map(|h| bucket(s, r, h, 3600, at))
+            .fold((0.0, 0.0), |(b, q), (hb, hq)| (b + hb as f64, q + hq as f64))
     };
     let region = |a: &str| SIM_REGIONS.iter().position(|r| *r == a);
     match key.1.as_str() {
@@ -464,9 +497,8 @@ fn expected_at_day_end(at: i64, key: &(String, String)) -> (f64, f64) {
 
 #[tokio::test]
 async fn the_exporter_serves_fastly_spend_budget_and_usage_without_the_token() {
-    let sim = Simulator::start(loopback(), SimState::with_fastly(vec![sim_account("USD")], Clock::system()))
-        .await
-        .unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::with_fastly(vec![sim_account("USD")], Clock::system())).await.unwrap();
     let toml = format!(
         "[[fastly]]\nname = \"f\"\nbase_url = \"{}\"\napi_token = \"{TOKEN}\"\ninvoice_interval = \"1s\"\nstats_interval = \"1s\"\ntimeout = \"2s\"\nbudget_usd = 1000\n",
         sim.url("fastly").unwrap()

@@ -87,6 +87,8 @@ pub struct FastlyFaults {
     pub pad_bytes: usize,
     /// A stats bucket with a negative bandwidth.
     pub negative_bucket: bool,
+    /// The day bucket starting at this Unix time is never served (its hours are).
+    pub missing_day: Option<i64>,
 }
 
 /// A received request, for tests.
@@ -545,7 +547,7 @@ pub async fn handle_stats(
     let wanted: Vec<&str> =
         query.get("services").map(|s| s.split(',').filter(|x| !x.is_empty()).collect()).unwrap_or_default();
     let now = state.clock.now();
-    let negative = state.fastly_faults().negative_bucket;
+    let FastlyFaults { negative_bucket: negative, missing_day, .. } = state.fastly_faults();
     let mut data = serde_json::Map::new();
     for (s, id) in account.services.iter().enumerate() {
         if !wanted.is_empty() && !wanted.contains(&id.as_str()) {
@@ -555,6 +557,7 @@ pub async fn handle_stats(
         let buckets: Vec<Value> = (0..)
             .map(|k| first + k * step)
             .take_while(|start| *start < to)
+            .filter(|start| step != 86_400 || missing_day != Some(*start))
             .filter_map(|start| {
                 let (bytes, requests) = bucket(s, region, start, step, now)?;
                 let bandwidth = if negative { -1 } else { bytes as i64 };
