@@ -366,6 +366,11 @@ async fn usage_per_service_and_area_equals_the_simulators_buckets_through_the_mo
         .filter_map(|r| r.query.get("page").cloned())
         .collect();
     assert!(pages.contains(&"2".to_string()), "{pages:?}");
+    // Every stats request names the services it wants, and its area (or none: the total).
+    let stats: Vec<_> = rig.sim.state.fastly_requests().into_iter().filter(|r| r.path == "/stats").collect();
+    assert!(stats.iter().all(|r| r.query.get("services").map(String::as_str) == Some(&SERVICES.join(",")[..])));
+    assert!(stats.iter().any(|r| !r.query.contains_key("region")));
+    assert!(stats.iter().any(|r| r.query.get("region").map(String::as_str) == Some("southamerica_std")));
 
     // A day bucket Fastly does not serve: that day is summed from its hours while it may still
     // come; a day later, nothing there means no traffic.

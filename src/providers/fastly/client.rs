@@ -30,6 +30,8 @@ pub const ANSWER_BYTES_KEY: &str = "answer_bytes (in the account's [[fastly]] ta
 pub const INVOICES_PER_PAGE: usize = 100;
 /// The most buckets one service may have in one stats answer: a month of hours and a day more.
 pub const MAX_BUCKETS: usize = 32 * 24;
+/// The most service ids sent in a stats request's `services` filter.
+pub const MAX_FILTERED_SERVICES: usize = 100;
 /// The longest wait a 429's `Fastly-RateLimit-Reset` is taken at (an hour: the API's window).
 pub const MAX_RESET_WAIT: Duration = Duration::from_secs(3600);
 
@@ -315,7 +317,11 @@ impl Client {
         if let Some(r) = region {
             query.push(("region", r.to_owned()));
         }
-        query.push(("services", services.join(",")));
+        // Beyond that many ids the URL grows past what servers take (about 2.4 KB here): ask for
+        // every service and keep those wanted.
+        if services.len() <= MAX_FILTERED_SERVICES {
+            query.push(("services", services.join(",")));
+        }
         let reply = self.get(ctx, &self.url(STATS_PATH, &query), STATS_ENDPOINT).await?;
         let buckets = ListLimit { max: MAX_BUCKETS, items: "buckets", key: "-" };
         let key = format!("{}.max_services", self.path);
