@@ -537,3 +537,88 @@ async fn the_exporter_serves_fastly_spend_budget_and_usage_without_the_token() {
     exporter.stop().await;
     sim.stop().await;
 }
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/fastly/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn the_documented_examples_parse_and_normalize() {
+    use cdn_usage_exporter::providers::common::wire::{Array, Capped, ListLimit, parse_capped};
+    use cdn_usage_exporter::providers::fastly::{client, normalize, wire};
+    let limit = ListLimit { max: 100, items: "entries", key: "k" };
+    let body = fixture("month-to-date.json");
+    client::classify(200, &body, "month-to-date", "fastly[0]").unwrap();
+    let mtd: wire::MtdInvoice<'_> = parse_capped(&body, limit, "month-to-date invoice").unwrap();
+    let (total, items) = normalize::month_to_date(mtd, 10, timeutil::days_from_civil(2025, 10, 15)).unwrap();
+    assert_eq!(total, 842.17, "the string total");
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        (items[0].0.item.as_str(), items[0].0.area.as_str(), items[0].1),
+        ("north_america_bandwidth", "North America", 610.2)
+    );
+
+    let body = fixture("invoices.json");
+    let page: wire::InvoicePage<'_> = parse_capped(&body, limit, "invoices answer").unwrap();
+    assert_eq!(page.meta.as_ref().and_then(|m| m.next_cursor.get()), Some(""), "the last page");
+    let bill = normalize::bill(page.data.unwrap().0.remove(0), 10).unwrap();
+    assert_eq!(
+        (bill.month, bill.currency.as_str(), bill.total),
+        (timeutil::days_from_civil(2025, 9, 1), "USD", 1290.55)
+    );
+    assert_eq!(bill.items[0].0.usage_type, "requests");
+
+    let body = fixture("stats-service.json");
+    let stats = wire::parse_stats(&body, limit, 10, "k").unwrap();
+    let from = utc(2025, 10, 1, 0, 0);
+    let points = normalize::stats_points(stats, from, from + 2 * 86_400, 86_400, &[SERVICES[0].into()], "all").unwrap();
+    assert_eq!(points[0].1.len(), 1);
+    assert_eq!((points[0].1[0].bytes, points[0].1[0].requests), (9_876_543_210.0, 120_034.0));
+
+    let body = fixture("service.json");
+    let Array(Capped(services)) = parse_capped::<Array<wire::ServiceEntry<'_>>>(&body, limit, "service list").unwrap();
+    assert_eq!(services[0].id.get(), Some(SERVICES[0]));
+    assert_eq!(services[0].deleted_at.get(), None);
+
+    let err = client::classify(404, &fixture("error-billing.json"), "month-to-date", "fastly[0]").unwrap_err();
+    assert_eq!(err.reason, Reason::Provider);
+    assert!(err.message.contains("Not Found (code not_found)"), "{err}");
+}
+
+#[tokio::test]
+async fn no_token_reaches_the_log_the_metrics_or_the_pages() {
+    use crate::support::{Binary, Launch};
+    let sim =
+        Simulator::start(loopback(), SimState::with_fastly(vec![sim_account("USD")], Clock::system())).await.unwrap();
+    let wrong = "fastly-wrong-secret-77";
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let url = sim.url("fastly").unwrap();
+    let config = format!(
+        "[[fastly]]\nname = \"good\"\nbase_url = \"{url}\"\napi_token_file = \"{}\"\ninvoice_interval = \"1s\"\nstats_interval = \"1s\"\ntimeout = \"2s\"\n\
+         [[fastly]]\nname = \"bad\"\nbase_url = \"{url}\"\napi_token = \"{wrong}\"\ninvoice_interval = \"1s\"\nstats_interval = \"1s\"\ntimeout = \"2s\"\n",
+        token_file.display()
+    );
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let bin = Binary::start(&path, Launch { args: vec!["--log.level", "debug"], ..Launch::default() });
+    let addr = bin.addr();
+    let log = bin.wait_log("Fastly refused the token", 3).await;
+    let http = reqwest::Client::new();
+    let metrics = wait_for(Duration::from_secs(20), "the good account's spend", || async {
+        let text = http.get(format!("http://{addr}/metrics")).send().await.ok()?.text().await.ok()?;
+        text.contains("cdn_billing_month_to_date_spend_usd{provider=\"fastly\",account=\"good\"}").then_some(text)
+    })
+    .await;
+    let page = http.get(format!("http://{addr}/")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Fastly refused the token"), "the status page says why the bad account fails");
+    for secret in [TOKEN, wrong] {
+        for (what, text) in [("log", &log), ("metrics", &metrics), ("status page", &page)] {
+            assert!(!text.contains(secret), "the {what} shows a token");
+        }
+    }
+    drop(bin);
+    sim.stop().await;
+}
