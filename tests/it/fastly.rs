@@ -239,6 +239,11 @@ async fn cursor_paging_is_followed_to_the_end_and_bounded_and_the_currency_is_ch
     assert_eq!(err.reason, Reason::Parse);
     assert!(err.message.contains("5 pages read") && err.message.contains("fastly[0].max_pages"), "{err}");
     assert_eq!(rig.requests("/billing/v3/invoices") - before, 5);
+    // A cursor named twice would page forever: refused at once.
+    rig.faults(FastlyFaults { repeat_cursor: true, ..FastlyFaults::default() });
+    let err = jobs::bills(&client, &CTX, first, last).await.unwrap_err();
+    assert!(err.message.contains("repeats the cursor \"c1\""), "{err}");
+    rig.faults(FastlyFaults::default());
     rig.sim.stop().await;
 
     // An account billed in euros: the bill fails saying so, and so does the spend to date.
@@ -417,6 +422,10 @@ async fn hostile_service_lists_and_stats_fail_the_poll() {
     let err = poll(rig.pollers("")[2].as_ref()).await.unwrap_err();
     assert_eq!(err.reason, Reason::Parse);
     assert!(err.message.contains("negative"), "{err}");
+    rig.faults(FastlyFaults { extra_buckets: 800, ..FastlyFaults::default() });
+    let err = poll(rig.pollers("")[2].as_ref()).await.unwrap_err();
+    assert_eq!(err.reason, Reason::Parse);
+    assert!(err.message.contains("more than 768 buckets per service"), "{err}");
     rig.faults(FastlyFaults { status: Some(401), only: Some("stats"), ..FastlyFaults::default() });
     assert_eq!(poll(rig.pollers("")[2].as_ref()).await.unwrap_err().reason, Reason::Auth);
     rig.sim.stop().await;

@@ -323,9 +323,18 @@ impl Client {
             query.push(("services", services.join(",")));
         }
         let reply = self.get(ctx, &self.url(STATS_PATH, &query), STATS_ENDPOINT).await?;
-        let buckets = ListLimit { max: MAX_BUCKETS, items: "buckets", key: "-" };
+        let buckets = ListLimit { max: MAX_BUCKETS, items: "buckets per service", key: "-" };
         let key = format!("{}.max_services", self.path);
-        let stats = wire::parse_stats(&reply.body, buckets, self.limits.max_services, &key)?;
+        let stats = wire::parse_stats(&reply.body, buckets, self.limits.max_services, &key).map_err(|e| {
+            if e.message.contains("buckets per service") {
+                // No key raises it: no poll asks for more than a month of hours.
+                PollError::parse(format!(
+                    "stats answer has more than {MAX_BUCKETS} buckets per service, more than a month of hours: not data"
+                ))
+            } else {
+                e
+            }
+        })?;
         normalize::stats_points(stats, from, to, step, services, region.unwrap_or("all"))
     }
 }

@@ -89,6 +89,10 @@ pub struct FastlyFaults {
     pub negative_bucket: bool,
     /// The day bucket starting at this Unix time is never served (its hours are).
     pub missing_day: Option<i64>,
+    /// Every service's stats come with this many extra (zero, hour-aligned) buckets.
+    pub extra_buckets: usize,
+    /// Every invoice page names the same next cursor.
+    pub repeat_cursor: bool,
 }
 
 /// A received request, for tests.
@@ -461,8 +465,14 @@ pub async fn handle_invoices(
     let size = limit.min(account.page_size.max(1));
     let page: Vec<Value> = invoices.iter().skip(offset).take(size).cloned().collect();
     let end = offset + page.len();
-    let endless = state.fastly_faults().endless_cursor;
-    let next = if end < invoices.len() || endless { format!("c{}", end.max(offset + 1)) } else { String::new() };
+    let FastlyFaults { endless_cursor, repeat_cursor, .. } = state.fastly_faults();
+    let next = if repeat_cursor {
+        "c1".to_owned()
+    } else if end < invoices.len() || endless_cursor {
+        format!("c{}", end.max(offset + 1))
+    } else {
+        String::new()
+    };
     let body = json!({
         "data": page,
         "meta": {"next_cursor": next, "limit": size, "sort": "billing_start_date", "total": invoices.len()},
@@ -547,7 +557,7 @@ pub async fn handle_stats(
     let wanted: Vec<&str> =
         query.get("services").map(|s| s.split(',').filter(|x| !x.is_empty()).collect()).unwrap_or_default();
     let now = state.clock.now();
-    let FastlyFaults { negative_bucket: negative, missing_day, .. } = state.fastly_faults();
+    let FastlyFaults { negative_bucket: negative, missing_day, extra_buckets, .. } = state.fastly_faults();
     let mut data = serde_json::Map::new();
     for (s, id) in account.services.iter().enumerate() {
         if !wanted.is_empty() && !wanted.contains(&id.as_str()) {
@@ -568,6 +578,11 @@ pub async fn handle_stats(
                 }))
             })
             .collect();
+        let mut buckets = buckets;
+        buckets.extend(
+            (0..extra_buckets as i64)
+                .map(|k| json!({"service_id": id, "start_time": 3600 * k, "requests": 0, "bandwidth": 0})),
+        );
         data.insert(id.clone(), Value::Array(buckets));
     }
     let stamp = |t: i64| {
