@@ -83,12 +83,14 @@ macro_rules! families {
 }
 
 families! {
-    /// usage.summary bandwidth rows (by product), traffic-request (by domain).
-    MonthToDateBandwidthBytes => { "cdn_month_to_date_bandwidth_bytes", Gauge, Some("bytes"), ["product|domain"], true,
-        "Bytes transferred since the start of the current month (UTC for ScaleEngine, the account's time_zone for CDNetworks), by product (ScaleEngine) or domain (CDNetworks)." }
-    /// usage.summary request rows (by product), traffic-request (by domain).
-    MonthToDateRequests => { "cdn_month_to_date_requests", Gauge, None, ["product|domain"], true,
-        "Requests served since the start of the current month (UTC for ScaleEngine, the account's time_zone for CDNetworks), by product (ScaleEngine) or domain (CDNetworks)." }
+    /// usage.summary bandwidth rows (by product), traffic-request (by domain), Fastly stats (by
+    /// service and area).
+    MonthToDateBandwidthBytes => { "cdn_month_to_date_bandwidth_bytes", Gauge, Some("bytes"), ["product|domain|service_id,area"], true,
+        "Bytes transferred since the start of the current month (UTC for ScaleEngine and Fastly, the account's time_zone for CDNetworks), by product (ScaleEngine), domain (CDNetworks) or service_id and area (Fastly)." }
+    /// usage.summary request rows (by product), traffic-request (by domain), Fastly stats (by
+    /// service and area).
+    MonthToDateRequests => { "cdn_month_to_date_requests", Gauge, None, ["product|domain|service_id,area"], true,
+        "Requests served since the start of the current month (UTC for ScaleEngine and Fastly, the account's time_zone for CDNetworks), by product (ScaleEngine), domain (CDNetworks) or service_id and area (Fastly)." }
     /// usage.summary SQL query rows.
     MonthToDateSqlQueries => { "cdn_month_to_date_sql_queries", Gauge, None, ["kind"], true,
         "SQL queries run since the start of the current month (UTC), by kind of query." }

@@ -8,6 +8,7 @@
 
 pub mod cdnetworks;
 pub mod common;
+pub mod fastly;
 pub mod registry;
 pub mod scaleengine;
 

@@ -32,10 +32,15 @@ fn help_names_every_command_and_flag() {
 
 #[test]
 fn the_shipped_example_config_loads() {
-    let env = [("SCALEENGINE_API_KEY", "k"), ("SCALEENGINE_API_SECRET", "s"), ("CDNETWORKS_API_KEY", "c")];
+    let env = [
+        ("SCALEENGINE_API_KEY", "k"),
+        ("SCALEENGINE_API_SECRET", "s"),
+        ("CDNETWORKS_API_KEY", "c"),
+        ("FASTLY_API_TOKEN", "f"),
+    ];
     let out = run(&["check-config", "--config", &example()], &env);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("valid (2 account(s))"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid (3 account(s))"));
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod container;
 mod docs;
 mod e2e;
 mod exporter;
+mod fastly;
 mod fixtures;
 mod hostile_clients;
 mod hostile_upstreams;

@@ -26,6 +26,11 @@ const EXPECTED: &[(&str, (&str, &str))] = &[
     ("cdn_billing_month_to_date_cost_usd", ("item", "traffic")),
     ("cdn_billing_estimated_month_cost_usd", ("item", "bandwidth")),
     ("cdn_billing_bandwidth_bytes_per_second", ("account", "demo")),
+    ("cdn_month_to_date_bandwidth_bytes", ("service_id", "SU1Z0isxPaozGVKXdv0eY")),
+    ("cdn_month_to_date_requests", ("area", "other")),
+    ("cdn_billing_month_to_date_cost_usd", ("item", "north_america_bandwidth")),
+    ("cdn_billing_last_month_spend_usd", ("provider", "fastly")),
+    ("cdn_billing_budget_usd", ("provider", "fastly")),
 ];
 
 #[tokio::test]
@@ -56,6 +61,21 @@ async fn demo_shows_a_full_metrics_page_within_5_seconds_and_promtool_is_silent(
         );
     }
     assert_eq!(s.value("cdn_billing_spend_source_info", &[("provider", "cdnetworks"), ("source", "contract")]), 1.0);
+    // Fastly gives no estimate: the forecast rule divides the spend to date by the month's
+    // elapsed share, which the demo's budget is below.
+    let fastly = [("provider", "fastly")];
+    let now = cdn_usage_exporter::timeutil::now_unix();
+    let month = cdn_usage_exporter::timeutil::month_start(now.div_euclid(86_400));
+    let (y, m, _) = cdn_usage_exporter::timeutil::civil_from_days(month);
+    let share =
+        (now - month * 86_400) as f64 / (f64::from(cdn_usage_exporter::timeutil::days_in_month(y, m)) * 86_400.0);
+    // (In a month's first minutes the spend to date still rounds to a few cents.)
+    assert!(
+        share < 0.001
+            || s.value("cdn_billing_month_to_date_spend_usd", &fastly) / share
+                > s.value("cdn_billing_budget_usd", &fastly),
+        "the demo's Fastly budget is below its forecast so that the forecast alert fires"
+    );
     assert!(
         s.value("cdn_month_to_date_account_p95_bandwidth_bytes_per_second", &[])
             > s.value("cdn_bandwidth_commit_bytes_per_second", &[]),

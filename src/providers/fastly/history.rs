@@ -1,0 +1,140 @@
+//! Fastly history for `backfill`: month-to-date bandwidth and requests per service and area at
+//! each UTC day's end, from day buckets (a month per window, at most [`STATS_HISTORY_DAYS`]
+//! back); and spend from the end-of-month invoices (last month's bill on every day of the month
+//! after, each month's final spend to date at its end). The same client, bounds, parsing and
+//! samples as live polling.
+
+use std::sync::Arc;
+
+use crate::job::{BoxFuture, PollContext, PollError};
+use crate::providers::{History, SampleSink, Window, WindowError};
+use crate::timeutil::{month_start, months};
+
+use super::client::Client;
+use super::config::FastlyAccount;
+use super::jobs::{bills, usage_samples};
+use super::normalize::{self, check_usd};
+use super::{INVOICES_ENDPOINT, PROVIDER, STATS_ENDPOINT};
+
+/// How far back the backfill asks for day buckets (375 days): Fastly keeps hourly data that
+/// long and documents no longer retention for daily data.
+pub const STATS_HISTORY_DAYS: i64 = 375;
+
+const CTX: PollContext = PollContext::UNBOUNDED;
+
+/// The history units of one account: its usage and its invoices.
+pub fn units(account: &FastlyAccount, client: Arc<Client>) -> Vec<Box<dyn History>> {
+    vec![
+        Box::new(Usage { client: client.clone(), account: account.clone() }),
+        Box::new(Invoices { client, account: account.clone() }),
+    ]
+}
+
+/// Days before today: today belongs to live polling.
+fn month_windows(from: i64, to: i64, now: i64, oldest: Option<i64>) -> Vec<(i64, i64)> {
+    let today = now.div_euclid(86_400);
+    months(from, to.min(today - 1))
+        .into_iter()
+        .filter(|(first, _)| oldest.is_none_or(|o| *first >= o))
+        .map(|(first, last)| (first, last.min(to).min(today - 1)))
+        .collect()
+}
+
+struct Usage {
+    client: Arc<Client>,
+    account: FastlyAccount,
+}
+
+impl History for Usage {
+    fn name(&self) -> String {
+        format!("{PROVIDER}/{}/{STATS_ENDPOINT}", self.account.name)
+    }
+
+    /// Month by month, from each month's first day (month-to-date figures start there); months
+    /// older than the history kept cannot be summed whole and are left out.
+    fn windows(&self, from: i64, to: i64, now: i64) -> Vec<(i64, i64)> {
+        let today = now.div_euclid(86_400);
+        month_windows(from, to, now, Some(today - STATS_HISTORY_DAYS + 1))
+    }
+
+    fn fetch<'a>(&'a self, w: Window, sink: &'a mut dyn SampleSink) -> BoxFuture<'a, Result<(), WindowError>> {
+        Box::pin(async move {
+            let fail = |error: PollError| WindowError::Fetch { error, from: w.first };
+            let services = match self.account.services.is_empty() {
+                true => self.client.services(&CTX).await.map_err(fail)?,
+                false => self.account.services.clone(),
+            };
+            if services.is_empty() {
+                return Ok(());
+            }
+            let regions: Vec<Option<&str>> =
+                std::iter::once(None).chain(self.account.areas.iter().map(|a| Some(a.as_str()))).collect();
+            let (from, to) = (w.first * 86_400, (w.last + 1) * 86_400);
+            let mut days = Vec::with_capacity(regions.len());
+            for region in &regions {
+                days.push(self.client.stats(&CTX, from, to, 86_400, *region, &services).await.map_err(fail)?);
+            }
+            let mut totals = vec![vec![(0.0, 0.0); services.len()]; regions.len()];
+            for day in w.first..=w.last {
+                for (a, per_service) in days.iter().enumerate() {
+                    for (s, (_, points)) in per_service.iter().enumerate() {
+                        if let Some(p) = points.iter().find(|p| p.start == day * 86_400) {
+                            totals[a][s].0 += p.bytes;
+                            totals[a][s].1 += p.requests;
+                        }
+                    }
+                }
+                let at = (day + 1) * 86_400;
+                if day >= w.emit_from && at <= w.now {
+                    sink.write(&usage_samples(&services, &self.account.areas, &totals), at)?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+struct Invoices {
+    client: Arc<Client>,
+    account: FastlyAccount,
+}
+
+impl History for Invoices {
+    fn name(&self) -> String {
+        format!("{PROVIDER}/{}/{INVOICES_ENDPOINT}", self.account.name)
+    }
+
+    fn windows(&self, from: i64, to: i64, now: i64) -> Vec<(i64, i64)> {
+        month_windows(from, to, now, None)
+    }
+
+    /// One month: the bill of the month before on each of its days, and the month's own bill
+    /// (its final spend to date) at its end, once posted.
+    fn fetch<'a>(&'a self, w: Window, sink: &'a mut dyn SampleSink) -> BoxFuture<'a, Result<(), WindowError>> {
+        Box::pin(async move {
+            let fail = |error: PollError| WindowError::Fetch { error, from: w.first };
+            let month = month_start(w.first);
+            let previous = month_start(month - 1);
+            let bills = bills(&self.client, &CTX, previous, w.last).await.map_err(fail)?;
+            if let Some(bill) = normalize::bill_of(&bills, previous) {
+                check_usd(bill).map_err(fail)?;
+                let samples = normalize::last_month_samples(bill);
+                for day in w.first.max(w.emit_from)..=w.last {
+                    let at = (day + 1) * 86_400;
+                    if at <= w.now {
+                        sink.write(&samples, at)?;
+                    }
+                }
+            }
+            let (y, m, _) = crate::timeutil::civil_from_days(month);
+            let month_end = month + i64::from(crate::timeutil::days_in_month(y, m));
+            if let Some(bill) = normalize::bill_of(&bills, month).filter(|_| w.last + 1 == month_end) {
+                check_usd(bill).map_err(fail)?;
+                if w.last >= w.emit_from && month_end * 86_400 <= w.now {
+                    sink.write(&normalize::month_to_date_samples(bill.total, &bill.items), month_end * 86_400)?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
