@@ -144,5 +144,13 @@ function(c)
         d.query(byAccount('cdn_billing_last_month_spend_usd'), '{{provider}} / {{account}} last month', instant=true),
       ], 'currencyUSD', "Per account: spend to date, the month-end estimate (the provider's, or priced from the account's contract where cdn_billing_spend_source_info says source=\"contract\"), our forecast, and last month's final bill, to reconcile with the invoice.")
       + { options: { orientation: 'horizontal', displayMode: 'basic', reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false } } },
+      // Usage across providers: whatever breaks a family down (product, domain, service_id and
+      // area, pull_zone), summed per account.
+      d.timeseries('Bandwidth this month by provider and account', [0, 70, 12, 8], [
+        d.query('sum by (provider, account) (cdn_month_to_date_bandwidth_bytes{%s})' % s, '{{provider}} / {{account}}'),
+      ], 'decbytes', "Bytes transferred since the start of the provider's month, all of the account's products, domains, services or zones together."),
+      d.timeseries('Requests this month by provider and account', [12, 70, 12, 8], [
+        d.query('sum by (provider, account) (cdn_month_to_date_requests{%s})' % s, '{{provider}} / {{account}}'),
+      ], 'short', "Requests served since the start of the provider's month, all of the account's products, domains, services or zones together."),
     ],
   )
