@@ -31,7 +31,7 @@ mod tests {
         assert!(se.iter().any(|a| toml.contains(&a.api_key) && toml.contains(&a.api_secret)));
         assert!(cdn.iter().any(|a| toml.contains(&a.api_key) && toml.contains(&a.username)));
         let config = config("127.0.0.1:1").unwrap();
-        assert_eq!(config.account_count(), 2, "one demo account per provider");
+        assert_eq!(config.account_count(), registry::NAMES.len(), "one demo account per provider");
         let domains: usize = cdn.iter().map(|a| a.domains.len()).sum();
         assert_eq!(domains, 2);
     }

@@ -9,7 +9,8 @@ use crate::timeutil::Clock;
 use crate::validate::{Table, Validator};
 
 use super::common::simulator::SimState;
-use super::{AccountRef, CheckLimits, Provider, cdnetworks, scaleengine};
+use super::{AccountRef, CheckLimits, Provider, bunny, cdnetworks, scaleengine};
+use bunny::simulator::SimAccount as BunnySimAccount;
 use cdnetworks::simulator::CdnAccount;
 use scaleengine::simulator::SeAccount;
 
@@ -17,7 +18,7 @@ use scaleengine::simulator::SeAccount;
 pub type SimRouter = axum::Router<Arc<SimState>>;
 
 /// Every provider's name (`provider` label, configuration table), in registry order.
-pub const NAMES: &[&str] = &[scaleengine::ScaleEngine::NAME, cdnetworks::Cdnetworks::NAME];
+pub const NAMES: &[&str] = &[scaleengine::ScaleEngine::NAME, cdnetworks::Cdnetworks::NAME, bunny::Bunny::NAME];
 
 /// Reads every provider's `[[name]]` tables out of the top-level table `root`, each account
 /// validated by its provider; names must be unique within a provider.
@@ -25,6 +26,7 @@ pub fn parse_accounts(v: &mut Validator, root: &mut Table<'_>) -> Vec<AccountRef
     let mut accounts = Vec::new();
     section::<scaleengine::ScaleEngine>(v, root, &mut accounts);
     section::<cdnetworks::Cdnetworks>(v, root, &mut accounts);
+    section::<bunny::Bunny>(v, root, &mut accounts);
     accounts
 }
 
@@ -32,6 +34,7 @@ pub fn parse_accounts(v: &mut Validator, root: &mut Table<'_>) -> Vec<AccountRef
 pub fn check_accounts(v: &mut Validator, accounts: &[AccountRef], limits: &CheckLimits) {
     check::<scaleengine::ScaleEngine>(v, accounts, limits);
     check::<cdnetworks::Cdnetworks>(v, accounts, limits);
+    check::<bunny::Bunny>(v, accounts, limits);
 }
 
 fn section<P: Provider>(v: &mut Validator, root: &mut Table<'_>, out: &mut Vec<AccountRef>) {
@@ -53,7 +56,8 @@ fn check<P: Provider>(v: &mut Validator, accounts: &[AccountRef], limits: &Check
 /// The simulator's routes of every provider's API, on one address.
 pub fn simulator_routes(router: SimRouter) -> SimRouter {
     let router = scaleengine::simulator::routes(router);
-    cdnetworks::simulator::routes(router)
+    let router = cdnetworks::simulator::routes(router);
+    bunny::simulator::routes(router)
 }
 
 /// The base URL to configure for `provider` against a simulator at `addr` (`host:port`).
@@ -61,23 +65,33 @@ pub fn simulator_url(provider: &str, addr: &str) -> Option<String> {
     match provider {
         scaleengine::PROVIDER => Some(format!("http://{addr}{}", scaleengine::simulator::BASE_PATH)),
         cdnetworks::PROVIDER => Some(format!("http://{addr}")),
+        bunny::PROVIDER => Some(format!("http://{addr}{}", bunny::simulator::BASE_PATH)),
         _ => None,
     }
 }
 
 /// What `simulate` prints about every provider: where each listens, and its accounts.
 pub fn describe_simulator(state: &SimState, addr: &str) -> String {
-    scaleengine::simulator::describe(state, addr) + &cdnetworks::simulator::describe(state, addr)
+    scaleengine::simulator::describe(state, addr)
+        + &cdnetworks::simulator::describe(state, addr)
+        + &bunny::simulator::describe(state, addr)
 }
 
 /// The demo configuration (every provider's demo account) against a simulator at `addr`.
 pub fn demo_toml(addr: &str) -> String {
-    scaleengine::simulator::demo_toml(addr) + &cdnetworks::simulator::demo_toml(addr)
+    scaleengine::simulator::demo_toml(addr)
+        + &cdnetworks::simulator::demo_toml(addr)
+        + &bunny::simulator::demo_toml(addr)
 }
 
 /// The simulator state `demo` and `simulate` use: the demo accounts of every provider.
 pub fn demo_state() -> Arc<SimState> {
-    SimState::with(scaleengine::simulator::demo_accounts(), cdnetworks::simulator::demo_accounts())
+    SimState::with_all(
+        scaleengine::simulator::demo_accounts(),
+        cdnetworks::simulator::demo_accounts(),
+        bunny::simulator::demo_accounts(),
+        Clock::system(),
+    )
 }
 
 impl SimState {
@@ -93,7 +107,26 @@ impl SimState {
 
     /// State with accounts of both providers, no faults, and the data answering by `clock`.
     pub fn with_clock(scaleengine: Vec<SeAccount>, cdnetworks: Vec<CdnAccount>, clock: Clock) -> Arc<Self> {
-        let parts = vec![scaleengine::simulator::part(scaleengine), cdnetworks::simulator::part(cdnetworks)];
+        Self::with_all(scaleengine, cdnetworks, Vec::new(), clock)
+    }
+
+    /// State with these bunny.net accounts only, no faults, answering by `clock`.
+    pub fn with_bunny(bunny: Vec<BunnySimAccount>, clock: Clock) -> Arc<Self> {
+        Self::with_all(Vec::new(), Vec::new(), bunny, clock)
+    }
+
+    /// State with accounts of every provider, no faults, and the data answering by `clock`.
+    pub fn with_all(
+        scaleengine: Vec<SeAccount>,
+        cdnetworks: Vec<CdnAccount>,
+        bunny: Vec<BunnySimAccount>,
+        clock: Clock,
+    ) -> Arc<Self> {
+        let parts = vec![
+            scaleengine::simulator::part(scaleengine),
+            cdnetworks::simulator::part(cdnetworks),
+            bunny::simulator::part(bunny),
+        ];
         SimState::from_parts(parts, clock)
     }
 }
