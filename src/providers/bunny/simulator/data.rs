@@ -72,10 +72,12 @@ pub fn month_elapsed(now: i64) -> f64 {
 pub fn charges(account: &SimAccount, now: i64) -> Vec<(String, f64)> {
     let traffic: f64 = account.pull_zones.iter().map(|z| month_cost(z, now)).sum();
     let mut out: Vec<(String, f64)> = REGIONS.iter().map(|(k, share)| ((*k).to_owned(), traffic * share)).collect();
+    // Prorated charges accrue step by step too, so that an answer holds for a step.
+    let elapsed = month_elapsed(now - now.rem_euclid(STEP_SECS));
     let stored: u64 = account.storage_zones.iter().filter(|z| !z.deleted).map(|z| z.bytes).sum();
-    out.push(("MonthlyChargesStorage".into(), stored as f64 / 1e9 * STORAGE_USD_PER_GB_MONTH * month_elapsed(now)));
+    out.push(("MonthlyChargesStorage".into(), stored as f64 / 1e9 * STORAGE_USD_PER_GB_MONTH * elapsed));
     for (k, monthly) in &account.fixed_charges {
-        out.push((k.clone(), monthly * month_elapsed(now)));
+        out.push((k.clone(), monthly * elapsed));
     }
     out
 }
