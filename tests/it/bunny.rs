@@ -391,6 +391,19 @@ async fn no_payment_detail_key_or_document_url_reaches_any_output() {
         let (http, base) = (http.clone(), base.clone());
         async move { http.get(format!("{base}{p}")).send().await.unwrap().text().await.unwrap() }
     };
+    // The answers do carry every sensitive value: the test below is not vacuous.
+    let raw = {
+        let sim_base = sim.url("bunny").unwrap();
+        let mut raw = String::new();
+        for p in ["/billing", "/pullzone?page=1", "/storagezone?page=1"] {
+            let answer = http.get(format!("{sim_base}{p}")).header("AccessKey", KEY).send().await.unwrap();
+            raw.push_str(&answer.text().await.unwrap());
+        }
+        raw
+    };
+    for secret in SENSITIVE.iter().chain([&LAST_FOUR]) {
+        assert!(raw.contains(secret), "the simulator's answers carry {secret}");
+    }
     let mut seen = Vec::new();
     let body = wait_for(Duration::from_secs(20), "every bunny job up", || async {
         let text = get("/metrics").await;
@@ -429,4 +442,19 @@ async fn no_payment_detail_key_or_document_url_reaches_any_output() {
     }
     drop(exporter);
     sim.stop().await;
+}
+
+#[test]
+fn the_commented_example_table_validates() {
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/config.example.toml")).unwrap();
+    let start = example.find("# [[bunny]]").expect("a [[bunny]] example");
+    let table: String = example[start..]
+        .lines()
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .map(|l| if l.starts_with("api_key_env") { "api_key = \"example-key\"" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = Config::from_toml_str(&table, "example").unwrap_or_else(|e| panic!("{e}\n{table}"));
+    let a = config.accounts_of::<BunnyAccount>()[0];
+    assert_eq!((a.name.as_str(), a.pull_zones.as_slice(), a.budget_usd), ("cdn", &[112_233, 445_566][..], Some(300.0)));
 }
