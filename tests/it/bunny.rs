@@ -458,3 +458,26 @@ fn the_commented_example_table_validates() {
     let a = config.accounts_of::<BunnyAccount>()[0];
     assert_eq!((a.name.as_str(), a.pull_zones.as_slice(), a.budget_usd), ("cdn", &[112_233, 445_566][..], Some(300.0)));
 }
+
+/// CdnPrepaidBalanceLow as mixin/alerts/balance.libsonnet builds it, against
+/// deploy/prometheus/balance_test.yml: promtool checks the rule and runs its firing and
+/// not-firing cases. (Until the file is wired into the mixin, its group is built alone here.)
+#[test]
+fn the_prepaid_balance_alert_fires_as_its_promtool_tests_say() {
+    use std::process::Command;
+    let Some(jsonnet) = crate::support::require_tool("jsonnet") else { return };
+    let Some(promtool) = crate::support::require_tool("promtool") else { return };
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::tempdir().unwrap();
+    let program = "local m = (import 'config.libsonnet') + (import 'alerts/balance.libsonnet');\n\
+                   std.manifestYamlDoc({ groups: m.prometheusAlerts.groups }, indent_array_in_object=true, quote_keys=false)";
+    let built = Command::new(jsonnet).args(["-J", &format!("{root}/mixin"), "-S", "-e", program]).output().unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    std::fs::write(dir.path().join("rules.yml"), &built.stdout).unwrap();
+    std::fs::copy(format!("{root}/deploy/prometheus/balance_test.yml"), dir.path().join("balance_test.yml")).unwrap();
+    for args in [["check", "rules", "rules.yml"], ["test", "rules", "balance_test.yml"]] {
+        let out = Command::new(&promtool).args(args).current_dir(dir.path()).output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "promtool {args:?}: {said}");
+    }
+}
