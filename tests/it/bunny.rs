@@ -210,7 +210,7 @@ async fn every_figure_equals_the_simulator_and_a_restart_rebuilds_them() {
 async fn configured_zones_bare_arrays_and_failures_that_keep_the_last_values() {
     let sim = Simulator::start(loopback(), SimState::with_bunny(vec![account()], Clock::system())).await.unwrap();
     let base = sim.url("bunny").unwrap();
-    let exporter = start_exporter(&toml(&base, KEY, "pull_zones = [445566, 3]")).await;
+    let exporter = start_exporter(&toml(&base, KEY, "pull_zones = [445566, 3]\nmax_age = \"1h\"")).await;
     let zones: Vec<SimPullZone> = account().pull_zones.into_iter().filter(|z| z.id == 445_566 || z.id == 3).collect();
     wait_matches(&sim, &exporter, &zones).await;
     let s = scrape(&exporter).await;
@@ -227,20 +227,34 @@ async fn configured_zones_bare_arrays_and_failures_that_keep_the_last_values() {
     wait_matches(&sim, &exporter, &zones).await;
 
     // 429 on /billing alone: throttled, the last values kept, the other jobs fine.
-    let kept = scrape(&exporter).await.value("cdn_billing_month_to_date_spend_usd", &[("account", "bn")]);
     sim.state.set_faults(Faults {
         failure_code: Some("429".into()),
         only_command: Some("/billing".into()),
         ..Faults::default()
     });
-    let h = wait_for(Duration::from_secs(15), "a throttled /billing poll", || async {
-        health(&exporter, "billing").filter(|h| h.errors.values().sum::<u64>() > 0 && !h.up)
+    let billing = [("account", "bn"), ("endpoint", "billing")];
+    let kept = wait_for(Duration::from_secs(15), "a throttled /billing poll on /metrics", || async {
+        let s = scrape(&exporter).await;
+        let throttled: Vec<(&str, &str)> = billing.iter().copied().chain([("reason", "throttled")]).collect();
+        (s.get("cdn_exporter_poll_up", &billing)? == 0.0 && s.get("cdn_exporter_poll_errors_total", &throttled)? >= 1.0)
+            .then(|| s.get("cdn_billing_month_to_date_spend_usd", &[("account", "bn")]))
+            .flatten()
+    })
+    .await;
+    let failed = health(&exporter, "billing").unwrap().errors.values().sum::<u64>();
+    let h = wait_for(Duration::from_secs(20), "two more throttled polls", || async {
+        health(&exporter, "billing").filter(|h| h.errors.values().sum::<u64>() >= failed + 2)
     })
     .await;
     assert_eq!(h.last_error.unwrap().reason.as_str(), "throttled");
-    let s = scrape(&exporter).await;
+    let s = wait_for(Duration::from_secs(5), "a fresh render", || async {
+        let s = scrape(&exporter).await;
+        let errors: f64 = s.all("cdn_exporter_poll_errors_total", &billing).iter().map(|x| x.value).sum();
+        (errors >= (failed + 2) as f64).then_some(s)
+    })
+    .await;
     assert_eq!(s.value("cdn_billing_month_to_date_spend_usd", &[("account", "bn")]), kept, "the last good value stays");
-    assert_eq!(s.value("cdn_exporter_poll_up", &[("account", "bn"), ("endpoint", "billing")]), 0.0);
+    assert_eq!(s.value("cdn_exporter_poll_up", &billing), 0.0);
     assert_eq!(s.value("cdn_exporter_poll_up", &[("account", "bn"), ("endpoint", "storagezone")]), 1.0);
     sim.state.set_faults(Faults::default());
     exporter.stop().await;
@@ -480,4 +494,36 @@ fn the_prepaid_balance_alert_fires_as_its_promtool_tests_say() {
         let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "promtool {args:?}: {said}");
     }
+}
+
+/// The demo serves the bunny.net families within seconds, with a budget below the month-end
+/// forecast (spend to date over the elapsed share of the month) so the forecast alert fires.
+#[tokio::test]
+async fn the_demo_shows_bunny_within_seconds_with_a_budget_below_its_forecast() {
+    let started = std::time::Instant::now();
+    let (_demo, url) = crate::support::start_demo();
+    let l = [("provider", "bunny"), ("account", "demo")];
+    let expected: [(&str, &[(&str, &str)]); 8] = [
+        ("cdn_billing_month_to_date_spend_usd", &[]),
+        ("cdn_billing_month_to_date_cost_usd", &[("item", "eu_traffic")]),
+        ("cdn_billing_prepaid_balance_usd", &[]),
+        ("cdn_billing_month_to_date_pull_zone_cost_usd", &[("pull_zone", "demo-video")]),
+        ("cdn_month_to_date_bandwidth_bytes", &[("pull_zone", "demo-assets")]),
+        ("cdn_month_to_date_requests", &[("pull_zone", "demo-video")]),
+        ("cdn_storage_bytes", &[("storage_zone", "demo-storage")]),
+        ("cdn_storage_files", &[("storage_zone", "demo-storage")]),
+    ];
+    let s = wait_for(Duration::from_secs(5), "the demo's bunny.net families", || async {
+        let s = Scrape::parse(&reqwest::get(&url).await.ok()?.text().await.ok()?);
+        let present = expected.iter().all(|(name, labels)| {
+            let all: Vec<(&str, &str)> = l.iter().chain(labels.iter()).copied().collect();
+            !s.all(name, &all).is_empty()
+        });
+        present.then_some(s)
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let now = timeutil::now_unix();
+    let forecast = s.value("cdn_billing_month_to_date_spend_usd", &l) / data::month_elapsed(now);
+    assert!(forecast > s.value("cdn_billing_budget_usd", &l), "forecast {forecast} over the demo's budget");
 }

@@ -44,7 +44,8 @@ async fn demo_shows_a_full_metrics_page_within_5_seconds_and_promtool_is_silent(
     assert!(complete, "demo /metrics incomplete after 5 s:\n{body}");
     let s = Scrape::parse(&body);
     assert!(
-        s.value("cdn_billing_estimated_month_spend_usd", &[]) > s.value("cdn_billing_budget_usd", &[]),
+        s.value("cdn_billing_estimated_month_spend_usd", &[("provider", "scaleengine")])
+            > s.value("cdn_billing_budget_usd", &[("provider", "scaleengine")]),
         "the demo's budget is set below its estimate so that the budget alert fires"
     );
     assert!(
