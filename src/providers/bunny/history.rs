@@ -2,14 +2,14 @@
 //! `/statistics`, month by month from each month's first day, written as the month-to-date
 //! figures at each day's last second (the families and labels of live polling); and the monthly
 //! bills of `/billing`'s records: each month's final total at its last second, and last month's
-//! bill at the end of every day of the month it was booked in.
+//! bill at the end of every day of the month after the one it bills.
 
 use std::sync::Arc;
 
 use crate::families::FamilyId;
 use crate::job::{BoxFuture, PollContext, PollError, Sample};
 use crate::providers::{History, SampleSink, Window, WindowError};
-use crate::timeutil::months;
+use crate::timeutil::{self, months};
 
 use super::{BunnyAccount, Client, PROVIDER, normalize, selected_zones, statistics, wire};
 
@@ -93,27 +93,27 @@ impl Unit {
         Ok(())
     }
 
-    /// The bill of a month is the MonthlyUsage record booked in the month after it.
+    /// The bill of a month is the MonthlyUsage record that bills it ([`normalize::billed_month`]).
     async fn billing(&self, w: Window, sink: &mut dyn SampleSink) -> Result<(), WindowError> {
         let fetch = failed(w.first);
         let body = self.client.get(&CTX, "/billing", &[]).await.map_err(&fetch)?;
         let parsed: wire::Billing<'_> =
             wire::parse(&body, self.account.list_entries, "/billing answer").map_err(&fetch)?;
         let records = normalize::monthly_records(&parsed.records).map_err(&fetch)?;
-        let booked_in = |first_day: i64| {
-            let (from, to) = months(first_day, first_day).first().copied().unwrap_or((first_day, first_day));
-            records.iter().rev().find(|(at, _)| *at >= from * 86_400 && *at < (to + 1) * 86_400).map(|(_, usd)| *usd)
+        // The bill of the month starting on `first`, and the end of the month.
+        let bill = |first: i64| {
+            records.iter().rev().find(|(at, _)| normalize::billed_month(*at) == first).map(|(_, usd)| *usd)
         };
         let month_end = months(w.first, w.first).first().map_or(w.last, |m| m.1);
-        let previous = booked_in(w.first);
+        let previous = bill(timeutil::month_start(w.first - 1));
         for day in w.first.max(w.emit_from)..=w.last {
             if let Some(usd) = previous {
                 sink.write(&[Sample::new(FamilyId::BillingLastMonthSpendUsd, usd)], (day + 1) * 86_400 - 1)?;
             }
         }
-        // The month's own bill is booked in the next month: its final total, once the month is over.
+        // The month's own bill, once the month is over: its final total.
         if w.last == month_end
-            && let Some(usd) = booked_in(month_end + 1)
+            && let Some(usd) = bill(w.first)
         {
             sink.write(&[Sample::new(FamilyId::BillingMonthToDateSpendUsd, usd)], (month_end + 1) * 86_400 - 1)?;
         }

@@ -76,7 +76,7 @@ fn id(v: Num, what: &str) -> Result<i64, PollError> {
 }
 
 /// `/billing`: spend to date, cost to date per item, the prepaid balance, and last month's bill
-/// (the newest MonthlyUsage record, when it was booked this month: the bill of the month before).
+/// (the newest MonthlyUsage record that bills the month before this one, see [`billed_month`]).
 pub fn billing(b: &Billing<'_>, now: i64) -> Result<Vec<Sample>, PollError> {
     let mut out = vec![
         Sample::new(FamilyId::BillingMonthToDateSpendUsd, required(b.this_month, "ThisMonthCharges", false)?),
@@ -94,12 +94,22 @@ pub fn billing(b: &Billing<'_>, now: i64) -> Result<Vec<Sample>, PollError> {
     out.extend(
         items.into_iter().map(|(item, v)| Sample::new(FamilyId::BillingMonthToDateCostUsd, v).label("item", item)),
     );
-    if let Some((at, amount)) = last_monthly(&b.records)?
-        && at >= month_start(now)
+    let last_month = timeutil::month_start(month_start(now).div_euclid(86_400) - 1);
+    if let Some((_, amount)) =
+        monthly_records(&b.records)?.into_iter().rev().find(|(at, _)| billed_month(*at) == last_month)
     {
         out.push(Sample::new(FamilyId::BillingLastMonthSpendUsd, amount));
     }
     Ok(out)
+}
+
+/// The first day of the month a MonthlyUsage record booked at `at` bills. Not documented; both
+/// readings are accepted: booked on a month's last day, it bills that month; booked on any other
+/// day (the first hours of a month, as seen), it bills the month before.
+pub fn billed_month(at: i64) -> i64 {
+    let day = at.div_euclid(86_400);
+    let this = timeutil::month_start(day);
+    if timeutil::month_start(day + 1) == day + 1 { this } else { timeutil::month_start(this - 1) }
 }
 
 /// Every MonthlyUsage record as (booked at, USD), newest last.
@@ -114,10 +124,6 @@ pub fn monthly_records(records: &[wire::Record<'_>]) -> Result<Vec<(i64, f64)>, 
     }
     out.sort_by_key(|(at, _)| *at);
     Ok(out)
-}
-
-fn last_monthly(records: &[wire::Record<'_>]) -> Result<Option<(i64, f64)>, PollError> {
-    Ok(monthly_records(records)?.pop())
 }
 
 /// The zones of `/pullzone` pages as labelled.
@@ -266,7 +272,8 @@ mod tests {
 
     #[test]
     fn billing_figures_and_last_month() {
-        let june = 20_605 * 86_400;
+        let june_day = 20_605;
+        let june = june_day * 86_400;
         let json = r#"{"Balance":-2.5,"ThisMonthCharges":15.48,"MonthlyChargesEUTraffic":6.1,"MonthlyChargesDNS":0,
             "MonthlyChargesTaxes":null,"BillingRecords":[
               {"Amount":11,"Timestamp":"2026-05-01T00:05:00Z","Type":3},
@@ -285,6 +292,15 @@ mod tests {
         // In July, June's record is not last month's bill (July's is not booked yet).
         let s = billing_of(json, june + 86_400 * 31).unwrap();
         assert!(!s.iter().any(|x| x.family == FamilyId::BillingLastMonthSpendUsd));
+        // Booked on May's last day, a record bills May: June's last month.
+        let late = r#"{"Balance":1,"ThisMonthCharges":1,"BillingRecords":[{"Amount":9,"Timestamp":"2026-05-31T23:59:00Z","Type":3}]}"#;
+        let s = billing_of(late, june + 86_400 * 5).unwrap();
+        assert_eq!(s.iter().find(|x| x.family == FamilyId::BillingLastMonthSpendUsd).map(|x| x.value), Some(9.0));
+        let may = timeutil::month_start(june_day - 1);
+        assert_eq!(billed_month(june + 312), may, "booked June 1st: May");
+        assert_eq!(billed_month(june - 400), may, "booked May 31st: May");
+        assert_eq!(billed_month(june + 14 * 86_400), may, "booked mid-June: May");
+        assert_eq!(billed_month(june - 2 * 86_400), timeutil::month_start(may - 1), "booked May 30th: April");
         for bad in [
             r#"{"Balance":1}"#,
             r#"{"ThisMonthCharges":1}"#,
@@ -311,6 +327,11 @@ mod tests {
         let named = zone(&PullZone { id: Num::Value(7.0), name: crate::providers::common::wire::Text(None) }).unwrap();
         assert_eq!(named, z(7, "7"));
         assert!(zone(&PullZone { id: Num::Value(1.5), name: Default::default() }).is_err());
+        let hostile = "n\u{1b}[2J".repeat(200);
+        let named =
+            zone(&PullZone { id: Num::Value(8.0), name: crate::providers::common::wire::Text(Some(hostile.into())) })
+                .unwrap();
+        assert!(named.name.len() <= text::LABEL_BYTES && !named.name.chars().any(char::is_control), "{}", named.name);
     }
 
     #[test]

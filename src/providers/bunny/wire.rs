@@ -468,6 +468,23 @@ mod tests {
     }
 
     #[test]
+    fn billing_items_and_records_are_bounded() {
+        let many: Vec<String> = (0..=MAX_ITEMS).map(|i| format!("\"MonthlyChargesX{i}\":1")).collect();
+        let body = format!("{{\"Balance\":1,\"ThisMonthCharges\":1,{}}}", many.join(","));
+        let err = parse::<Billing<'_>>(body.as_bytes(), 10_000, "billing").unwrap_err();
+        assert!(err.message.contains("more than 200 MonthlyCharges fields"), "{}", err.message);
+        let long = format!("{{\"Balance\":1,\"ThisMonthCharges\":1,\"MonthlyCharges{}\":1}}", "A".repeat(60));
+        assert!(
+            parse::<Billing<'_>>(long.as_bytes(), 10, "billing").unwrap().items.is_empty(),
+            "a long name is skipped"
+        );
+        let records =
+            format!("{{\"Balance\":1,\"ThisMonthCharges\":1,\"BillingRecords\":[{}]}}", vec!["{}"; 4].join(","));
+        let err = parse::<Billing<'_>>(records.as_bytes(), 3, "billing").unwrap_err();
+        assert!(err.message.contains("more than 3 entries"), "{}", err.message);
+    }
+
+    #[test]
     fn quoted_parts_are_cut() {
         assert_eq!(unquoted(r#"invalid type: string "SECRET", expected x"#), r#"invalid type: string "…", expected x"#);
     }
