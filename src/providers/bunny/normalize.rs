@@ -115,7 +115,7 @@ pub fn billed_month(at: i64) -> i64 {
 /// Every MonthlyUsage record as (booked at, USD), newest last.
 pub fn monthly_records(records: &[wire::Record<'_>]) -> Result<Vec<(i64, f64)>, PollError> {
     let mut out = Vec::new();
-    for r in records.iter().filter(|r| r.kind.get() == Some(wire::RECORD_MONTHLY_USAGE)) {
+    for r in records.iter().filter(|r| wire::is_monthly_usage(&r.kind)) {
         let at = r.timestamp.get().and_then(wire::parse_time).ok_or_else(|| {
             PollError::parse("a MonthlyUsage billing record has no readable Timestamp: not data".to_owned())
         })?;
@@ -277,7 +277,7 @@ mod tests {
         let json = r#"{"Balance":-2.5,"ThisMonthCharges":15.48,"MonthlyChargesEUTraffic":6.1,"MonthlyChargesDNS":0,
             "MonthlyChargesTaxes":null,"BillingRecords":[
               {"Amount":11,"Timestamp":"2026-05-01T00:05:00Z","Type":3},
-              {"Amount":14.02,"Timestamp":"2026-06-01T00:05:12","Type":3},
+              {"Amount":14.02,"Timestamp":"2026-06-01T00:05:12","Type":"MonthlyUsage"},
               {"Amount":100,"Timestamp":"2026-06-03T10:00:00Z","Type":2}]}"#;
         let s = billing_of(json, june + 86_400 * 5).unwrap();
         let get = |f: FamilyId, item: Option<&str>| {

@@ -203,8 +203,12 @@ pub fn parse_time(s: &str) -> Option<i64> {
     Some(day * 86_400 + h * 3600 + m * 60 + sec)
 }
 
-/// The `BillingRecordType` of a monthly usage charge.
-pub const RECORD_MONTHLY_USAGE: f64 = 3.0;
+/// Whether a record's `Type` is MonthlyUsage: `3` as the spec's integer enum, or its name
+/// `"MonthlyUsage"` (the spec also lists the names; both readings are accepted).
+pub fn is_monthly_usage(kind: &Text<'_>) -> bool {
+    matches!(kind.get().map(str::trim), Some("3" | "3.0"))
+        || kind.get().is_some_and(|k| k.trim().eq_ignore_ascii_case("MonthlyUsage"))
+}
 
 /// One entry of `BillingRecords`: only amount, time and type. `PaymentId`, `Payer` and the
 /// document URLs are skipped unread.
@@ -216,9 +220,9 @@ pub struct Record<'a> {
     /// When it was booked.
     #[serde(rename = "Timestamp", default, borrow)]
     pub timestamp: Text<'a>,
-    /// 3 is MonthlyUsage.
-    #[serde(rename = "Type", default)]
-    pub kind: Num,
+    /// 3 (or `"MonthlyUsage"`) is MonthlyUsage.
+    #[serde(rename = "Type", default, borrow)]
+    pub kind: Text<'a>,
 }
 
 /// `GET /billing`, reduced to what is exported.
