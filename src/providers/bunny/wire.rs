@@ -482,8 +482,7 @@ mod tests {
             parse::<Billing<'_>>(long.as_bytes(), 10, "billing").unwrap().items.is_empty(),
             "a long name is skipped"
         );
-        let records =
-            format!("{{\"Balance\":1,\"ThisMonthCharges\":1,\"BillingRecords\":[{}]}}", vec!["{}"; 4].join(","));
+        let records = format!("{{\"Balance\":1,\"ThisMonthCharges\":1,\"BillingRecords\":[{}]}}", ["{}"; 4].join(","));
         let err = parse::<Billing<'_>>(records.as_bytes(), 3, "billing").unwrap_err();
         assert!(err.message.contains("more than 3 entries"), "{}", err.message);
     }
