@@ -527,3 +527,94 @@ async fn the_demo_shows_bunny_within_seconds_with_a_budget_below_its_forecast() 
     let forecast = s.value("cdn_billing_month_to_date_spend_usd", &l) / data::month_elapsed(now);
     assert!(forecast > s.value("cdn_billing_budget_usd", &l), "forecast {forecast} over the demo's budget");
 }
+
+mod fixtures {
+    //! The examples of the API summary (tests/fixtures/bunny, built from the vendor's schema, with
+    //! placeholder sensitive fields) parse and normalize; nothing sensitive is kept.
+
+    use cdn_usage_exporter::families::FamilyId;
+    use cdn_usage_exporter::job::Sample;
+    use cdn_usage_exporter::providers::bunny::{normalize, wire};
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/bunny/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn find(samples: &[Sample], family: FamilyId, label: Option<(&str, &str)>) -> Option<f64> {
+        samples
+            .iter()
+            .find(|s| s.family == family && label.is_none_or(|(k, v)| s.labels.iter().any(|l| l.0 == k && l.1 == v)))
+            .map(|s| s.value)
+    }
+
+    const JUNE_5: i64 = (20_605 + 4) * 86_400;
+
+    #[test]
+    fn billing_example() {
+        let body = fixture("billing.json");
+        let b: wire::Billing<'_> = wire::parse(&body, 10_000, "/billing answer").unwrap();
+        assert!(!format!("{b:?}").contains("FIXTURE"), "no payment detail kept: {b:?}");
+        let s = normalize::billing(&b, JUNE_5).unwrap();
+        assert_eq!(find(&s, FamilyId::BillingMonthToDateSpendUsd, None), Some(15.48));
+        assert_eq!(find(&s, FamilyId::BillingPrepaidBalanceUsd, None), Some(84.52));
+        assert_eq!(find(&s, FamilyId::BillingLastMonthSpendUsd, None), Some(14.02));
+        let items: Vec<&str> = s
+            .iter()
+            .filter(|x| x.family == FamilyId::BillingMonthToDateCostUsd)
+            .map(|x| x.labels[0].1.as_str())
+            .collect();
+        assert_eq!(items.len(), 23, "every MonthlyCharges field of the spec: {items:?}");
+        for (item, usd) in [
+            ("eu_traffic", 6.10),
+            ("us_traffic", 5.20),
+            ("asia_traffic", 1.90),
+            ("sa_traffic", 0.30),
+            ("storage", 1.98),
+        ] {
+            assert_eq!(find(&s, FamilyId::BillingMonthToDateCostUsd, Some(("item", item))), Some(usd), "{item}");
+        }
+        for item in ["af_traffic", "dns", "extra_pull_zones", "scripting_cpu", "magic_containers", "web_sockets", "db"]
+        {
+            assert!(items.contains(&item), "{item} in {items:?}");
+        }
+        assert!(s.iter().all(|x| x.labels.iter().all(|l| !l.1.contains("FIXTURE"))));
+    }
+
+    #[test]
+    fn listings_summary_statistics_and_storage_examples() {
+        let (page_body, bare_body, storage_body) =
+            (fixture("pullzone_page.json"), fixture("pullzone_bare.json"), fixture("storagezone_bare.json"));
+        let page: wire::Page<wire::PullZone<'_>> = wire::parse(&page_body, 1000, "p").unwrap();
+        assert_eq!(page.has_more, Some(false));
+        let zones: Vec<normalize::Zone> = page.items.iter().map(|z| normalize::zone(z).unwrap()).collect();
+        assert_eq!(
+            zones.iter().map(|z| (z.id, z.name.as_str())).collect::<Vec<_>>(),
+            [(112_233, "assets"), (445_566, "media")]
+        );
+        let bare: wire::Page<wire::PullZone<'_>> = wire::parse(&bare_body, 1000, "p").unwrap();
+        assert_eq!(bare.has_more, None);
+        assert_eq!(normalize::zone(&bare.items[1]).unwrap().name, "445566", "a zone without a name is named by its id");
+
+        let items: wire::List<wire::SummaryItem> = wire::parse(&fixture("billing_summary.json"), 1000, "s").unwrap();
+        let s = normalize::summary(&items.0, &zones, true, 100).unwrap();
+        assert_eq!(find(&s, FamilyId::BillingMonthToDatePullZoneCostUsd, Some(("pull_zone", "assets"))), Some(9.71));
+        assert_eq!(
+            find(&s, FamilyId::MonthToDateBandwidthBytes, Some(("pull_zone", "media"))),
+            Some(387_700_000_000.0)
+        );
+
+        let stats: wire::Statistics = wire::parse(&fixture("statistics.json"), 1000, "st").unwrap();
+        let june = 20_605 * 86_400;
+        let requests = stats.requests.unwrap();
+        assert_eq!(normalize::sum(&requests, june, june + 2 * 86_400), 4_000_000.0, "keys without Z, out of order");
+        assert_eq!(normalize::sum(&stats.bandwidth.unwrap(), june, june + 2 * 86_400), 52_000_000_000.0, "keys with Z");
+        assert_eq!(normalize::sum(&requests, june + 86_400, june + 2 * 86_400), 2_100_000.0);
+
+        let storage: wire::Page<wire::StorageZone<'_>> = wire::parse(&storage_body, 1000, "sz").unwrap();
+        let s = normalize::storage(&storage.items, 100, JUNE_5).unwrap();
+        assert_eq!(find(&s, FamilyId::StorageBytes, Some(("storage_zone", "files"))), Some(53_687_091_200.0));
+        assert_eq!(find(&s, FamilyId::StorageFiles, Some(("storage_zone", "files"))), Some(18_342.0));
+        assert_eq!(find(&s, FamilyId::StorageBytes, Some(("storage_zone", "old"))), None, "deleted");
+    }
+}
