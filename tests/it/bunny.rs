@@ -618,3 +618,159 @@ mod fixtures {
         assert_eq!(find(&s, FamilyId::StorageBytes, Some(("storage_zone", "old"))), None, "deleted");
     }
 }
+
+mod hostile {
+    //! A fake bunny.net in the test process serves good answers, then turns hostile one endpoint
+    //! at a time (an endless chunked body, non-finite and negative values, endless pages, a
+    //! chart past `list_entries`, a redirect): each poll fails with its reason, the others go
+    //! on, and the last good values stay.
+
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::body::{Body, Bytes};
+    use axum::extract::Query;
+    use axum::http::{StatusCode, Uri};
+    use axum::response::Response;
+
+    use super::{health, scrape, start_exporter, toml};
+    use crate::support::{loopback, wait_for};
+
+    type Answer = Arc<dyn Fn(&HashMap<String, String>) -> Response + Send + Sync>;
+
+    fn json(body: impl Into<Bytes>) -> Response {
+        Response::builder().header("content-type", "application/json").body(Body::from(body.into())).unwrap()
+    }
+
+    fn good(path: &str) -> Answer {
+        let body: &'static str = match path {
+            "/billing" => r#"{"Balance":10,"ThisMonthCharges":5,"MonthlyChargesDNS":1}"#,
+            "/billing/summary" => r#"[{"PullZoneId":1,"MonthlyUsage":2,"MonthlyBandwidthUsed":300}]"#,
+            "/pullzone" => r#"{"Items":[{"Id":1,"Name":"a"}],"CurrentPage":1,"TotalItems":1,"HasMoreItems":false}"#,
+            "/storagezone" => r#"[{"Id":9,"Name":"s","StorageUsed":1000,"FilesStored":2}]"#,
+            _ => r#"{"RequestsServedChart":{},"BandwidthUsedChart":{}}"#,
+        };
+        Arc::new(move |_| json(body))
+    }
+
+    #[tokio::test]
+    async fn hostile_answers_fail_their_poll_and_keep_the_last_values() {
+        let answers: Arc<Mutex<HashMap<String, Answer>>> = Arc::default();
+        let table = answers.clone();
+        let app = axum::Router::new().fallback(move |uri: Uri, Query(q): Query<HashMap<String, String>>| {
+            let table = table.clone();
+            async move {
+                let path = uri.path().strip_prefix("/fake").unwrap_or_default().to_owned();
+                let answer = table.lock().unwrap().get(&path).cloned().unwrap_or_else(|| good(&path));
+                answer(&q)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let exporter = start_exporter(&toml(&format!("http://{addr}/fake"), "k", "max_age = \"1h\"")).await;
+        wait_for(Duration::from_secs(10), "every job up", || async {
+            let up = ["billing", "billing/summary", "statistics", "storagezone"]
+                .iter()
+                .all(|e| health(&exporter, e).is_some_and(|h| h.up));
+            up.then_some(())
+        })
+        .await;
+        let before = scrape(&exporter).await;
+        let chart: String = (0..20_001)
+            .map(|i| format!("\"{}\":1", cdn_usage_exporter::providers::bunny::format_time(i * 86_400)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let chart = format!("{{\"RequestsServedChart\":{{{chart}}},\"BandwidthUsedChart\":{{}}}}");
+        let cases: Vec<(&str, &str, Answer, &str, &str)> = vec![
+            (
+                "/billing",
+                "billing",
+                Arc::new(|_| {
+                    let pieces = std::iter::repeat_n(Bytes::from(vec![b' '; 1 << 20]), 6).collect();
+                    Response::builder().body(Body::new(Chunks(pieces))).unwrap()
+                }),
+                "parse",
+                "answer_bytes",
+            ),
+            (
+                "/billing",
+                "billing",
+                Arc::new(|_| json(r#"{"Balance":10,"ThisMonthCharges":"NaN"}"#)),
+                "parse",
+                "not a finite number",
+            ),
+            (
+                "/storagezone",
+                "storagezone",
+                Arc::new(|_| json(r#"[{"Id":9,"Name":"s","StorageUsed":-1}]"#)),
+                "parse",
+                "negative",
+            ),
+            (
+                "/pullzone",
+                "billing/summary",
+                Arc::new(|q: &HashMap<String, String>| {
+                    let page = q.get("page").cloned().unwrap_or_default();
+                    json(format!(r#"{{"Items":[{{"Id":{page},"Name":"p{page}"}}],"HasMoreItems":true}}"#))
+                }),
+                "parse",
+                "raise max_pages",
+            ),
+            ("/statistics", "statistics", Arc::new(move |_| json(chart.clone())), "parse", "raise `list_entries`"),
+            (
+                "/billing/summary",
+                "billing/summary",
+                Arc::new(|_| {
+                    Response::builder()
+                        .status(StatusCode::FOUND)
+                        .header("location", "https://elsewhere.invalid/?token=x")
+                        .body(Body::empty())
+                        .unwrap()
+                }),
+                "http",
+                "redirects are not followed",
+            ),
+        ];
+        for (path, endpoint, answer, reason, says) in cases {
+            answers.lock().unwrap().insert(path.to_owned(), answer);
+            let polls = health(&exporter, endpoint).unwrap().polls;
+            let h = wait_for(Duration::from_secs(15), endpoint, || async {
+                health(&exporter, endpoint).filter(|h| h.polls > polls + 1 && !h.up)
+            })
+            .await;
+            let e = h.last_error.unwrap();
+            assert_eq!(e.reason.as_str(), reason, "{path}: {}", e.message);
+            assert!(e.message.contains(says), "{path}: {}", e.message);
+            answers.lock().unwrap().clear();
+        }
+        // Through all of it, every value that was there is still there.
+        let after = scrape(&exporter).await;
+        for s in before
+            .all("cdn_storage_bytes", &[])
+            .into_iter()
+            .chain(before.all("cdn_billing_month_to_date_spend_usd", &[]))
+        {
+            let labels: Vec<(&str, &str)> = s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            assert_eq!(after.get(&s.name, &labels), Some(s.value), "{} kept", s.name);
+        }
+        exporter.stop().await;
+        server.abort();
+    }
+
+    /// A body sent in pieces with no `Content-Length` (chunked), so only reading can bound it.
+    struct Chunks(std::collections::VecDeque<Bytes>);
+
+    impl http_body::Body for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(http_body::Frame::data(b))))
+        }
+    }
+}
