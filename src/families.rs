@@ -84,13 +84,13 @@ macro_rules! families {
 
 families! {
     /// usage.summary bandwidth rows (by product), traffic-request (by domain), Fastly stats (by
-    /// service and area).
-    MonthToDateBandwidthBytes => { "cdn_month_to_date_bandwidth_bytes", Gauge, Some("bytes"), ["product|domain|service_id,area"], true,
-        "Bytes transferred since the start of the current month (UTC for ScaleEngine and Fastly, the account's time_zone for CDNetworks), by product (ScaleEngine), domain (CDNetworks) or service_id and area (Fastly)." }
+    /// service and area), bunny.net billing summary (by pull zone).
+    MonthToDateBandwidthBytes => { "cdn_month_to_date_bandwidth_bytes", Gauge, Some("bytes"), ["product|domain|service_id,area|pull_zone,pull_zone_id"], true,
+        "Bytes transferred since the start of the current month (UTC for ScaleEngine, Fastly and bunny.net, the account's time_zone for CDNetworks), by product (ScaleEngine), domain (CDNetworks), service_id and area (Fastly) or pull zone (bunny.net)." }
     /// usage.summary request rows (by product), traffic-request (by domain), Fastly stats (by
-    /// service and area).
-    MonthToDateRequests => { "cdn_month_to_date_requests", Gauge, None, ["product|domain|service_id,area"], true,
-        "Requests served since the start of the current month (UTC for ScaleEngine and Fastly, the account's time_zone for CDNetworks), by product (ScaleEngine), domain (CDNetworks) or service_id and area (Fastly)." }
+    /// service and area), bunny.net statistics (by pull zone).
+    MonthToDateRequests => { "cdn_month_to_date_requests", Gauge, None, ["product|domain|service_id,area|pull_zone,pull_zone_id"], true,
+        "Requests served since the start of the current month (UTC for ScaleEngine, Fastly and bunny.net, the account's time_zone for CDNetworks), by product (ScaleEngine), domain (CDNetworks), service_id and area (Fastly) or pull zone (bunny.net)." }
     /// usage.summary SQL query rows.
     MonthToDateSqlQueries => { "cdn_month_to_date_sql_queries", Gauge, None, ["kind"], true,
         "SQL queries run since the start of the current month (UTC), by kind of query." }
@@ -142,12 +142,21 @@ families! {
     /// The configured budget.
     BillingBudgetUsd => { "cdn_billing_budget_usd", Gauge, Some("usd"), [], true,
         "The monthly budget configured for the account (budget_usd), in US dollars." }
+    /// bunny.net: the account's prepaid balance.
+    BillingPrepaidBalanceUsd => { "cdn_billing_prepaid_balance_usd", Gauge, Some("usd"), [], true,
+        "The account's prepaid balance, in US dollars (bunny.net Balance); the provider disables the account's zones when it runs out." }
+    /// bunny.net /billing/summary: charges to date per pull zone.
+    BillingMonthToDatePullZoneCostUsd => { "cdn_billing_month_to_date_pull_zone_cost_usd", Gauge, Some("usd"), ["pull_zone", "pull_zone_id"], true,
+        "Charges accrued since the start of the current month (UTC) by one pull zone, in US dollars (bunny.net /billing/summary); a breakdown of part of the account's spend, kept out of cdn_billing_month_to_date_cost_usd so that summing its items does not count a zone twice." }
     /// disk.usage and domain-usage.
-    StorageBytes => { "cdn_storage_bytes", Gauge, Some("bytes"), ["user|domain"], true,
+    StorageBytes => { "cdn_storage_bytes", Gauge, Some("bytes"), ["user|domain|storage_zone"], true,
         "Bytes stored, at the newest complete point the provider reports (see cdn_storage_sample_timestamp_seconds)." }
     /// The time of the point `cdn_storage_bytes` shows.
-    StorageSampleTimestampSeconds => { "cdn_storage_sample_timestamp_seconds", Gauge, Some("seconds"), ["user|domain"], true,
+    StorageSampleTimestampSeconds => { "cdn_storage_sample_timestamp_seconds", Gauge, Some("seconds"), ["user|domain|storage_zone"], true,
         "Unix time of the point that cdn_storage_bytes shows for the same series." }
+    /// bunny.net /storagezone: files stored per storage zone.
+    StorageFiles => { "cdn_storage_files", Gauge, None, ["storage_zone", "storage_zone_id"], true,
+        "Files stored, as the provider reports them now (bunny.net FilesStored per storage zone)." }
     /// video.usage bytes, top N per app.
     VideoMonthToDateBytes => { "cdn_video_month_to_date_bytes", Gauge, Some("bytes"), ["app", "url"], true,
         "Bytes served for one video URL or stream since the start of the current month (UTC); the top N URLs per app by bytes, the rest summed under the url __other__." }

@@ -6,6 +6,7 @@
 //! backfill). [`registry`] is the one place that lists the providers; everything else loops over
 //! it. What providers share lives in [`common`]. docs/architecture.md walks through adding one.
 
+pub mod bunny;
 pub mod cdnetworks;
 pub mod common;
 pub mod fastly;

@@ -9,7 +9,8 @@ use crate::timeutil::Clock;
 use crate::validate::{Table, Validator};
 
 use super::common::simulator::SimState;
-use super::{AccountRef, CheckLimits, Provider, cdnetworks, fastly, scaleengine};
+use super::{AccountRef, CheckLimits, Provider, bunny, cdnetworks, fastly, scaleengine};
+use bunny::simulator::SimAccount as BunnySimAccount;
 use cdnetworks::simulator::CdnAccount;
 use fastly::simulator::FastlySim;
 use scaleengine::simulator::SeAccount;
@@ -18,7 +19,8 @@ use scaleengine::simulator::SeAccount;
 pub type SimRouter = axum::Router<Arc<SimState>>;
 
 /// Every provider's name (`provider` label, configuration table), in registry order.
-pub const NAMES: &[&str] = &[scaleengine::ScaleEngine::NAME, cdnetworks::Cdnetworks::NAME, fastly::Fastly::NAME];
+pub const NAMES: &[&str] =
+    &[scaleengine::ScaleEngine::NAME, cdnetworks::Cdnetworks::NAME, fastly::Fastly::NAME, bunny::Bunny::NAME];
 
 /// Reads every provider's `[[name]]` tables out of the top-level table `root`, each account
 /// validated by its provider; names must be unique within a provider.
@@ -27,6 +29,7 @@ pub fn parse_accounts(v: &mut Validator, root: &mut Table<'_>) -> Vec<AccountRef
     section::<scaleengine::ScaleEngine>(v, root, &mut accounts);
     section::<cdnetworks::Cdnetworks>(v, root, &mut accounts);
     section::<fastly::Fastly>(v, root, &mut accounts);
+    section::<bunny::Bunny>(v, root, &mut accounts);
     accounts
 }
 
@@ -35,6 +38,7 @@ pub fn check_accounts(v: &mut Validator, accounts: &[AccountRef], limits: &Check
     check::<scaleengine::ScaleEngine>(v, accounts, limits);
     check::<cdnetworks::Cdnetworks>(v, accounts, limits);
     check::<fastly::Fastly>(v, accounts, limits);
+    check::<bunny::Bunny>(v, accounts, limits);
 }
 
 fn section<P: Provider>(v: &mut Validator, root: &mut Table<'_>, out: &mut Vec<AccountRef>) {
@@ -57,7 +61,8 @@ fn check<P: Provider>(v: &mut Validator, accounts: &[AccountRef], limits: &Check
 pub fn simulator_routes(router: SimRouter) -> SimRouter {
     let router = scaleengine::simulator::routes(router);
     let router = cdnetworks::simulator::routes(router);
-    fastly::simulator::routes(router)
+    let router = fastly::simulator::routes(router);
+    bunny::simulator::routes(router)
 }
 
 /// The base URL to configure for `provider` against a simulator at `addr` (`host:port`).
@@ -66,6 +71,7 @@ pub fn simulator_url(provider: &str, addr: &str) -> Option<String> {
         scaleengine::PROVIDER => Some(format!("http://{addr}{}", scaleengine::simulator::BASE_PATH)),
         cdnetworks::PROVIDER => Some(format!("http://{addr}")),
         fastly::PROVIDER => Some(format!("http://{addr}")),
+        bunny::PROVIDER => Some(format!("http://{addr}{}", bunny::simulator::BASE_PATH)),
         _ => None,
     }
 }
@@ -75,6 +81,7 @@ pub fn describe_simulator(state: &SimState, addr: &str) -> String {
     scaleengine::simulator::describe(state, addr)
         + &cdnetworks::simulator::describe(state, addr)
         + &fastly::simulator::describe(state, addr)
+        + &bunny::simulator::describe(state, addr)
 }
 
 /// The demo configuration (every provider's demo account) against a simulator at `addr`.
@@ -82,6 +89,7 @@ pub fn demo_toml(addr: &str) -> String {
     scaleengine::simulator::demo_toml(addr)
         + &cdnetworks::simulator::demo_toml(addr)
         + &fastly::simulator::demo_toml(addr)
+        + &bunny::simulator::demo_toml(addr)
 }
 
 /// The simulator state `demo` and `simulate` use: the demo accounts of every provider.
@@ -90,6 +98,7 @@ pub fn demo_state() -> Arc<SimState> {
         scaleengine::simulator::demo_accounts(),
         cdnetworks::simulator::demo_accounts(),
         fastly::simulator::demo_accounts(),
+        bunny::simulator::demo_accounts(),
         Clock::system(),
     )
 }
@@ -107,12 +116,17 @@ impl SimState {
 
     /// State with accounts of both providers, no faults, and the data answering by `clock`.
     pub fn with_clock(scaleengine: Vec<SeAccount>, cdnetworks: Vec<CdnAccount>, clock: Clock) -> Arc<Self> {
-        Self::with_all(scaleengine, cdnetworks, Vec::new(), clock)
+        Self::with_all(scaleengine, cdnetworks, Vec::new(), Vec::new(), clock)
     }
 
     /// State with these Fastly accounts only, answering by `clock`.
     pub fn with_fastly(fastly: Vec<FastlySim>, clock: Clock) -> Arc<Self> {
-        Self::with_all(Vec::new(), Vec::new(), fastly, clock)
+        Self::with_all(Vec::new(), Vec::new(), fastly, Vec::new(), clock)
+    }
+
+    /// State with these bunny.net accounts only, no faults, answering by `clock`.
+    pub fn with_bunny(bunny: Vec<BunnySimAccount>, clock: Clock) -> Arc<Self> {
+        Self::with_all(Vec::new(), Vec::new(), Vec::new(), bunny, clock)
     }
 
     /// State with accounts of every provider, no faults, and the data answering by `clock`.
@@ -120,12 +134,14 @@ impl SimState {
         scaleengine: Vec<SeAccount>,
         cdnetworks: Vec<CdnAccount>,
         fastly: Vec<FastlySim>,
+        bunny: Vec<BunnySimAccount>,
         clock: Clock,
     ) -> Arc<Self> {
         let parts = vec![
             scaleengine::simulator::part(scaleengine),
             cdnetworks::simulator::part(cdnetworks),
             fastly::simulator::part(fastly),
+            bunny::simulator::part(bunny),
         ];
         SimState::from_parts(parts, clock)
     }

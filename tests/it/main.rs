@@ -1,6 +1,7 @@
 //! Integration tests, one binary (STYLE.md 12).
 
 mod backfill;
+mod bunny;
 mod cdnetworks;
 mod cli;
 mod config_hostile;

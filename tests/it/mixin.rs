@@ -119,6 +119,7 @@ fn the_mixins_config_reaches_every_rule_and_dashboard() {
             runbookUrlPattern: 'https://wiki.example/cdn#%s',
             dashboardTags: ['billing'],
             dashboardRefresh: '1m',
+            prepaidBalanceDays: 3,
         }"#,
     );
 
@@ -128,7 +129,7 @@ fn the_mixins_config_reaches_every_rule_and_dashboard() {
         .flat_map(|k| default[k].as_array().unwrap())
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(groups, ["cdn-usage", "cdn-exporter-health"]);
+    assert_eq!(groups, ["cdn-usage", "cdn-exporter-health", "cdn-prepaid-balance"]);
 
     assert_eq!(rule(&default, "CdnExporterDown")["expr"], r#"up{job=~"cdn-usage-exporter.*"} == 0"#);
     let down = rule(&custom, "CdnExporterDown");
@@ -138,6 +139,9 @@ fn the_mixins_config_reaches_every_rule_and_dashboard() {
     assert_eq!(down["annotations"]["runbook"], "https://wiki.example/cdn#cdnexporterdown");
     assert_eq!(rule(&default, "cdn:budget_warning:ratio")["expr"], "vector(0.8)");
     assert_eq!(rule(&custom, "cdn:budget_warning:ratio")["expr"], "vector(0.9)");
+    let balance = rule(&custom, "CdnPrepaidBalanceLow");
+    assert!(balance["expr"].as_str().unwrap().contains("259200"), "3 days as seconds: {balance}");
+    assert!(balance["annotations"]["description"].as_str().unwrap().contains("3 days"), "{balance}");
     let dropped = rule(&custom, "CdnExporterSeriesDropped");
     assert_eq!(dropped["expr"], "increase(cdn_exporter_series_dropped_total[1h]) > 0");
     assert!(dropped["annotations"]["description"].as_str().unwrap().contains("in 1 hour"), "{dropped}");

@@ -1,0 +1,161 @@
+//! bunny.net: the Core API at `https://api.bunny.net`, authenticated by the `AccessKey` header.
+//! Four jobs per account: `/billing` (spend, items, prepaid balance, last month's bill),
+//! `/billing/summary` (cost and bandwidth per pull zone, named through `/pullzone`),
+//! `/statistics` (requests per pull zone) and `/storagezone` (bytes and files per storage zone).
+
+pub mod client;
+pub mod config;
+pub mod history;
+pub mod jobs;
+pub mod normalize;
+pub mod simulator;
+pub mod wire;
+
+use std::sync::Arc;
+
+use crate::families::FamilyId;
+use crate::job::{JobSpec, PollContext, PollError, Sample};
+use crate::providers::{Account, Context, History, Provider, SetupError};
+use crate::timeutil;
+use crate::validate::{Table, Validator};
+
+pub use client::Client;
+pub use config::BunnyAccount;
+use normalize::Zone;
+
+/// The `provider` label value.
+pub const PROVIDER: &str = "bunny";
+/// The public endpoint (the legacy `https://bunnycdn.com/api` is not used).
+pub const DEFAULT_BASE_URL: &str = "https://api.bunny.net";
+
+/// Reads every page of a listing (`/pullzone`, `/storagezone`) with `page=1,2,…` and the
+/// account's `perPage`, handing each body to `each`, which returns its entry count and
+/// `HasMoreItems`. A bare array is the whole list; past `max_pages` the read fails.
+pub async fn pages(
+    client: &Client,
+    ctx: &PollContext,
+    account: &BunnyAccount,
+    path: &'static str,
+    extra: (&'static str, &'static str),
+    mut each: impl FnMut(&[u8]) -> Result<Option<bool>, PollError>,
+) -> Result<(), PollError> {
+    for page in 1..=account.max_pages {
+        let query =
+            [("page", page.to_string()), ("perPage", account.page_size.to_string()), (extra.0, extra.1.to_owned())];
+        let body = client.get(ctx, path, &query).await?;
+        if each(&body)? != Some(true) {
+            return Ok(());
+        }
+    }
+    Err(PollError::parse(format!(
+        "{path} kept paging: {} pages of {} read and HasMoreItems is still true: refused. If the account really \
+         has that many, raise max_pages",
+        account.max_pages, account.page_size
+    )))
+}
+
+/// Every pull zone of the account, as labelled.
+pub async fn list_pull_zones(
+    client: &Client,
+    ctx: &PollContext,
+    account: &BunnyAccount,
+) -> Result<Vec<Zone>, PollError> {
+    let mut zones = Vec::new();
+    pages(client, ctx, account, "/pullzone", ("includeCertificate", "false"), |body| {
+        let page: wire::Page<wire::PullZone<'_>> = wire::parse(body, account.list_entries, "/pullzone answer")?;
+        for z in &page.items {
+            zones.push(normalize::zone(z)?);
+        }
+        Ok(page.has_more)
+    })
+    .await?;
+    Ok(zones)
+}
+
+/// The pull zones broken down: `pull_zones`, or every zone (at most `max_pull_zones`).
+pub async fn selected_zones(
+    client: &Client,
+    ctx: &PollContext,
+    account: &BunnyAccount,
+) -> Result<Vec<Zone>, PollError> {
+    let listed = list_pull_zones(client, ctx, account).await?;
+    normalize::select(listed, &account.pull_zones, account.max_pull_zones)
+}
+
+/// `yyyy-mm-ddTHH:MM:SSZ` of Unix seconds.
+pub fn format_time(unix: i64) -> String {
+    let secs = unix.rem_euclid(86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        timeutil::format_ymd(unix.div_euclid(86_400)),
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// `/statistics` of one pull zone over the days `first..=last` (UTC), daily buckets, with the
+/// request and bandwidth charts asked for explicitly (each is only sent when its flag is set).
+pub async fn statistics(
+    client: &Client,
+    ctx: &PollContext,
+    account: &BunnyAccount,
+    zone: &Zone,
+    first: i64,
+    last: i64,
+) -> Result<(wire::Chart, wire::Chart), PollError> {
+    let query = [
+        ("pullZone", zone.id.to_string()),
+        ("dateFrom", format_time(first * 86_400)),
+        ("dateTo", format_time((last + 1) * 86_400 - 1)),
+        ("hourly", "false".to_owned()),
+        ("loadRequestsServed", "true".to_owned()),
+        ("loadBandwidthUsed", "true".to_owned()),
+    ];
+    let body = client.get(ctx, "/statistics", &query).await?;
+    let stats: wire::Statistics = wire::parse(&body, account.list_entries, "/statistics answer")?;
+    match (stats.requests, stats.bandwidth) {
+        (Some(r), Some(b)) => Ok((r, b)),
+        _ => Err(PollError::parse(format!(
+            "/statistics answer for pull zone {} lacks RequestsServedChart or BandwidthUsedChart",
+            zone.id
+        ))),
+    }
+}
+
+/// The bunny.net provider: the `[[bunny]]` section.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bunny;
+
+impl Provider for Bunny {
+    const NAME: &'static str = PROVIDER;
+    type Account = BunnyAccount;
+
+    fn parse(v: &mut Validator, t: &mut Table<'_>) -> Option<BunnyAccount> {
+        config::parse_account(v, t)
+    }
+}
+
+impl Account for BunnyAccount {
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn jobs(&self, ctx: &Context<'_>) -> Result<Vec<JobSpec>, SetupError> {
+        Ok(jobs::jobs(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone()))))
+    }
+
+    fn config_samples(&self) -> Vec<Sample> {
+        let mut out = vec![Sample::new(FamilyId::BillingSpendSourceInfo, 1.0).label("source", "provider")];
+        out.extend(self.budget_usd.map(|b| Sample::new(FamilyId::BillingBudgetUsd, b)));
+        out
+    }
+
+    fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError> {
+        Ok(history::units(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone()))))
+    }
+}
