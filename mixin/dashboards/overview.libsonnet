@@ -152,5 +152,15 @@ function(c)
       d.timeseries('Requests this month by provider and account', [12, 70, 12, 8], [
         d.query('sum by (provider, account) (cdn_month_to_date_requests{%s})' % s, '{{provider}} / {{account}}'),
       ], 'short', "Requests served since the start of the provider's month, all of the account's products, domains, services or zones together."),
+      d.timeseries('Prepaid balance', [0, 78, 12, 8], [
+        d.query(byAccount('cdn_billing_prepaid_balance_usd'), '{{provider}} / {{account}} balance'),
+        d.query(byAccount('cdn_billing_month_to_date_spend_usd'), '{{provider}} / {{account}} spent this month'),
+      ], 'currencyUSD', "The prepaid balance (bunny.net) beside this month's spend: when the balance runs out, the provider disables the zones (alert CdnPrepaidBalanceLow)."),
+      d.timeseries('Cost to date by pull zone', [12, 78, 12, 8], [
+        d.query(
+          'max by (provider, account, pull_zone) (cdn_billing_month_to_date_pull_zone_cost_usd{%s})' % s,
+          '{{account}} {{pull_zone}}'
+        ),
+      ], 'currencyUSD', "Charges accrued this month per pull zone (bunny.net's billing summary)."),
     ],
   )
