@@ -90,6 +90,24 @@ pub fn url(raw: &str) -> String {
     inert(&shown, LABEL_BYTES)
 }
 
+/// A provider's row or item name as an `item` label value: ASCII letters and digits in lower
+/// case, every run of anything else one `_`, at most [`LABEL_BYTES`]:
+/// `"Origin I/O Transactions:"` → `origin_i_o_transactions`.
+pub fn slug(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let mut out = out.trim_matches('_').to_owned();
+    // ASCII only, so any byte is a char boundary.
+    out.truncate(LABEL_BYTES);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

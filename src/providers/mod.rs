@@ -17,6 +17,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::families::FamilyId;
 use crate::job::{JobSpec, PollError, Sample};
 use crate::validate::{Table, Validator};
 use common::http::Upstream;
@@ -98,6 +99,26 @@ impl<T: PartialEq + Send + Sync + 'static> AccountEq for T {
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// How an account's spend is known: the `source` label of `cdn_billing_spend_source_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendSource {
+    /// The provider reports it.
+    Provider,
+    /// The exporter prices the provider's usage with the account's contract.
+    Contract,
+}
+
+/// The configuration samples of an account's spend: how it is known and, when configured, the
+/// monthly budget. Every provider's `Account::config_samples` starts from these.
+pub fn spend_samples(source: Option<SpendSource>, budget_usd: Option<f64>) -> Vec<Sample> {
+    let source = source.map(|s| match s {
+        SpendSource::Provider => "provider",
+        SpendSource::Contract => "contract",
+    });
+    let info = source.map(|s| Sample::new(FamilyId::BillingSpendSourceInfo, 1.0).label("source", s));
+    budget_usd.map(|b| Sample::new(FamilyId::BillingBudgetUsd, b)).into_iter().chain(info).collect()
 }
 
 /// An account as the configuration holds it.

@@ -13,7 +13,6 @@ pub mod wire;
 
 use std::sync::Arc;
 
-use crate::families::FamilyId;
 use crate::job::{JobSpec, PollContext, PollError, Sample};
 use crate::providers::{Account, Context, History, Provider, SetupError};
 use crate::timeutil;
@@ -150,9 +149,7 @@ impl Account for BunnyAccount {
     }
 
     fn config_samples(&self) -> Vec<Sample> {
-        let mut out = vec![Sample::new(FamilyId::BillingSpendSourceInfo, 1.0).label("source", "provider")];
-        out.extend(self.budget_usd.map(|b| Sample::new(FamilyId::BillingBudgetUsd, b)));
-        out
+        crate::providers::spend_samples(Some(crate::providers::SpendSource::Provider), self.budget_usd)
     }
 
     fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError> {

@@ -16,7 +16,6 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::families::FamilyId;
 use crate::job::{JobSpec, Sample};
 use crate::providers::{Account, CheckLimits, Context, History, Provider, SetupError};
 use crate::validate::{Table, Validator};
@@ -92,12 +91,8 @@ impl Account for CdnetworksAccount {
 
     /// The budget, and with a pricing table the mark that the spend is priced from the contract.
     fn config_samples(&self) -> Vec<Sample> {
-        let budget = self.budget_usd.map(|b| Sample::new(FamilyId::BillingBudgetUsd, b));
-        let source = self
-            .pricing
-            .as_ref()
-            .map(|_| Sample::new(FamilyId::BillingSpendSourceInfo, 1.0).label("source", "contract"));
-        budget.into_iter().chain(source).collect()
+        let source = self.pricing.as_ref().map(|_| crate::providers::SpendSource::Contract);
+        crate::providers::spend_samples(source, self.budget_usd)
     }
 
     fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError> {

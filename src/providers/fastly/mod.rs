@@ -14,7 +14,6 @@ pub mod wire;
 
 use std::sync::Arc;
 
-use crate::families::FamilyId;
 use crate::job::{JobSpec, Sample};
 use crate::providers::{Account, Context, History, Provider, SetupError};
 use crate::validate::{Table, Validator};
@@ -77,9 +76,7 @@ impl Account for FastlyAccount {
 
     /// Fastly reports the spend itself; the budget, when configured.
     fn config_samples(&self) -> Vec<Sample> {
-        let mut out = vec![Sample::new(FamilyId::BillingSpendSourceInfo, 1.0).label("source", "provider")];
-        out.extend(self.budget_usd.map(|b| Sample::new(FamilyId::BillingBudgetUsd, b)));
-        out
+        crate::providers::spend_samples(Some(crate::providers::SpendSource::Provider), self.budget_usd)
     }
 
     fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError> {

@@ -33,21 +33,7 @@ pub fn is_service_id(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
 }
 
-/// `"North America Bandwidth"` → `north_america_bandwidth`.
-pub fn slug(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.trim().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    let mut out = out.trim_matches('_').to_owned();
-    // ASCII only, so any byte is a char boundary.
-    out.truncate(text::LABEL_BYTES);
-    out
-}
+pub use crate::text::slug;
 
 fn amount(n: Num, what: &str) -> Result<f64, PollError> {
     match n {

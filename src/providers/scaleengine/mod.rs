@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::families::FamilyId;
 use crate::job::{JobSpec, PollContext, PollError, Sample};
 use crate::providers::common::http::BodyLimit;
 use crate::providers::common::limits::AnswerLimits;
@@ -145,8 +144,7 @@ impl Account for ScaleEngineAccount {
 
     /// The budget, and the mark that the spend is the provider's own (`usage.billing.live`).
     fn config_samples(&self) -> Vec<Sample> {
-        let source = Sample::new(FamilyId::BillingSpendSourceInfo, 1.0).label("source", "provider");
-        self.budget_usd.map(|b| Sample::new(FamilyId::BillingBudgetUsd, b)).into_iter().chain([source]).collect()
+        crate::providers::spend_samples(Some(crate::providers::SpendSource::Provider), self.budget_usd)
     }
 
     fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError> {

@@ -75,21 +75,7 @@ pub fn is_total_row(key: &str) -> bool {
     key == "totals" || key.starts_with("total ") || key.ends_with(" total") || key == "total"
 }
 
-/// `"Origin I/O Transactions:"` → `origin_i_o_transactions`.
-pub fn slug(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.trim().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    let mut out = out.trim_matches('_').to_owned();
-    // ASCII only, so any byte is a char boundary.
-    out.truncate(text::LABEL_BYTES);
-    out
-}
+pub use crate::text::slug;
 
 /// Refuses a row that holds a non-finite value.
 fn finite_cells(what: &str, row: &Row<'_>) -> Result<(), PollError> {
