@@ -9,7 +9,7 @@
 //! - both formats: OpenMetrics (what Prometheus asks for) and text 0.0.4 (the default);
 //! - the cost per series of encoding a poll (poll path), rendering the body and gzip (per
 //!   change), deriving the text body (lazily), and of one job's poll among 100k series;
-//! - a poll round over 1,000 accounts × 4 endpoints against the simulator with 100 ms added
+//! - a poll round over 1,000 accounts × 5 endpoints against the simulator with 100 ms added
 //!   latency: how long, and how many requests were in flight at most;
 //! - backfill of hourly storage for 10 domains over 6 months and 2 years: time and peak RSS.
 //!
@@ -583,10 +583,12 @@ async fn poll_round() {
     }
     let took = started.elapsed();
     let requests = sim.state.requests().len();
-    let failed = running.store.jobs().iter().filter(|(_, h)| !h.up).count();
+    let jobs = running.store.jobs();
+    let failed = jobs.iter().filter(|(_, h)| !h.up).count();
+    let endpoints = jobs.len() / ACCOUNTS;
     let bound = requests as f64 / LIMIT as f64 * 0.1;
     println!(
-        "\n## Poll round: {ACCOUNTS} accounts × 4 endpoints, 100 ms upstream latency, concurrency limit {LIMIT}\n"
+        "\n## Poll round: {ACCOUNTS} accounts × {endpoints} endpoints, 100 ms upstream latency, concurrency limit {LIMIT}\n"
     );
     println!("| requests | took | ideal (requests ÷ limit × 100 ms) | ratio | max in flight | failed jobs |");
     println!("|---:|---:|---:|---:|---:|---:|");
