@@ -133,12 +133,7 @@ async fn month(client: &Client, command: &str, w: Window, sink: &mut dyn SampleS
 /// Last month's bill as live polling shows it through the month `w`: the previous month's
 /// `usage.billing` at the end of each day of `w` (one more request per month).
 async fn last_month(client: &Client, w: Window, sink: &mut dyn SampleSink) -> Result<(), WindowError> {
-    let fetch = failed(w.first);
-    let limit = body_limit(&client.answers(), "usage.billing");
-    let params = [("starttime", json!(format_ymd(month_start(w.first - 1))))];
-    let answer = client.call(&CTX, "usage.billing", &params, limit).await.map_err(&fetch)?;
-    let table = wire::parse_table(&answer, table_limit(&client.answers()), limit.endpoint).map_err(&fetch)?;
-    let samples = normalize::last_month(normalize::billing(&table).map_err(&fetch)?);
+    let samples = super::month_bill(client, &CTX, month_start(w.first - 1)).await.map_err(failed(w.first))?;
     for day in w.first.max(w.emit_from)..=w.last {
         sink.write(&samples, (day + 1) * 86_400 - 1)?;
     }

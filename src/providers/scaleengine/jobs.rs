@@ -98,12 +98,7 @@ impl Poller for LastMonth {
     fn poll<'a>(&'a self, ctx: &'a PollContext) -> BoxFuture<'a, Result<Vec<Sample>, PollError>> {
         Box::pin(async move {
             let today = timeutil::now_unix().div_euclid(86_400);
-            let first = timeutil::month_start(timeutil::month_start(today) - 1);
-            let limit = body_limit(&self.client.answers(), "usage.billing");
-            let params = [("starttime", json!(timeutil::format_ymd(first)))];
-            let body = self.client.call(ctx, "usage.billing", &params, limit).await?;
-            let table = wire::parse_table(&body, table_limit(&self.client.answers()), "usage.billing answer")?;
-            Ok(normalize::last_month(normalize::billing(&table)?))
+            super::month_bill(&self.client, ctx, timeutil::month_start(timeutil::month_start(today) - 1)).await
         })
     }
 }

@@ -59,6 +59,16 @@ pub fn entries_limit(answers: &AnswerLimits) -> ListLimit {
     ListLimit { max: answers.page_entries, items: "entries", key: "answer_limits.page_entries" }
 }
 
+/// The bill of the month starting on day `first` (`usage.billing`): its price-to-date column and
+/// totals row as the last-month families. Live polling and backfill read it the same way.
+pub async fn month_bill(client: &Client, ctx: &PollContext, first: i64) -> Result<Vec<Sample>, PollError> {
+    let limit = body_limit(&client.answers(), "usage.billing");
+    let params = [("starttime", json!(crate::timeutil::format_ymd(first)))];
+    let body = client.call(ctx, "usage.billing", &params, limit).await?;
+    let table = wire::parse_table(&body, table_limit(&client.answers()), "usage.billing answer")?;
+    Ok(normalize::last_month(normalize::billing(&table)?))
+}
+
 /// Runs `command` and returns its answer, for parsing as a table.
 pub async fn fetch_table(client: &Client, ctx: &PollContext, command: &'static str) -> Result<Vec<u8>, PollError> {
     client.call(ctx, command, &[], body_limit(&client.answers(), command)).await
