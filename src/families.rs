@@ -83,14 +83,14 @@ macro_rules! families {
 }
 
 families! {
-    /// usage.summary bandwidth rows (by product), traffic-request (by domain), Fastly stats (by
-    /// service and area), bunny.net billing summary (by pull zone).
+    /// usage.summary bandwidth rows (by product), traffic-request (by domain), Fastly usage
+    /// stats (by service and area), bunny.net billing summary (by pull zone).
     MonthToDateBandwidthBytes => { "cdn_month_to_date_bandwidth_bytes", Gauge, Some("bytes"), ["product|domain|service_id,area|pull_zone,pull_zone_id"], true,
         "Bytes transferred since the start of the current month (UTC for ScaleEngine, Fastly and bunny.net, the account's time_zone for CDNetworks), by product (ScaleEngine), domain (CDNetworks), service_id and area (Fastly) or pull zone (bunny.net)." }
-    /// usage.summary request rows (by product), traffic-request (by domain), Fastly stats (by
-    /// service and area), bunny.net statistics (by pull zone).
-    MonthToDateRequests => { "cdn_month_to_date_requests", Gauge, None, ["product|domain|service_id,area|pull_zone,pull_zone_id"], true,
-        "Requests served since the start of the current month (UTC for ScaleEngine, Fastly and bunny.net, the account's time_zone for CDNetworks), by product (ScaleEngine), domain (CDNetworks), service_id and area (Fastly) or pull zone (bunny.net)." }
+    /// usage.summary request rows (by product), traffic-request (by domain), Fastly usage stats
+    /// (by service, area and kind: delivery or Compute), bunny.net statistics (by pull zone).
+    MonthToDateRequests => { "cdn_month_to_date_requests", Gauge, None, ["product|domain|service_id,area,kind|pull_zone,pull_zone_id"], true,
+        "Requests served since the start of the current month (UTC for ScaleEngine, Fastly and bunny.net, the account's time_zone for CDNetworks), by product (ScaleEngine), domain (CDNetworks), service_id, area and kind (Fastly: delivery, or compute for Compute services) or pull zone (bunny.net)." }
     /// usage.summary SQL query rows.
     MonthToDateSqlQueries => { "cdn_month_to_date_sql_queries", Gauge, None, ["kind"], true,
         "SQL queries run since the start of the current month (UTC), by kind of query." }

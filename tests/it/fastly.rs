@@ -1,9 +1,10 @@
 //! Fastly against the simulator over loopback, with one manual clock for both where figures
-//! must be exact: spend to date equal to the invoice (items adding up to the cent), last
-//! month's bill with its currency checked, cursor and `Link` paging followed to the end and
-//! bounded, the failure statuses classified, usage per service and area equal to an independent
-//! sum over the simulator's buckets through a month (a restart rebuilding it), backfill, and the
-//! whole exporter serving the shared families without showing the token.
+//! must be exact: spend to date equal to the invoice (items adding up to the cent) and only in
+//! a currency that is known, last month's bill with its currency checked, cursor and `Link`
+//! paging followed to the end and bounded, the failure statuses classified, usage per service
+//! and area (Compute requests apart) equal to an independent sum over the simulator's full-size
+//! buckets through a month (a restart rebuilding it), 100 services within the default bounds,
+//! backfill, and the whole exporter serving the shared families without showing the token.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use cdn_usage_exporter::families::FamilyId;
 use cdn_usage_exporter::job::{PollContext, PollError, Poller, Reason, Sample};
 use cdn_usage_exporter::providers::common::http::{RetryPolicy, Upstream};
 use cdn_usage_exporter::providers::fastly::simulator::{
-    FastlyFaults, FastlySim, SIM_REGIONS, bill_cents, bucket, item_cents, mtd_cents,
+    FastlyFaults, FastlySim, SIM_REGIONS, bill_cents, full_bucket, item_cents, mtd_cents,
 };
 use cdn_usage_exporter::providers::fastly::{Client, FastlyAccount, config::DEFAULT_AREAS, history, jobs};
 use cdn_usage_exporter::providers::{SampleSink, SinkError, Window};
@@ -27,6 +28,8 @@ use crate::support::{Scrape, loopback, wait_for};
 
 const TOKEN: &str = "fastly-test-token-1";
 const SERVICES: [&str; 2] = ["SU1Z0isxPaozGVKXdv0eY", "AP2Y1jtyQbpaHWLYew1fZ"];
+/// The Compute service among them.
+const COMPUTE: &str = "AP2Y1jtyQbpaHWLYew1fZ";
 const CTX: PollContext = PollContext::UNBOUNDED;
 
 fn sim_account(currency: &str) -> FastlySim {
@@ -34,6 +37,8 @@ fn sim_account(currency: &str) -> FastlySim {
         token: TOKEN.into(),
         customer_id: "cust-1".into(),
         services: SERVICES.iter().map(|s| s.to_string()).collect(),
+        compute: vec![COMPUTE.into()],
+        versions: 8,
         page_size: 1,
         monthly_usd: 2345.67,
         past_months: 14,
@@ -251,7 +256,10 @@ async fn cursor_paging_is_followed_to_the_end_and_bounded_and_the_currency_is_ch
     assert_eq!(err.reason, Reason::Provider);
     assert!(err.message.contains("the invoice for 2026-10 is in EUR, not US dollars"), "{err}");
     let err = poll(p[0].as_ref()).await.unwrap_err();
-    assert!(err.message.contains("last invoice is in EUR"), "{err}");
+    assert!(
+        err.message.contains("month-to-date invoice") && err.message.contains("is in EUR, not US dollars"),
+        "{err}"
+    );
     rig.sim.stop().await;
 
     // Early in a month, before the last one's bill is posted (the 2nd, 08:00): a clear failure;
@@ -270,42 +278,75 @@ async fn cursor_paging_is_followed_to_the_end_and_bounded_and_the_currency_is_ch
     rig.sim.stop().await;
 }
 
-/// Month-to-date (bytes, requests) per (service, area) computed here from the simulator's
-/// hourly buckets up to `now` (the filling one included), with the exporter's `areas`.
-fn expected_usage(now: i64, areas: &[&str]) -> BTreeMap<(String, String), (f64, f64)> {
-    let month = timeutil::month_start(now.div_euclid(86_400)) * 86_400;
+/// Month-to-date figures per (service, area): (bytes, delivery requests, Compute requests).
+type Usage = BTreeMap<(String, String), (f64, f64, f64)>;
+
+/// The (bandwidth, requests, compute_requests) of the simulator's full `/stats` bucket of
+/// service `s` of `account` in area `r` for the hour starting at `h`, as served at `now`.
+fn bucket_fields(account: &FastlySim, s: usize, r: usize, h: i64, now: i64) -> (f64, f64, f64) {
+    type Done = std::collections::HashMap<(String, usize, usize, i64), (f64, f64, f64)>;
+    thread_local! {
+        /// Buckets of whole hours never change: each is built once per test thread.
+        static DONE: std::cell::RefCell<Done> = Default::default();
+    }
+    let key = (account.services[s].clone() + &account.compute.join(","), s, r, h);
+    let whole = h + 3600 <= now;
+    if let Some(v) = DONE.with(|d| d.borrow().get(&key).copied()).filter(|_| whole) {
+        return v;
+    }
+    let Some(b) = full_bucket(account, s, Some(r), h, 3600, now) else { return (0.0, 0.0, 0.0) };
+    let f = |k: &str| b[k].as_f64().unwrap_or_else(|| panic!("{k} in {b}"));
+    let v = (f("bandwidth"), f("requests"), f("compute_requests"));
+    if whole {
+        DONE.with(|d| d.borrow_mut().insert(key, v));
+    }
+    v
+}
+
+/// Month-to-date usage per (service, area) computed here from the simulator's full hourly
+/// buckets from `from` up to `now` (the filling hour included), with the exporter's `areas`.
+fn expected_between(account: &FastlySim, from: i64, now: i64, areas: &[&str]) -> Usage {
     let mut out = BTreeMap::new();
-    for (s, service) in SERVICES.iter().enumerate() {
-        let sum = |r: Option<usize>| {
-            (month..=now)
-                .step_by(3600)
-                .filter_map(|h| bucket(s, r, h, 3600, now))
-                .fold((0.0, 0.0), |(b, q), (hb, hq)| (b + hb as f64, q + hq as f64))
-        };
-        let mut listed = (0.0, 0.0);
-        for area in areas {
-            let v = sum(Some(SIM_REGIONS.iter().position(|r| r == area).unwrap_or(usize::MAX)));
-            listed = (listed.0 + v.0, listed.1 + v.1);
-            out.insert((service.to_string(), area.to_string()), v);
+    for (s, service) in account.services.iter().enumerate() {
+        let mut per_area: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
+        for (r, region) in SIM_REGIONS.iter().enumerate() {
+            let area = match areas.iter().find(|a| *a == region) {
+                Some(a) => a.to_string(),
+                None if areas.is_empty() => "all".into(),
+                None => "other".into(),
+            };
+            let v = per_area.entry(area).or_default();
+            for h in (from..now).step_by(3600) {
+                let (b, q, c) = bucket_fields(account, s, r, h, now);
+                *v = (v.0 + b, v.1 + q, v.2 + c);
+            }
         }
-        let all = sum(None);
-        if areas.is_empty() {
-            out.insert((service.to_string(), "all".into()), all);
+        let names: Vec<String> = if areas.is_empty() {
+            vec!["all".into()]
         } else {
-            out.insert((service.to_string(), "other".into()), (all.0 - listed.0, all.1 - listed.1));
+            areas.iter().map(|a| a.to_string()).chain(["other".into()]).collect()
+        };
+        for area in names {
+            out.insert((service.clone(), area.clone()), per_area.get(&area).copied().unwrap_or_default());
         }
     }
     out
 }
 
-fn usage(samples: &[Sample]) -> BTreeMap<(String, String), (f64, f64)> {
-    let mut out: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+fn expected_usage(now: i64, areas: &[&str]) -> Usage {
+    let month = timeutil::month_start(now.div_euclid(86_400)) * 86_400;
+    expected_between(&sim_account("USD"), month, now, areas)
+}
+
+fn usage(samples: &[Sample]) -> Usage {
+    let mut out: Usage = BTreeMap::new();
     for s in samples {
         let key = (label(s, "service_id").unwrap().to_owned(), label(s, "area").unwrap().to_owned());
         let v = out.entry(key).or_default();
-        match s.family {
-            FamilyId::MonthToDateBandwidthBytes => v.0 = s.value,
-            FamilyId::MonthToDateRequests => v.1 = s.value,
+        match (s.family, label(s, "kind")) {
+            (FamilyId::MonthToDateBandwidthBytes, None) => v.0 = s.value,
+            (FamilyId::MonthToDateRequests, Some("delivery")) => v.1 = s.value,
+            (FamilyId::MonthToDateRequests, Some("compute")) => v.2 = s.value,
             other => panic!("{other:?}"),
         }
     }
@@ -317,23 +358,36 @@ async fn usage_per_service_and_area_equals_the_simulators_buckets_through_the_mo
     let rig = Rig::start(utc(2026, 10, 1, 0, 40), "USD").await;
     let job = rig.pollers("")[2].clone();
     let areas: Vec<&str> = DEFAULT_AREAS.to_vec();
-    let stats_requests = |rig: &Rig| rig.requests("/stats");
-    // Every 7 hours 13 minutes through October, into November.
+    let usage_requests = |rig: &Rig| rig.requests("/stats/usage_by_service");
+    // Every 7 hours 13 minutes through October, into November: one usage request a poll.
     let mut now = utc(2026, 10, 1, 0, 40);
+    let mut last_poll = now;
     while now < utc(2026, 11, 1, 3, 0) {
         rig.clock.set(now);
-        let before = stats_requests(&rig);
+        last_poll = now;
+        let before = usage_requests(&rig);
         let got = usage(&poll(job.as_ref()).await.unwrap());
-        let cost = stats_requests(&rig) - before;
         assert_eq!(got, expected_usage(now, &areas), "at {}", timeutil::format_http_date(now));
-        // The total and each listed area: at most a day request and an hour request each.
-        assert!(cost <= 2 * (areas.len() + 1), "{cost} stats requests at {now}");
+        assert_eq!(usage_requests(&rig) - before, 1, "at {now}");
         if now > utc(2026, 10, 3, 0, 0) {
             assert!(got[&(SERVICES[1].to_string(), "other".to_string())].0 > 0.0, "latam is not listed: other");
-            assert_eq!(got[&(SERVICES[1].to_string(), "anzac".to_string())], (0.0, 0.0));
+            assert_eq!(got[&(SERVICES[1].to_string(), "anzac".to_string())], (0.0, 0.0, 0.0));
         }
         now += 7 * 3600 + 13 * 60;
     }
+    // Every usage request asks for the month so far, by the hour, in Unix seconds.
+    let asked = rig.sim.state.fastly_requests();
+    let last = asked.iter().rev().find(|r| r.path == "/stats/usage_by_service").unwrap();
+    let month = timeutil::month_start(last_poll.div_euclid(86_400)) * 86_400;
+    assert_eq!(last.query.get("from"), Some(&month.to_string()));
+    assert_eq!(last.query.get("to"), Some(&last_poll.to_string()));
+    assert_eq!(last.query.get("by").map(String::as_str), Some("hour"));
+    // Services were found through /service, one per page: the Link header was followed, and
+    // every page asked without the versions.
+    let pages: Vec<_> = asked.iter().filter(|r| r.path == "/service").collect();
+    assert!(pages.iter().any(|r| r.query.get("page").map(String::as_str) == Some("2")), "{pages:?}");
+    assert!(pages.iter().all(|r| r.query.get("filter[include_versions]").map(String::as_str) == Some("false")));
+
     // The newest hour is provisional: a minute later it has grown.
     let at = utc(2026, 10, 31, 20, 10);
     rig.clock.set(at);
@@ -344,73 +398,119 @@ async fn usage_per_service_and_area_equals_the_simulators_buckets_through_the_mo
     assert!(grown[&key].0 > figures[&key].0, "the filling hour grew");
     assert_eq!(grown, expected_usage(at + 60, &areas));
 
-    // A restart mid-month rebuilds the same figures; then settled days are not fetched again.
+    // A restart mid-month rebuilds the same figures.
     let mid = utc(2026, 11, 20, 15, 5);
     rig.clock.set(mid);
     let old = usage(&poll(job.as_ref()).await.unwrap());
     let fresh = rig.pollers("")[2].clone();
-    let before = rig.sim.state.fastly_requests().len();
     assert_eq!(usage(&poll(fresh.as_ref()).await.unwrap()), old);
-    let first_poll: Vec<_> = rig.sim.state.fastly_requests()[before..].to_vec();
-    let days = first_poll.iter().filter(|r| r.query.get("by").map(String::as_str) == Some("day")).count();
-    assert_eq!(days, areas.len() + 1, "the month's settled days in one request per area");
-    let before = rig.sim.state.fastly_requests().len();
-    rig.clock.set(mid + 600);
-    assert_eq!(usage(&poll(fresh.as_ref()).await.unwrap()), expected_usage(mid + 600, &areas));
-    let again: Vec<_> = rig.sim.state.fastly_requests()[before..].to_vec();
-    assert!(again.iter().all(|r| r.query.get("by").map(String::as_str) != Some("day")), "settled days are kept");
-    // Services were found through /service, one per page: the Link header was followed.
-    let pages: Vec<String> = rig
-        .sim
-        .state
-        .fastly_requests()
-        .iter()
-        .filter(|r| r.path == "/service")
-        .filter_map(|r| r.query.get("page").cloned())
-        .collect();
-    assert!(pages.contains(&"2".to_string()), "{pages:?}");
-    // Every stats request names the services it wants, and its area (or none: the total).
-    let stats: Vec<_> = rig.sim.state.fastly_requests().into_iter().filter(|r| r.path == "/stats").collect();
-    assert!(stats.iter().all(|r| r.query.get("services").map(String::as_str) == Some(&SERVICES.join(",")[..])));
-    assert!(stats.iter().any(|r| !r.query.contains_key("region")));
-    assert!(stats.iter().any(|r| r.query.get("region").map(String::as_str) == Some("southamerica_std")));
-
-    // A day bucket Fastly does not serve: that day is summed from its hours while it may still
-    // come; a day later, nothing there means no traffic.
-    let d = utc(2026, 11, 21, 0, 0);
-    rig.faults(FastlyFaults { missing_day: Some(d), ..FastlyFaults::default() });
-    let at = utc(2026, 11, 22, 7, 0);
-    rig.clock.set(at);
-    assert_eq!(usage(&poll(fresh.as_ref()).await.unwrap()), expected_usage(at, &areas), "day 21 from its hours");
-    let at = utc(2026, 11, 23, 7, 0);
-    rig.clock.set(at);
-    let got = usage(&poll(fresh.as_ref()).await.unwrap());
-    let key = (SERVICES[0].to_string(), "usa".to_string());
-    let lost = expected_at_day_end(d + 86_400, &key).0 - expected_at_day_end(d, &key).0;
-    assert!(lost > 0.0);
-    assert_eq!(got[&key].0, expected_usage(at, &areas)[&key].0 - lost, "day 21 settled empty");
-    rig.faults(FastlyFaults::default());
-    let at = utc(2026, 11, 23, 7, 5);
-    rig.clock.set(at);
 
     // Without areas: one area="all" per service, configured services (no /service call).
     let plain = rig.pollers(&format!("areas = []\nservices = [\"{}\"]", SERVICES[1]))[2].clone();
     let before = rig.requests("/service");
     let got = usage(&poll(plain.as_ref()).await.unwrap());
     assert_eq!(rig.requests("/service"), before);
-    let want: BTreeMap<_, _> = expected_usage(at, &[]).into_iter().filter(|((s, _), _)| s == SERVICES[1]).collect();
+    let want: Usage = expected_usage(mid, &[]).into_iter().filter(|((s, _), _)| s == SERVICES[1]).collect();
     assert_eq!(got, want);
     rig.sim.stop().await;
 }
 
 #[tokio::test]
-async fn hostile_service_lists_and_stats_fail_the_poll() {
+async fn a_compute_services_requests_are_counted_as_compute_not_zero() {
+    let now = utc(2026, 10, 9, 16, 30);
+    let rig = Rig::start(now, "USD").await;
+    let got = usage(&poll(rig.pollers("")[2].as_ref()).await.unwrap());
+    for area in ["usa", "europe", "asia", "other"] {
+        let (bytes, delivery, compute) = got[&(COMPUTE.to_string(), area.to_string())];
+        assert!(bytes > 0.0 && compute > 0.0, "{area}: the Compute service served requests: {compute}");
+        assert_eq!(delivery, 0.0, "{area}: Fastly counts none of them in `requests`");
+        let (_, delivery, compute) = got[&(SERVICES[0].to_string(), area.to_string())];
+        assert!(delivery > 0.0 && compute == 0.0, "{area}: the delivery service's are delivery requests");
+    }
+    assert_eq!(got, expected_usage(now, DEFAULT_AREAS));
+    rig.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_poll_of_100_services_with_full_size_buckets_fits_the_default_bounds() {
+    let now = utc(2026, 11, 20, 15, 5);
+    let services: Vec<String> = (0..100).map(|i| format!("svc{i:019}")).collect();
+    let account = FastlySim {
+        compute: services.iter().step_by(20).cloned().collect(),
+        services,
+        versions: 40,
+        page_size: 100,
+        ..sim_account("USD")
+    };
+    let rig = Rig::start_with(now, account.clone()).await;
+    let job = rig.pollers("")[2].clone();
+    let bytes = rig.sim.state.fastly_answer_bytes();
+    let got = usage(&poll(job.as_ref()).await.unwrap());
+    let cost = rig.sim.state.fastly_answer_bytes() - bytes;
+    assert_eq!(got.len(), 100 * (DEFAULT_AREAS.len() + 1));
+    assert!(cost < 1 << 20, "one poll costs {cost} bytes of answers");
+    assert_eq!(rig.sim.state.fastly_requests().len(), 2, "the service list and the usage");
+    // Against an independent sum over the simulator's full buckets (the month's first 20 days
+    // and the hours since), Compute requests included.
+    let month = utc(2026, 11, 1, 0, 0);
+    let want = expected_between(&account, month, now, DEFAULT_AREAS);
+    assert_eq!(got, want);
+    let compute: f64 = got.values().map(|v| v.2).sum();
+    assert!(compute > 0.0 && got[&(account.compute[1].clone(), "usa".to_string())].1 == 0.0);
+    // A full bucket is the size of a real one: what a /stats poll would have had to read.
+    let bucket = full_bucket(&account, 0, Some(0), month, 3600, now).unwrap();
+    assert!(bucket.to_string().len() > 5000);
+    rig.sim.stop().await;
+}
+
+#[tokio::test]
+async fn month_to_date_spend_needs_a_known_currency() {
+    let now = utc(2026, 11, 18, 13, 25);
+    // A new account: no end-of-month invoice yet, and the month-to-date invoice names no currency.
+    let new = FastlySim { past_months: 0, ..sim_account("USD") };
+    let rig = Rig::start_with(now, new).await;
+    let err = poll(rig.pollers("")[0].as_ref()).await.unwrap_err();
+    assert_eq!(err.reason, Reason::Provider);
+    assert!(err.message.contains("names no currency") && err.message.contains("`fastly[0].currency`"), "{err}");
+    let samples = poll(rig.pollers("currency = \"USD\"")[0].as_ref()).await.unwrap();
+    assert_eq!(
+        cents(only(&samples, FamilyId::BillingMonthToDateSpendUsd)[0].value),
+        mtd_cents(&sim_account("USD"), now) as i64
+    );
+    let err = poll(rig.pollers("currency = \"EUR\"")[0].as_ref()).await.unwrap_err();
+    assert!(err.message.contains("is in EUR, not US dollars"), "{err}");
+    rig.sim.stop().await;
+
+    // Invoices that name no currency: neither they nor the spend to date are called US dollars.
+    let rig = Rig::start(now, "").await;
+    for p in &rig.pollers("")[..2] {
+        let err = poll(p.as_ref()).await.unwrap_err();
+        assert!(err.message.contains("names no currency") && err.message.contains("fastly[0].currency"), "{err}");
+    }
+    for p in &rig.pollers("currency = \"usd\"")[..2] {
+        poll(p.as_ref()).await.unwrap();
+    }
+    rig.sim.stop().await;
+
+    // Once an invoice named the currency, the month-to-date job asks no more.
+    let rig = Rig::start(now, "USD").await;
+    let mtd = rig.pollers("")[0].clone();
+    poll(mtd.as_ref()).await.unwrap();
+    let listed = rig.requests("/billing/v3/invoices");
+    assert!(listed > 0, "the first poll looked the currency up");
+    poll(mtd.as_ref()).await.unwrap();
+    assert_eq!(rig.requests("/billing/v3/invoices"), listed);
+    rig.sim.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_service_lists_and_usage_answers_fail_the_poll() {
     let rig = Rig::start(utc(2026, 10, 12, 10, 0), "USD").await;
     rig.faults(FastlyFaults { link_elsewhere: true, ..FastlyFaults::default() });
     let err = poll(rig.pollers("")[2].as_ref()).await.unwrap_err();
     assert_eq!(err.reason, Reason::Provider);
     assert!(err.message.contains("http://elsewhere.example/service") && err.message.contains("not followed"), "{err}");
-    assert_eq!(rig.requests("/stats"), 0);
+    assert_eq!(rig.requests("/stats/usage_by_service"), 0);
     rig.faults(FastlyFaults::default());
     let err = poll(rig.pollers("max_services = 1")[2].as_ref()).await.unwrap_err();
     assert!(err.message.contains("more than 1 services") && err.message.contains("fastly[0].max_services"), "{err}");
@@ -420,10 +520,17 @@ async fn hostile_service_lists_and_stats_fail_the_poll() {
     let err = poll(rig.pollers("")[2].as_ref()).await.unwrap_err();
     assert_eq!(err.reason, Reason::Parse);
     assert!(err.message.contains("negative"), "{err}");
-    rig.faults(FastlyFaults { extra_buckets: 800, ..FastlyFaults::default() });
+    // More services in one region than max_services: refused, naming the key.
+    rig.faults(FastlyFaults { extra_services: 150, ..FastlyFaults::default() });
     let err = poll(rig.pollers("")[2].as_ref()).await.unwrap_err();
     assert_eq!(err.reason, Reason::Parse);
-    assert!(err.message.contains("more than 768 buckets per service"), "{err}");
+    assert!(err.message.contains("more than 100 services") && err.message.contains("fastly[0].max_services"), "{err}");
+    // Configured services: the others are not counted, but the answer is still bounded.
+    let listed = format!("services = [\"{}\"]\nmax_services = 200", SERVICES[0]);
+    assert!(poll(rig.pollers(&listed)[2].as_ref()).await.is_ok());
+    rig.faults(FastlyFaults { extra_regions: 70, ..FastlyFaults::default() });
+    let err = poll(rig.pollers("")[2].as_ref()).await.unwrap_err();
+    assert!(err.message.contains("more than 64 regions"), "{err}");
     rig.faults(FastlyFaults { status: Some(401), only: Some("stats"), ..FastlyFaults::default() });
     assert_eq!(poll(rig.pollers("")[2].as_ref()).await.unwrap_err().reason, Reason::Auth);
     rig.sim.stop().await;
@@ -456,14 +563,14 @@ async fn backfill_writes_daily_usage_and_the_bills_in_the_live_families() {
 
     let mut sink = Collect::default();
     let w = Window { first: october, last: october + 30, emit_from: from, now };
+    let before = rig.requests("/stats/usage_by_service");
     units[0].fetch(w, &mut sink).await.unwrap();
+    assert_eq!(rig.requests("/stats/usage_by_service") - before, 31, "one usage request per day");
     assert_eq!(sink.0.len(), 27, "October 5 to 31");
     for (at, samples) in &sink.0 {
         let got = usage(samples);
         assert_eq!(got.len(), 6, "2 services × usa, europe, other");
-        for (key, value) in &got {
-            assert_eq!(*value, expected_at_day_end(*at, key), "{key:?} at {at}");
-        }
+        assert_eq!(got, expected_at_day_end(*at), "at {at}");
     }
 
     let mut sink = Collect::default();
@@ -488,23 +595,9 @@ async fn backfill_writes_daily_usage_and_the_bills_in_the_live_families() {
 }
 
 /// Month-to-date figures at the end of a whole UTC day (`at` a midnight), from full hours.
-fn expected_at_day_end(at: i64, key: &(String, String)) -> (f64, f64) {
+fn expected_at_day_end(at: i64) -> Usage {
     let month = timeutil::month_start((at - 1).div_euclid(86_400)) * 86_400;
-    let s = SERVICES.iter().position(|x| *x == key.0).unwrap();
-    let sum = |r: Option<usize>| {
-        (month..at)
-            .step_by(3600)
-            .filter_map(|h| bucket(s, r, h, 3600, at))
-            .fold((0.0, 0.0), |(b, q), (hb, hq)| (b + hb as f64, q + hq as f64))
-    };
-    let region = |a: &str| SIM_REGIONS.iter().position(|r| *r == a);
-    match key.1.as_str() {
-        "other" => {
-            let (all, usa, eu) = (sum(None), sum(region("usa")), sum(region("europe")));
-            (all.0 - usa.0 - eu.0, all.1 - usa.1 - eu.1)
-        }
-        area => sum(region(area)),
-    }
+    expected_between(&sim_account("USD"), month, at, &["usa", "europe"])
 }
 
 #[tokio::test]
@@ -535,7 +628,9 @@ async fn the_exporter_serves_fastly_spend_budget_and_usage_without_the_token() {
     assert_eq!(s.all("cdn_billing_month_to_date_cost_usd", &l).len(), 3);
     for service in SERVICES {
         assert!(s.value("cdn_month_to_date_bandwidth_bytes", &[("service_id", service), ("area", "usa")]) > 0.0);
-        assert!(s.value("cdn_month_to_date_requests", &[("service_id", service), ("area", "other")]) >= 0.0);
+        let kind = if service == COMPUTE { "compute" } else { "delivery" };
+        let l = [("service_id", service), ("area", "usa"), ("kind", kind)];
+        assert!(s.value("cdn_month_to_date_requests", &l) > 0.0, "{service}: {kind} requests");
     }
     let status = http.get(format!("http://{}/", exporter.addr)).send().await.unwrap().text().await.unwrap();
     assert!(status.contains("fastly"), "the status page lists the account");
@@ -551,7 +646,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 #[test]
-fn the_documented_examples_parse_and_normalize() {
+fn the_vendor_shaped_fixtures_parse_and_normalize() {
     use cdn_usage_exporter::providers::common::wire::{Array, Capped, ListLimit, parse_capped};
     use cdn_usage_exporter::providers::fastly::{client, normalize, wire};
     let limit = ListLimit { max: 100, items: "entries", key: "k" };
@@ -571,22 +666,30 @@ fn the_documented_examples_parse_and_normalize() {
     assert_eq!(page.meta.as_ref().and_then(|m| m.next_cursor.get()), Some(""), "the last page");
     let bill = normalize::bill(page.data.unwrap().0.remove(0), 10).unwrap();
     assert_eq!(
-        (bill.month, bill.currency.as_str(), bill.total),
-        (timeutil::days_from_civil(2025, 9, 1), "USD", 1290.55)
+        (bill.month, bill.currency.as_deref(), bill.total),
+        (timeutil::days_from_civil(2025, 9, 1), Some("USD"), 1290.55)
     );
     assert_eq!(bill.items[0].0.usage_type, "requests");
 
-    let body = fixture("stats-service.json");
-    let stats = wire::parse_stats(&body, limit, 10, "k").unwrap();
-    let from = utc(2025, 10, 1, 0, 0);
-    let points = normalize::stats_points(stats, from, from + 2 * 86_400, 86_400, &[SERVICES[0].into()], "all").unwrap();
-    assert_eq!(points[0].1.len(), 1);
-    assert_eq!((points[0].1[0].bytes, points[0].1[0].requests), (9_876_543_210.0, 120_034.0));
+    let body = fixture("usage-by-service.json");
+    client::classify(200, &body, "stats", "fastly[0]").unwrap();
+    let areas: Vec<String> = ["usa", "europe"].iter().map(|a| a.to_string()).collect();
+    let mut table = normalize::UsageTable::new(&[SERVICES[0].to_string()], &areas);
+    table.add(wire::parse_usage(&body, 10, "k").unwrap(), &areas, true, 10, "k").unwrap();
+    let u = |b, r, c| normalize::Usage { bytes: b, requests: r, compute: c };
+    assert_eq!(
+        table.services[0].1,
+        [u(1_843_147_000.0, 97031.0, 0.0), u(905_123_456.0, 51200.0, 0.0), u(81_234_567.0, 4012.0, 0.0)]
+    );
+    assert_eq!(table.services[1].0, COMPUTE, "named by the answer, not the list");
+    assert_eq!(table.services[1].1, [u(220_000.0, 0.0, 88.0), u(17245.0, 0.0, 6.0), u(514.0, 0.0, 3.0)]);
 
     let body = fixture("service.json");
     let Array(Capped(services)) = parse_capped::<Array<wire::ServiceEntry<'_>>>(&body, limit, "service list").unwrap();
+    assert_eq!(services.len(), 3);
     assert_eq!(services[0].id.get(), Some(SERVICES[0]));
     assert_eq!(services[0].deleted_at.get(), None);
+    assert_eq!(services[2].deleted_at.get(), Some("2025-06-01T00:00:00Z"));
 
     let err = client::classify(404, &fixture("error-billing.json"), "month-to-date", "fastly[0]").unwrap_err();
     assert_eq!(err.reason, Reason::Provider);

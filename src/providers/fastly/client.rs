@@ -17,21 +17,17 @@ use crate::text;
 use crate::timeutil::{self, Clock};
 
 use super::config::FastlyAccount;
-use super::normalize::{self, Point};
+use super::normalize;
 use super::wire::{self, InvoicePage, ServiceEntry};
 use super::{
     INVOICES_ENDPOINT, INVOICES_PATH, MTD_ENDPOINT, MTD_PATH, RATELIMIT_RESET, SERVICES_ENDPOINT, SERVICES_PATH,
-    SERVICES_PER_PAGE, STATS_ENDPOINT, STATS_PATH,
+    SERVICES_PER_PAGE, STATS_ENDPOINT, USAGE_PATH,
 };
 
 /// The key that raises the byte bound of every answer, for error messages.
 pub const ANSWER_BYTES_KEY: &str = "answer_bytes (in the account's [[fastly]] table)";
 /// Invoices asked for per page (the API's maximum is 200).
 pub const INVOICES_PER_PAGE: usize = 100;
-/// The most buckets one service may have in one stats answer: a month of hours and a day more.
-pub const MAX_BUCKETS: usize = 32 * 24;
-/// The most service ids sent in a stats request's `services` filter.
-pub const MAX_FILTERED_SERVICES: usize = 100;
 /// The longest wait a 429's `Fastly-RateLimit-Reset` is taken at (an hour: the API's window).
 pub const MAX_RESET_WAIT: Duration = Duration::from_secs(3600);
 
@@ -231,7 +227,16 @@ impl Client {
     /// Every service `GET /service` lists (deleted ones left out), following the `Link`
     /// header's `rel="next"` under `max_pages`; more than `max_services` fails.
     pub async fn services(&self, ctx: &PollContext) -> Result<Vec<String>, PollError> {
-        let mut url = self.url(SERVICES_PATH, &[("page", "1".into()), ("per_page", SERVICES_PER_PAGE.to_string())]);
+        // Without the filter every version of every service comes along: hundreds of entries a
+        // service on a busy account (Fastly's own exporter sends it too).
+        let mut url = self.url(
+            SERVICES_PATH,
+            &[
+                ("page", "1".into()),
+                ("per_page", SERVICES_PER_PAGE.to_string()),
+                ("filter[include_versions]", "false".into()),
+            ],
+        );
         let mut services: Vec<String> = Vec::new();
         let max = self.limits.max_services;
         for page in 0.. {
@@ -273,6 +278,10 @@ impl Client {
             }
             let Some(next) = reply.next else { return Ok(services) };
             url = self.same_origin(&next)?;
+            // A `Link` target may drop the filter: every version would come back with page 2.
+            if !url.query_pairs().any(|(k, _)| k == "filter[include_versions]") {
+                url.query_pairs_mut().append_pair("filter[include_versions]", "false");
+            }
         }
         Ok(services)
     }
@@ -301,41 +310,13 @@ impl Client {
         }
     }
 
-    /// Buckets of `by` (`day` or `hour`, `step` seconds) starting in `[from, to)` for `services`
-    /// in `region` (`None`: all areas together), as (service, points).
-    pub async fn stats(
-        &self,
-        ctx: &PollContext,
-        from: i64,
-        to: i64,
-        step: i64,
-        region: Option<&str>,
-        services: &[String],
-    ) -> Result<Vec<(String, Vec<Point>)>, PollError> {
-        let by = if step == 86_400 { "day" } else { "hour" };
-        let mut query = vec![("from", from.to_string()), ("to", to.to_string()), ("by", by.to_owned())];
-        if let Some(r) = region {
-            query.push(("region", r.to_owned()));
-        }
-        // Beyond that many ids the URL grows past what servers take (about 2.4 KB here): ask for
-        // every service and keep those wanted.
-        if services.len() <= MAX_FILTERED_SERVICES {
-            query.push(("services", services.join(",")));
-        }
-        let reply = self.get(ctx, &self.url(STATS_PATH, &query), STATS_ENDPOINT).await?;
-        let buckets = ListLimit { max: MAX_BUCKETS, items: "buckets per service", key: "-" };
-        let key = format!("{}.max_services", self.path);
-        let stats = wire::parse_stats(&reply.body, buckets, self.limits.max_services, &key).map_err(|e| {
-            if e.message.contains("buckets per service") {
-                // No key raises it: no poll asks for more than a month of hours.
-                PollError::parse(format!(
-                    "stats answer has more than {MAX_BUCKETS} buckets per service, more than a month of hours: not data"
-                ))
-            } else {
-                e
-            }
-        })?;
-        normalize::stats_points(stats, from, to, step, services, region.unwrap_or("all"))
+    /// Usage per region and service summed over the hourly buckets of `[from, to)` (Unix
+    /// seconds), from `/stats/usage_by_service`: one small answer whatever the window and the
+    /// number of services (docs/providers/fastly.md says why this endpoint). At most
+    /// `max_services` services per region.
+    pub async fn usage(&self, ctx: &PollContext, from: i64, to: i64) -> Result<Vec<u8>, PollError> {
+        let query = [("from", from.to_string()), ("to", to.to_string()), ("by", "hour".to_owned())];
+        Ok(self.get(ctx, &self.url(USAGE_PATH, &query), STATS_ENDPOINT).await?.body)
     }
 }
 

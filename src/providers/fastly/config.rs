@@ -28,9 +28,10 @@ pub const DEFAULT_MAX_LINE_ITEMS: usize = 1000;
 pub const DEFAULT_MAX_PAGES: usize = 20;
 /// `answer_bytes` default (8 MiB): the most bytes of any one answer.
 pub const DEFAULT_ANSWER_BYTES: usize = 8 << 20;
-/// The shortest `stats_settle` (3h): Fastly's day buckets appear about 02:00 UTC the next day.
+/// The shortest `stats_settle` (3h). The key is still read so that older files load, but it has
+/// no effect since usage comes whole from `/stats/usage_by_service` (docs/providers/fastly.md).
 pub const MIN_STATS_SETTLE: Duration = Duration::from_secs(3 * 3600);
-/// The longest `stats_settle` (7d): the unsettled days are summed from hourly buckets.
+/// The longest `stats_settle` (7d).
 pub const MAX_STATS_SETTLE: Duration = Duration::from_secs(7 * 86_400);
 
 /// One `[[fastly]]` account.
@@ -54,10 +55,10 @@ pub struct FastlyAccount {
     pub invoice_interval: Duration,
     /// `stats_interval` (default 1h): the usage job.
     pub stats_interval: Duration,
-    /// `stats_settle` (default 6h, 3h to 7d): a UTC day whose end is longer ago than this is
-    /// taken from its day bucket once and kept; younger days are summed from hourly buckets on
-    /// every poll.
-    pub stats_settle: Duration,
+    /// `currency` (optional, a three-letter ISO 4217 code): the currency the account is billed
+    /// in, for when no answer says it: the month-to-date invoice never does, and an account may
+    /// have no end-of-month invoice yet. An invoice that names its currency wins.
+    pub currency: Option<String>,
     /// `timeout` (default 30s): per request.
     pub timeout: Duration,
     /// `max_age` (default 3 × the job's interval): samples older than this leave `/metrics`.
@@ -90,6 +91,7 @@ pub fn parse_account(v: &mut Validator, t: &mut Table<'_>) -> Option<FastlyAccou
     let invoice_interval = v.duration(t, "invoice_interval", Duration::from_secs(3600));
     let stats_interval = v.duration(t, "stats_interval", Duration::from_secs(3600));
     let settle_path = join(&t.path, "stats_settle");
+    // Read and checked so that older files load; it no longer changes anything.
     let stats_settle = v.duration(t, "stats_settle", Duration::from_secs(6 * 3600));
     if stats_settle.is_some_and(|d| !(MIN_STATS_SETTLE..=MAX_STATS_SETTLE).contains(&d)) {
         v.problem(
@@ -98,6 +100,7 @@ pub fn parse_account(v: &mut Validator, t: &mut Table<'_>) -> Option<FastlyAccou
              younger days are summed from hourly buckets on every poll: use \"3h\" to \"7d\".",
         );
     }
+    let currency = currency(v, t);
     let timeout = v.duration(t, "timeout", Duration::from_secs(30));
     let max_age = v.optional_duration(t, "max_age");
     let budget_usd = v.number(t, "budget_usd");
@@ -108,6 +111,7 @@ pub fn parse_account(v: &mut Validator, t: &mut Table<'_>) -> Option<FastlyAccou
         None if v.reported(&join(&t.path, "answer_bytes")) => None,
         None => Some(DEFAULT_ANSWER_BYTES),
     };
+    stats_settle?;
     let path = t.path.clone();
     if v.count() > before {
         return None;
@@ -121,7 +125,7 @@ pub fn parse_account(v: &mut Validator, t: &mut Table<'_>) -> Option<FastlyAccou
         areas,
         invoice_interval: invoice_interval?,
         stats_interval: stats_interval?,
-        stats_settle: stats_settle?,
+        currency,
         timeout: timeout?,
         max_age: max_age?,
         budget_usd,
@@ -130,6 +134,17 @@ pub fn parse_account(v: &mut Validator, t: &mut Table<'_>) -> Option<FastlyAccou
         max_pages: max_pages?,
         answer_bytes: answer_bytes?,
     })
+}
+
+/// `currency`: three ASCII letters, upper-cased; absent: `None`.
+fn currency(v: &mut Validator, t: &mut Table<'_>) -> Option<String> {
+    let path = join(&t.path, "currency");
+    let c = v.bounded_string(t, "currency", 16)?;
+    if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()) {
+        return Some(c.to_ascii_uppercase());
+    }
+    v.problem(path, format!("{} is not a currency code. Use the three letters of ISO 4217, e.g. \"USD\".", quote(&c)));
+    None
 }
 
 /// A whole number from 1 to `max`; `default` when absent.
@@ -229,12 +244,14 @@ mod tests {
         assert!(a.services.is_empty());
         assert_eq!(a.areas, DEFAULT_AREAS);
         assert_eq!((a.invoice_interval, a.stats_interval), (Duration::from_secs(3600), Duration::from_secs(3600)));
-        assert_eq!((a.stats_settle, a.timeout), (Duration::from_secs(6 * 3600), Duration::from_secs(30)));
+        assert_eq!((a.currency.as_deref(), a.timeout), (None, Duration::from_secs(30)));
         assert_eq!((a.max_age, a.budget_usd), (None, None));
         assert_eq!((a.max_services, a.max_line_items, a.max_pages), (100, 1000, 20));
         assert_eq!(a.answer_bytes, 8 << 20);
         let c = Config::from_toml_str(
-            &format!("{GOOD}services = [\"SVC_a-1\", \"b\"]\nareas = []\nbudget_usd = 900\nmax_services = 2\n"),
+            &format!(
+                "{GOOD}services = [\"SVC_a-1\", \"b\"]\nareas = []\nbudget_usd = 900\nmax_services = 2\ncurrency = \"eur\"\nstats_settle = \"1d\"\n"
+            ),
             "test",
         )
         .unwrap();
@@ -242,6 +259,7 @@ mod tests {
         assert_eq!(a.services, ["SVC_a-1", "b"]);
         assert!(a.areas.is_empty());
         assert_eq!(a.budget_usd, Some(900.0));
+        assert_eq!(a.currency.as_deref(), Some("EUR"));
     }
 
     #[test]
@@ -254,6 +272,7 @@ mod tests {
             services = ["ok", "a b", "ok", 7]
             areas = ["europe", "all", "Europe"]
             stats_settle = "1h"
+            currency = "US$"
             max_pages = 0
             answer_bytes = 10
             budget_usd = -5
@@ -276,6 +295,7 @@ mod tests {
                 "fastly[0].areas[1]",
                 "fastly[0].areas[2]",
                 "fastly[0].stats_settle",
+                "fastly[0].currency",
                 "fastly[0].budget_usd",
                 "fastly[0].max_pages",
                 "fastly[0].answer_bytes",
@@ -289,5 +309,6 @@ mod tests {
         assert!(!err.to_string().contains("secret-token-1"), "{err}");
         assert!(err.problems[1].message.contains("service id"), "{err}");
         assert!(err.problems[6].message.contains("\"3h\" to \"7d\""), "{err}");
+        assert!(err.problems[7].message.contains("ISO 4217"), "{err}");
     }
 }

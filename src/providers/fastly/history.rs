@@ -1,8 +1,8 @@
 //! Fastly history for `backfill`: month-to-date bandwidth and requests per service and area at
-//! each UTC day's end, from day buckets (a month per window, at most [`STATS_HISTORY_DAYS`]
-//! back); and spend from the end-of-month invoices (last month's bill on every day of the month
-//! after, each month's final spend to date at its end). The same client, bounds, parsing and
-//! samples as live polling.
+//! each UTC day's end, from one `/stats/usage_by_service` request per day (a month per window,
+//! at most [`STATS_HISTORY_DAYS`] back); and spend from the end-of-month invoices (last month's
+//! bill on every day of the month after, each month's final spend to date at its end). The same
+//! client, bounds, parsing and samples as live polling.
 
 use std::sync::Arc;
 
@@ -12,8 +12,8 @@ use crate::timeutil::{month_start, months};
 
 use super::client::Client;
 use super::config::FastlyAccount;
-use super::jobs::{bills, usage_samples};
-use super::normalize::{self, check_usd};
+use super::jobs::{bills, usage_into, usage_samples};
+use super::normalize::{self, UsageTable, check_bill_usd};
 use super::{INVOICES_ENDPOINT, PROVIDER, STATS_ENDPOINT};
 
 /// How far back the backfill asks for day buckets (375 days): Fastly keeps hourly data that
@@ -60,33 +60,35 @@ impl History for Usage {
     fn fetch<'a>(&'a self, w: Window, sink: &'a mut dyn SampleSink) -> BoxFuture<'a, Result<(), WindowError>> {
         Box::pin(async move {
             let fail = |error: PollError| WindowError::Fetch { error, from: w.first };
-            let services = match self.account.services.is_empty() {
+            let listed = self.account.services.is_empty();
+            let services = match listed {
                 true => self.client.services(&CTX).await.map_err(fail)?,
                 false => self.account.services.clone(),
             };
-            if services.is_empty() {
-                return Ok(());
-            }
-            let regions: Vec<Option<&str>> =
-                std::iter::once(None).chain(self.account.areas.iter().map(|a| Some(a.as_str()))).collect();
-            let (from, to) = (w.first * 86_400, (w.last + 1) * 86_400);
-            let mut days = Vec::with_capacity(regions.len());
-            for region in &regions {
-                days.push(self.client.stats(&CTX, from, to, 86_400, *region, &services).await.map_err(fail)?);
-            }
-            let mut totals = vec![vec![(0.0, 0.0); services.len()]; regions.len()];
+            let areas = &self.account.areas;
+            // The month to date grows by each day's usage; a service first seen on a later day
+            // (deleted since, still billed) joins from that day.
+            let mut month = UsageTable::new(&services, areas);
             for day in w.first..=w.last {
-                for (a, per_service) in days.iter().enumerate() {
-                    for (s, (_, points)) in per_service.iter().enumerate() {
-                        if let Some(p) = points.iter().find(|p| p.start == day * 86_400) {
-                            totals[a][s].0 += p.bytes;
-                            totals[a][s].1 += p.requests;
+                let mut one = UsageTable::new(&[], areas);
+                let body = self.client.usage(&CTX, day * 86_400, (day + 1) * 86_400).await.map_err(fail)?;
+                usage_into(&self.client, &mut one, &body, areas, true).map_err(fail)?;
+                for (service, slots) in one.services {
+                    let row = match month.services.iter().position(|(s, _)| *s == service) {
+                        Some(i) => i,
+                        None if !listed => continue,
+                        None => {
+                            month.services.push((service, vec![Default::default(); slots.len()]));
+                            month.services.len() - 1
                         }
+                    };
+                    for (total, u) in month.services[row].1.iter_mut().zip(slots) {
+                        *total += u;
                     }
                 }
                 let at = (day + 1) * 86_400;
                 if day >= w.emit_from && at <= w.now {
-                    sink.write(&usage_samples(&services, &self.account.areas, &totals), at)?;
+                    sink.write(&usage_samples(&month, areas), at)?;
                 }
             }
             Ok(())
@@ -116,8 +118,10 @@ impl History for Invoices {
             let month = month_start(w.first);
             let previous = month_start(month - 1);
             let bills = bills(&self.client, &CTX, previous, w.last).await.map_err(fail)?;
+            let currency = self.account.currency.as_deref();
+            let key = format!("{}.currency", self.account.path);
             if let Some(bill) = normalize::bill_of(&bills, previous) {
-                check_usd(bill).map_err(fail)?;
+                check_bill_usd(bill, currency, &key).map_err(fail)?;
                 let samples = normalize::last_month_samples(bill);
                 for day in w.first.max(w.emit_from)..=w.last {
                     let at = (day + 1) * 86_400;
@@ -129,7 +133,7 @@ impl History for Invoices {
             let (y, m, _) = crate::timeutil::civil_from_days(month);
             let month_end = month + i64::from(crate::timeutil::days_in_month(y, m));
             if let Some(bill) = normalize::bill_of(&bills, month).filter(|_| w.last + 1 == month_end) {
-                check_usd(bill).map_err(fail)?;
+                check_bill_usd(bill, currency, &key).map_err(fail)?;
                 if w.last >= w.emit_from && month_end * 86_400 <= w.now {
                     sink.write(&normalize::month_to_date_samples(bill.total, &bill.items), month_end * 86_400)?;
                 }

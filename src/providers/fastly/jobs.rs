@@ -1,9 +1,9 @@
 //! The live jobs of one Fastly account: the month-to-date invoice (spend to date, per item and
-//! in total), the last end-of-month invoice (last month's bill), and month-to-date bandwidth and
-//! requests per service and area from the historical stats (see [`Usage`]).
+//! in total, in a currency that is known), the last end-of-month invoice (last month's bill),
+//! and month-to-date bandwidth and requests per service and area from the usage stats (see
+//! [`Usage`]).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::families::FamilyId;
 use crate::job::{BoxFuture, JobKey, JobSpec, PollContext, PollError, Poller, Reason, Sample};
@@ -12,8 +12,8 @@ use crate::timeutil;
 
 use super::client::Client;
 use super::config::FastlyAccount;
-use super::normalize::{self, Bill, USD};
-use super::wire::MtdInvoice;
+use super::normalize::{self, Bill, UsageTable};
+use super::wire::{MtdInvoice, parse_usage};
 use super::{INVOICES_ENDPOINT, MTD_ENDPOINT, PROVIDER, STATS_ENDPOINT};
 
 /// Builds the account's three jobs, sharing `client`.
@@ -26,14 +26,14 @@ pub fn jobs(account: &FastlyAccount, client: Arc<Client>) -> Vec<JobSpec> {
             account.invoice_interval,
             account.timeout,
             account.max_age,
-            Arc::new(MonthToDate { client: client.clone() }),
+            Arc::new(MonthToDate { client: client.clone(), currency: account.currency.clone() }),
         ),
         JobSpec::periodic(
             key(INVOICES_ENDPOINT),
             account.invoice_interval,
             account.timeout,
             account.max_age,
-            Arc::new(LastMonth { client: client.clone() }),
+            Arc::new(LastMonth { client: client.clone(), currency: account.currency.clone() }),
         ),
         JobSpec::periodic(
             key(STATS_ENDPOINT),
@@ -45,10 +45,16 @@ pub fn jobs(account: &FastlyAccount, client: Arc<Client>) -> Vec<JobSpec> {
     ]
 }
 
+/// How many months back the month-to-date job looks for an end-of-month invoice to learn the
+/// account's currency from (13: a year and the month before).
+pub const CURRENCY_LOOKBACK_MONTHS: i64 = 13;
+
 /// The month-to-date invoice: spend to date in total and per line item.
 pub struct MonthToDate {
     /// The account's client.
     pub client: Arc<Client>,
+    /// The configured `currency`, if any.
+    pub currency: Option<String>,
 }
 
 impl MonthToDate {
@@ -62,18 +68,40 @@ impl MonthToDate {
         let mtd: MtdInvoice<'_> = parse_capped(&body, limit, "month-to-date invoice")?;
         let today = self.client.clock().now().div_euclid(86_400);
         let (total, items) = normalize::month_to_date(mtd, self.client.limits.max_line_items, today)?;
-        // The month-to-date invoice names no currency: it is the account's, which the last
-        // end-of-month invoice says.
-        if let Some(currency) = self.client.currency().filter(|c| c != USD) {
-            return Err(PollError::new(
-                Reason::Provider,
-                format!(
-                    "the account's last invoice is in {currency}, not US dollars: the billing families are in USD, \
-                     so the month-to-date spend is not exported"
-                ),
-            ));
-        }
+        let currency = self.currency(ctx, today).await?;
+        normalize::check_usd(&currency, "the month-to-date invoice (in the currency of the account's invoices)")?;
         Ok(normalize::month_to_date_samples(total, &items))
+    }
+
+    /// The month-to-date invoice names no currency: it is the account's, which its newest
+    /// end-of-month invoice says (remembered once seen), else the configured `currency`; if
+    /// neither tells it, the poll fails rather than call it US dollars.
+    async fn currency(&self, ctx: &PollContext, today: i64) -> Result<String, PollError> {
+        if let Some(c) = self.client.currency() {
+            return Ok(c);
+        }
+        let this_month = timeutil::month_start(today);
+        let mut first = this_month;
+        for _ in 0..CURRENCY_LOOKBACK_MONTHS {
+            first = timeutil::month_start(first - 1);
+        }
+        let bills = bills(&self.client, ctx, first, this_month - 1).await?;
+        let newest = normalize::newest(&bills);
+        if let Some(c) = newest.and_then(|b| b.currency.clone()) {
+            self.client.set_currency(&c);
+            return Ok(c);
+        }
+        let what = match newest {
+            Some(b) => format!(
+                "the month-to-date invoice, like the newest end-of-month invoice ({}),",
+                &timeutil::format_ymd(b.month)[..7]
+            ),
+            None => format!(
+                "the month-to-date invoice names no currency and the account has no end-of-month invoice in the \
+                 last {CURRENCY_LOOKBACK_MONTHS} months to tell it; it"
+            ),
+        };
+        normalize::currency_of(None, self.currency.as_deref(), &what, &format!("{}.currency", self.client.path()))
     }
 }
 
@@ -102,6 +130,8 @@ pub async fn bills(client: &Client, ctx: &PollContext, first: i64, last: i64) ->
 pub struct LastMonth {
     /// The account's client.
     pub client: Arc<Client>,
+    /// The configured `currency`, if any: for an invoice that names none.
+    pub currency: Option<String>,
 }
 
 impl LastMonth {
@@ -120,8 +150,10 @@ impl LastMonth {
                 ),
             ));
         };
-        self.client.set_currency(&bill.currency);
-        normalize::check_usd(bill)?;
+        if let Some(c) = &bill.currency {
+            self.client.set_currency(c);
+        }
+        normalize::check_bill_usd(bill, self.currency.as_deref(), &format!("{}.currency", self.client.path()))?;
         Ok(normalize::last_month_samples(bill))
     }
 }
@@ -132,114 +164,48 @@ impl Poller for LastMonth {
     }
 }
 
-/// What the usage job keeps of the month: the settled UTC days, per area, per service.
-#[derive(Debug, Default)]
-struct Kept {
-    /// The first day of the month (day number).
-    month: i64,
-    /// The services the days were fetched for.
-    services: Vec<String>,
-    /// `[area]` (0: all areas): settled day → (bytes, requests) per service.
-    settled: Vec<BTreeMap<i64, Vec<(f64, f64)>>>,
-}
-
-/// Month-to-date bandwidth and requests per service and area. Settled UTC days come once from
-/// day buckets (`by=day`) and are kept; the rest of the month (days that ended less than
-/// `stats_settle` ago, and today) is summed from hourly buckets (`by=hour`) on every poll, the
-/// newest of which is still filling. Each area costs at most two requests per poll, for all
-/// services at once; the account's total (no `region`) gives `area="other"`, what the listed
-/// areas leave out.
+/// Month-to-date bandwidth and requests per service and area: one `/stats/usage_by_service`
+/// request per poll for the month so far (every service and region in one small answer), after
+/// the service list when no services are configured. Services the answer names that the list
+/// lacks (deleted this month, still billed) are counted too, under the same bound.
 pub struct Usage {
     client: Arc<Client>,
     services: Vec<String>,
     areas: Vec<String>,
-    settle: i64,
-    kept: Mutex<Kept>,
 }
 
 impl Usage {
     /// The job for the account behind `client`.
     pub fn new(client: Arc<Client>, account: &FastlyAccount) -> Self {
-        Usage {
-            client,
-            services: account.services.clone(),
-            areas: account.areas.clone(),
-            settle: account.stats_settle.as_secs() as i64,
-            kept: Mutex::new(Kept::default()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
-        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+        Usage { client, services: account.services.clone(), areas: account.areas.clone() }
     }
 
     async fn run(&self, ctx: &PollContext) -> Result<Vec<Sample>, PollError> {
-        let services = if self.services.is_empty() { self.client.services(ctx).await? } else { self.services.clone() };
+        let listed = self.services.is_empty();
+        let services = if listed { self.client.services(ctx).await? } else { self.services.clone() };
         let now = self.client.clock().now();
-        let today = now.div_euclid(86_400);
-        let month = timeutil::month_start(today);
-        let regions: Vec<Option<&str>> =
-            std::iter::once(None).chain(self.areas.iter().map(|a| Some(a.as_str()))).collect();
-        {
-            let mut kept = self.lock();
-            if kept.month != month || kept.services != services || kept.settled.len() != regions.len() {
-                *kept = Kept { month, services: services.clone(), settled: vec![BTreeMap::new(); regions.len()] };
-            }
+        let month = timeutil::month_start(now.div_euclid(86_400)) * 86_400;
+        let mut table = UsageTable::new(&services, &self.areas);
+        // Fastly refuses an empty window; in the month's first minute there is nothing to ask.
+        if now > month {
+            let body = self.client.usage(ctx, month, now).await?;
+            usage_into(&self.client, &mut table, &body, &self.areas, listed)?;
         }
-        if services.is_empty() {
-            return Ok(Vec::new());
-        }
-        // totals[area][service] = (bytes, requests)
-        let mut totals = vec![vec![(0.0, 0.0); services.len()]; regions.len()];
-        for (a, region) in regions.iter().enumerate() {
-            let due: Vec<i64> = {
-                let kept = self.lock();
-                (month..today)
-                    .filter(|d| !kept.settled[a].contains_key(d) && now >= (d + 1) * 86_400 + self.settle)
-                    .collect()
-            };
-            if let (Some(&first), Some(&last)) = (due.first(), due.last()) {
-                let points =
-                    self.client.stats(ctx, first * 86_400, (last + 1) * 86_400, 86_400, *region, &services).await?;
-                let mut kept = self.lock();
-                for d in due {
-                    let has = points.iter().any(|(_, p)| p.iter().any(|p| p.start == d * 86_400));
-                    // No day bucket for any service: Fastly may not have built it yet. A day
-                    // later still, nothing means no traffic.
-                    if !has && now < (d + 2) * 86_400 + self.settle {
-                        continue;
-                    }
-                    let day: Vec<(f64, f64)> = points
-                        .iter()
-                        .map(|(_, p)| {
-                            p.iter().find(|p| p.start == d * 86_400).map_or((0.0, 0.0), |p| (p.bytes, p.requests))
-                        })
-                        .collect();
-                    kept.settled[a].insert(d, day);
-                }
-            }
-            let (hour_from, settled) = {
-                let kept = self.lock();
-                let first_open = (month..=today).find(|d| !kept.settled[a].contains_key(d)).unwrap_or(today);
-                (first_open, kept.settled[a].clone())
-            };
-            let to = (now.div_euclid(3600) + 1) * 3600;
-            let points = self.client.stats(ctx, hour_from * 86_400, to, 3600, *region, &services).await?;
-            for (s, (_, list)) in points.iter().enumerate() {
-                for p in list.iter().filter(|p| p.start <= now && !settled.contains_key(&p.start.div_euclid(86_400))) {
-                    totals[a][s].0 += p.bytes;
-                    totals[a][s].1 += p.requests;
-                }
-            }
-            for day in settled.values() {
-                for (s, (bytes, requests)) in day.iter().enumerate() {
-                    totals[a][s].0 += bytes;
-                    totals[a][s].1 += requests;
-                }
-            }
-        }
-        Ok(usage_samples(&services, &self.areas, &totals))
+        Ok(usage_samples(&table, &self.areas))
     }
+}
+
+/// Adds one usage answer to `table` under the account's bounds.
+pub fn usage_into(
+    client: &Client,
+    table: &mut UsageTable,
+    body: &[u8],
+    areas: &[String],
+    open: bool,
+) -> Result<(), PollError> {
+    let max = client.limits.max_services;
+    let key = format!("{}.max_services", client.path());
+    table.add(parse_usage(body, max, &key)?, areas, open, max, &key)
 }
 
 impl Poller for Usage {
@@ -248,29 +214,24 @@ impl Poller for Usage {
     }
 }
 
-/// The samples of `totals` (`[area][service]`, area 0 the account's total): per listed area,
-/// and `other` for what they leave out; with no areas listed, `all`.
-pub fn usage_samples(services: &[String], areas: &[String], totals: &[Vec<(f64, f64)>]) -> Vec<Sample> {
-    let mut out = Vec::with_capacity(services.len() * (areas.len() + 1) * 2);
-    let mut push = |service: &str, area: &str, (bytes, requests): (f64, f64)| {
-        out.push(
-            Sample::new(FamilyId::MonthToDateBandwidthBytes, bytes).label("service_id", service).label("area", area),
-        );
-        out.push(Sample::new(FamilyId::MonthToDateRequests, requests).label("service_id", service).label("area", area));
-    };
-    for (s, service) in services.iter().enumerate() {
-        if areas.is_empty() {
-            push(service, "all", totals[0][s]);
-            continue;
+/// The `kind` label of requests served by delivery (VCL) services.
+pub const KIND_DELIVERY: &str = "delivery";
+/// The `kind` label of requests served by Compute services (`compute_requests`).
+pub const KIND_COMPUTE: &str = "compute";
+
+/// The samples of `table`: bytes per service and area slot (the listed areas and `other`, or
+/// `all`), requests per service, slot and `kind` (delivery or Compute).
+pub fn usage_samples(table: &UsageTable, areas: &[String]) -> Vec<Sample> {
+    let names: Vec<&str> =
+        if areas.is_empty() { vec!["all"] } else { areas.iter().map(String::as_str).chain(["other"]).collect() };
+    let mut out = Vec::with_capacity(table.services.len() * names.len() * 3);
+    for (service, slots) in &table.services {
+        for (area, u) in names.iter().zip(slots) {
+            let labelled = |s: Sample| s.label("service_id", service.as_str()).label("area", *area);
+            out.push(labelled(Sample::new(FamilyId::MonthToDateBandwidthBytes, u.bytes)));
+            out.push(labelled(Sample::new(FamilyId::MonthToDateRequests, u.requests)).label("kind", KIND_DELIVERY));
+            out.push(labelled(Sample::new(FamilyId::MonthToDateRequests, u.compute)).label("kind", KIND_COMPUTE));
         }
-        let (mut bytes, mut requests) = totals[0][s];
-        for (a, area) in areas.iter().enumerate() {
-            let v = totals[a + 1][s];
-            bytes -= v.0;
-            requests -= v.1;
-            push(service, area, v);
-        }
-        push(service, "other", (bytes.max(0.0), requests.max(0.0)));
     }
     out
 }

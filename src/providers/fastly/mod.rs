@@ -31,6 +31,8 @@ pub const MTD_PATH: &str = "/billing/v3/invoices/month-to-date";
 pub const INVOICES_PATH: &str = "/billing/v3/invoices";
 /// The historical stats of every service.
 pub const STATS_PATH: &str = "/stats";
+/// Usage (bytes, requests, Compute requests) per region and service over a window.
+pub const USAGE_PATH: &str = "/stats/usage_by_service";
 /// The service list.
 pub const SERVICES_PATH: &str = "/service";
 /// The `endpoint` label of the month-to-date job.

@@ -1,6 +1,6 @@
 //! Parsed Fastly answers turned into checked figures and samples: invoice totals and line
-//! items (USD only, bounded, duplicates summed), and stats buckets (aligned, inside the window
-//! asked for, non-negative, once each).
+//! items (bounded, duplicates summed, the currency known or the poll failed), and usage per
+//! service and area (non-negative, finite, once each; delivery and Compute requests apart).
 
 use std::collections::BTreeMap;
 
@@ -10,20 +10,28 @@ use crate::providers::common::wire::{Capped, Num, Text};
 use crate::text;
 use crate::timeutil;
 
-use super::wire::{Invoice, LineItem, MtdInvoice, Stats};
+use super::wire::{Invoice, LineItem, MtdInvoice, UsageAnswer};
 
 /// The currency the billing families are in.
 pub const USD: &str = "USD";
 
-/// One stats bucket, checked.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Point {
-    /// Unix time of the bucket's start.
-    pub start: i64,
+/// One service's usage in one area, checked: bytes, delivery requests, Compute requests.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Usage {
     /// Bytes delivered (`bandwidth`).
     pub bytes: f64,
-    /// Requests (`requests`).
+    /// Requests of delivery services (`requests`).
     pub requests: f64,
+    /// Requests of Compute services (`compute_requests`).
+    pub compute: f64,
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, o: Usage) {
+        self.bytes += o.bytes;
+        self.requests += o.requests;
+        self.compute += o.compute;
+    }
 }
 
 /// A Fastly service id as the exporter accepts it (letters, digits, `-`, `_`; at most 64 bytes).
@@ -143,8 +151,8 @@ pub struct Bill {
     pub month: i64,
     /// `invoice_posted_on`, as sent (ISO 8601 sorts as text).
     pub posted: String,
-    /// `currency_code`, upper case (`USD` when absent: the field is documented, never seen missing).
-    pub currency: String,
+    /// `currency_code`, upper case; `None` when the invoice names none.
+    pub currency: Option<String>,
     /// The total.
     pub total: f64,
     /// The line items.
@@ -165,7 +173,7 @@ pub fn bill(inv: Invoice<'_>, max_items: usize) -> Result<Bill, PollError> {
     Ok(Bill {
         month: timeutil::month_start(start),
         posted: text::label(inv.invoice_posted_on.get().unwrap_or_default()),
-        currency: text::label(&currency.unwrap_or_else(|| USD.to_owned())),
+        currency: currency.map(|c| text::label(&c)),
         total,
         items: line_items(inv.transaction_line_items, max_items, &format!("invoice {id:?}"))?,
     })
@@ -176,20 +184,45 @@ pub fn bill_of(bills: &[Bill], month: i64) -> Option<&Bill> {
     bills.iter().filter(|b| b.month == month).max_by(|a, b| a.posted.cmp(&b.posted))
 }
 
-/// A bill in another currency than US dollars is refused: the billing families are in USD.
-pub fn check_usd(bill: &Bill) -> Result<(), PollError> {
-    if bill.currency == USD {
+/// The newest bill among `bills` (latest month, then latest posted).
+pub fn newest(bills: &[Bill]) -> Option<&Bill> {
+    bills.iter().max_by(|a, b| (a.month, &a.posted).cmp(&(b.month, &b.posted)))
+}
+
+/// The currency `what` is in: the one the answer names, else the account's configured
+/// `currency` (key `key`), else it is not known and the poll fails saying which key to set.
+pub fn currency_of(named: Option<&str>, configured: Option<&str>, what: &str, key: &str) -> Result<String, PollError> {
+    match named.or(configured) {
+        Some(c) => Ok(c.to_owned()),
+        None => Err(PollError::new(
+            Reason::Provider,
+            format!(
+                "{what} names no currency, so the amount cannot be exported as US dollars: set `{key}` to the \
+                 currency the account is billed in (e.g. \"USD\")"
+            ),
+        )),
+    }
+}
+
+/// An amount in another currency than US dollars is refused: the billing families are in USD.
+pub fn check_usd(currency: &str, what: &str) -> Result<(), PollError> {
+    if currency == USD {
         return Ok(());
     }
     Err(PollError::new(
         Reason::Provider,
         format!(
-            "the invoice for {} is in {}, not US dollars: the billing families are in USD, so the account's spend \
-             is not exported",
-            &timeutil::format_ymd(bill.month)[..7],
-            bill.currency
+            "{what} is in {}, not US dollars: the billing families are in USD, so the account's spend is not \
+             exported",
+            text::label(currency)
         ),
     ))
+}
+
+/// The currency of `bill` (named or configured), checked to be US dollars.
+pub fn check_bill_usd(bill: &Bill, configured: Option<&str>, key: &str) -> Result<(), PollError> {
+    let what = format!("the invoice for {}", &timeutil::format_ymd(bill.month)[..7]);
+    check_usd(&currency_of(bill.currency.as_deref(), configured, &what, key)?, &what)
 }
 
 /// The samples of last month's bill.
@@ -206,101 +239,150 @@ pub fn month_to_date_samples(total: f64, items: &[(ItemLabels, f64)]) -> Vec<Sam
     out
 }
 
-/// The buckets of a stats answer for the services `asked`, each list by start: only buckets
-/// starting in `[from, to)` (Fastly may add the one starting at `to`); services not asked for
-/// are left out. A failed envelope is a provider error; a bucket off the `step` grid, twice,
-/// or with a count that is missing, negative or not finite is not data.
-pub fn stats_points(
-    stats: Stats<'_>,
-    from: i64,
-    to: i64,
-    step: i64,
-    asked: &[String],
-    area: &str,
-) -> Result<Vec<(String, Vec<Point>)>, PollError> {
-    let status = stats.status.get().map(str::trim).unwrap_or("success");
-    if !status.eq_ignore_ascii_case("success") {
-        let msg = stats.msg.get().unwrap_or("no message");
-        return Err(PollError::new(
-            Reason::Provider,
-            format!("stats answer says {:?}: {}", text::label(status), text::message(msg)),
-        ));
+/// Usage per service and area slot: the slots are the listed `areas` in order then `other`
+/// (what they leave out), or one slot `all` when no areas are listed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UsageTable {
+    /// (service id, usage per slot), in the order services were first named.
+    pub services: Vec<(String, Vec<Usage>)>,
+}
+
+impl UsageTable {
+    /// A table with `services` at zero in every slot of `areas`.
+    pub fn new(services: &[String], areas: &[String]) -> Self {
+        let slots = slots(areas);
+        UsageTable { services: services.iter().map(|s| (s.clone(), vec![Usage::default(); slots])).collect() }
     }
-    let Some(data) = stats.data else {
-        return Err(PollError::parse("stats answer has no \"data\""));
-    };
-    let mut out: Vec<(String, Vec<Point>)> = asked.iter().map(|s| (s.clone(), Vec::new())).collect();
-    for (service, buckets) in data.0 {
-        let Some((_, points)) = out.iter_mut().find(|(s, _)| *s == service) else { continue };
-        for b in buckets {
-            let what = |field: &str| format!("stats bucket of {service} ({area}) {field}");
-            let start = match b.start_time {
-                Num::Value(v) if v.fract() == 0.0 && v.abs() < 1e12 => v as i64,
-                _ => return Err(PollError::parse(format!("{} is not a Unix time: not data", what("start_time")))),
-            };
-            if start.rem_euclid(step) != 0 {
+
+    /// Adds a usage answer: each service's figures go to the slot of its region. With
+    /// `open` true, services the answer names that the table lacks are added (at most `max`
+    /// services in all); otherwise they are left out.
+    pub fn add(
+        &mut self,
+        answer: UsageAnswer<'_>,
+        areas: &[String],
+        open: bool,
+        max: usize,
+        key: &str,
+    ) -> Result<(), PollError> {
+        let status = answer.status.get().map(str::trim).unwrap_or("success");
+        if !status.eq_ignore_ascii_case("success") {
+            let msg = answer.msg.get().unwrap_or("no message");
+            return Err(PollError::new(
+                Reason::Provider,
+                format!("usage answer says {:?}: {}", text::label(status), text::message(msg)),
+            ));
+        }
+        let Some(data) = answer.data else {
+            return Err(PollError::parse("usage answer has no \"data\""));
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for (region, services) in &data.0 {
+            if seen.contains(&region.as_str()) {
                 return Err(PollError::parse(format!(
-                    "{} {start} is not on the {step}-second UTC grid: not data",
-                    what("start_time")
+                    "usage answer names region {:?} twice: not data",
+                    text::label(region)
                 )));
             }
-            if start < from || start >= to {
-                continue;
+            seen.push(region);
+            // Unlisted regions (and every region when none are listed) go to the last slot.
+            let slot = areas.iter().position(|a| a == region).unwrap_or(slots(areas) - 1);
+            for (service, entry) in services {
+                let what =
+                    |field: &str| format!("usage of {} in {} {field}", text::label(service), text::label(region));
+                let usage = Usage {
+                    bytes: count_or_zero(entry.bandwidth, &what("bandwidth"))?,
+                    requests: count_or_zero(entry.requests, &what("requests"))?,
+                    compute: count_or_zero(entry.compute_requests, &what("compute_requests"))?,
+                };
+                let row = match self.services.iter().position(|(s, _)| s == service) {
+                    Some(i) => i,
+                    None if !open => continue,
+                    None => {
+                        if !is_service_id(service) {
+                            return Err(PollError::parse(format!(
+                                "usage answer names the service {:?}, which is not a service id: not data",
+                                text::label(service)
+                            )));
+                        }
+                        if self.services.len() >= max {
+                            return Err(PollError::parse(format!(
+                                "the usage answer names more than {max} services: refused. Raise `{key}`, or list \
+                                 the services to watch in `services`"
+                            )));
+                        }
+                        self.services.push((service.clone(), vec![Usage::default(); slots(areas)]));
+                        self.services.len() - 1
+                    }
+                };
+                self.services[row].1[slot] += usage;
             }
-            let bytes = count(b.bandwidth, &what("bandwidth"))?;
-            let requests = count(b.requests, &what("requests"))?;
-            if points.iter().any(|p| p.start == start) {
-                return Err(PollError::parse(format!("{} {start} comes twice: not data", what("start_time"))));
-            }
-            points.push(Point { start, bytes, requests });
         }
-        points.sort_by_key(|p| p.start);
+        Ok(())
     }
-    Ok(out)
+}
+
+/// The slots of a [`UsageTable`] row: each listed area and `other`, or `all` alone.
+pub fn slots(areas: &[String]) -> usize {
+    if areas.is_empty() { 1 } else { areas.len() + 1 }
+}
+
+/// A count that may be absent (a region where a field was never sent): 0 then.
+fn count_or_zero(n: Num, what: &str) -> Result<f64, PollError> {
+    match n {
+        Num::Missing => Ok(0.0),
+        n => count(n, what),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::providers::common::wire::{ListLimit, parse_capped};
-    use crate::providers::fastly::wire::parse_stats;
+    use crate::providers::fastly::wire::parse_usage;
 
     const LIMIT: ListLimit = ListLimit { max: 100, items: "entries", key: "k" };
 
-    fn stats(body: &str, step: i64) -> Result<Vec<(String, Vec<Point>)>, PollError> {
-        let s = parse_stats(body.as_bytes(), LIMIT, 10, "k")?;
-        stats_points(s, 0, 10 * step, step, &["A".into(), "B".into()], "usa")
+    fn table(body: &str, services: &[&str], areas: &[&str], open: bool) -> Result<UsageTable, PollError> {
+        let services: Vec<String> = services.iter().map(|s| s.to_string()).collect();
+        let areas: Vec<String> = areas.iter().map(|s| s.to_string()).collect();
+        let mut t = UsageTable::new(&services, &areas);
+        t.add(parse_usage(body.as_bytes(), 10, "k")?, &areas, open, 3, "fastly[0].max_services")?;
+        Ok(t)
+    }
+
+    fn u(bytes: f64, requests: f64, compute: f64) -> Usage {
+        Usage { bytes, requests, compute }
     }
 
     #[test]
-    fn stats_buckets_are_checked() {
-        let ok = stats(
-            r#"{"status":"success","data":{"A":[{"start_time":7200,"bandwidth":10,"requests":2},{"start_time":0,"bandwidth":"5","requests":1},{"start_time":36000,"bandwidth":9,"requests":9}],"C":[{"start_time":0,"bandwidth":1,"requests":1}]}}"#,
-            3600,
-        )
-        .unwrap();
-        assert_eq!(ok[0].0, "A");
-        assert_eq!(
-            ok[0].1,
-            [Point { start: 0, bytes: 5.0, requests: 1.0 }, Point { start: 7200, bytes: 10.0, requests: 2.0 }]
-        );
-        assert_eq!(ok[1], ("B".to_owned(), vec![]), "absent service: no traffic; C not asked: ignored");
+    fn usage_goes_to_its_area_and_compute_requests_stay_apart() {
+        let body = r#"{"status":"success","data":{"usa":{"A":{"bandwidth":10,"requests":2,"compute_requests":0}},
+            "europe":{"A":{"bandwidth":5,"requests":0,"compute_requests":7},"C":{"bandwidth":1,"requests":1}},
+            "latam":{"A":{"bandwidth":"3","requests":1,"compute_requests":1}},"anzac":{}}}"#;
+        let t = table(body, &["A", "B"], &["usa", "europe"], false).unwrap();
+        assert_eq!(t.services.len(), 2, "C is not watched: left out");
+        assert_eq!(t.services[0].1, [u(10.0, 2.0, 0.0), u(5.0, 0.0, 7.0), u(3.0, 1.0, 1.0)], "usa, europe, other");
+        assert_eq!(t.services[1].1, [Usage::default(); 3], "B had no traffic: zero");
+        let all = table(body, &["A"], &[], false).unwrap();
+        assert_eq!(all.services[0].1, [u(18.0, 3.0, 8.0)], "no areas: one slot, every region");
+        let open = table(body, &["A", "B"], &["usa"], true).unwrap();
+        assert_eq!(open.services.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(), ["A", "B", "C"]);
+        assert_eq!(open.services[2].1, [Usage::default(), u(1.0, 1.0, 0.0)], "a service the list lacks is counted");
+        let err = table(body, &["A", "B", "X"], &["usa"], true).unwrap_err();
+        assert!(err.message.contains("more than 3 services") && err.message.contains("fastly[0].max_services"));
         for (body, needle) in [
             (r#"{"status":"error","msg":"bad from","data":null}"#, "bad from"),
             (r#"{"status":"success"}"#, "no \"data\""),
-            (r#"{"data":{"A":[{"start_time":60,"bandwidth":1,"requests":1}]}}"#, "grid"),
-            (r#"{"data":{"A":[{"start_time":"x","bandwidth":1,"requests":1}]}}"#, "Unix time"),
-            (r#"{"data":{"A":[{"start_time":0,"bandwidth":-1,"requests":1}]}}"#, "negative"),
-            (r#"{"data":{"A":[{"start_time":0,"bandwidth":"NaN","requests":1}]}}"#, "finite"),
-            (r#"{"data":{"A":[{"start_time":0,"bandwidth":1}]}}"#, "requests is missing"),
-            (
-                r#"{"data":{"A":[{"start_time":0,"bandwidth":1,"requests":1},{"start_time":0,"bandwidth":1,"requests":1}]}}"#,
-                "twice",
-            ),
+            (r#"{"data":{"usa":{"A":{"bandwidth":-1}}}}"#, "negative"),
+            (r#"{"data":{"usa":{"A":{"bandwidth":1,"requests":"NaN"}}}}"#, "finite"),
+            (r#"{"data":{"usa":{},"usa":{}}}"#, "twice"),
         ] {
-            let err = stats(body, 3600).unwrap_err();
+            let err = table(body, &["A"], &["usa"], false).unwrap_err();
             assert!(err.message.contains(needle), "{body}: {err}");
         }
+        let err = table(r#"{"data":{"usa":{"a b":{"bandwidth":1}}}}"#, &["A"], &["usa"], true).unwrap_err();
+        assert!(err.message.contains("not a service id"), "{err}");
     }
 
     #[test]
@@ -332,8 +414,16 @@ mod tests {
         )
         .unwrap();
         let b = bill(inv, 10).unwrap();
-        assert_eq!((b.month, b.currency.as_str(), b.total), (timeutil::days_from_civil(2026, 11, 1), "EUR", 5.0));
-        let err = check_usd(&b).unwrap_err();
-        assert!(err.message.contains("in EUR, not US dollars"), "{err}");
+        assert_eq!(
+            (b.month, b.currency.as_deref(), b.total),
+            (timeutil::days_from_civil(2026, 11, 1), Some("EUR"), 5.0)
+        );
+        let err = check_bill_usd(&b, Some("USD"), "k").unwrap_err();
+        assert!(err.message.contains("in EUR, not US dollars"), "the invoice's own currency wins: {err}");
+        let nameless = Bill { currency: None, ..b };
+        let err = check_bill_usd(&nameless, None, "fastly[0].currency").unwrap_err();
+        assert_eq!(err.reason, Reason::Provider);
+        assert!(err.message.contains("names no currency") && err.message.contains("`fastly[0].currency`"), "{err}");
+        assert!(check_bill_usd(&nameless, Some("USD"), "k").is_ok());
     }
 }

@@ -1,13 +1,13 @@
 //! Fastly answers as they arrive, parsed under bounds: the month-to-date invoice, pages of
-//! end-of-month invoices, historical stats, the service list and the error bodies. Every list is
-//! [`Capped`], the stats map of services is bounded by [`parse_stats`]; numbers are [`Num`] (the
+//! end-of-month invoices, usage per region and service, the service list and the error bodies.
+//! Every list is [`Capped`], the usage maps are bounded by [`parse_usage`]; numbers are [`Num`] (the
 //! month-to-date total arrives as a string, an end-of-month total as a number: both are read).
 
 use std::cell::Cell;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use crate::job::PollError;
 use crate::providers::common::wire::{Capped, ListLimit, Num, Text, parse_capped};
@@ -105,107 +105,133 @@ pub struct ServiceEntry<'a> {
     pub deleted_at: Text<'a>,
 }
 
-/// One stats bucket (`Results`): only the fields the exporter reads.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Bucket<'a> {
-    /// The service, in the per-service answer's plain array.
-    #[serde(default, borrow)]
-    pub service_id: Text<'a>,
-    /// The bucket's start, Unix seconds (UTC-aligned).
-    #[serde(default)]
-    pub start_time: Num,
-    /// Bytes delivered (`bandwidth`: response and backend-request headers and bodies).
+/// One service's usage in one region of a `/stats/usage_by_service` answer
+/// (`HistoricalUsageData`): only these three fields are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+pub struct UsageEntry {
+    /// Bytes delivered (`bandwidth`; Compute services' bytes included).
     #[serde(default)]
     pub bandwidth: Num,
-    /// Requests processed (`requests`).
+    /// Requests of delivery (VCL) services (`requests`).
     #[serde(default)]
     pub requests: Num,
+    /// Requests of Compute services (`compute_requests`): not counted in `requests`.
+    #[serde(default)]
+    pub compute_requests: Num,
 }
 
-/// The `data` of a stats answer: `/stats` maps service ids to buckets; `/stats/service/{id}`
-/// gives a plain array whose buckets name their service. Both come out as (service, buckets).
+/// The `data` of a usage answer: region → service id → usage, in the order sent. A region with
+/// no traffic comes as `{}` (null is read the same way).
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct StatsData<'a>(pub Vec<(String, Vec<Bucket<'a>>)>);
+pub struct UsageData(pub Vec<(String, Vec<(String, UsageEntry)>)>);
 
-/// A stats answer (`Historical` envelope).
+/// A `/stats/usage_by_service` answer (`HistoricalUsageServiceResponse`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Stats<'a> {
+pub struct UsageAnswer<'a> {
     /// `success`, or why not.
     #[serde(default, borrow)]
     pub status: Text<'a>,
     /// What failed, when it failed.
     #[serde(default, borrow)]
     pub msg: Text<'a>,
-    /// The buckets per service.
-    #[serde(default, borrow)]
-    pub data: Option<StatsData<'a>>,
+    /// The usage per region and service.
+    #[serde(default)]
+    pub data: Option<UsageData>,
 }
 
+/// The most regions one usage answer may name (64; Fastly's recorded answers name 9, the
+/// newest spec 10). No key raises it: past it the answer is not data.
+pub const MAX_REGIONS: usize = 64;
+/// The longest region or service id key read (64 bytes).
+pub const MAX_KEY_BYTES: usize = 64;
+
 thread_local! {
-    /// The most services a [`StatsData`] may hold in the parse running on this thread.
+    /// The most services one region of a [`UsageData`] may hold in the parse on this thread.
     static SERVICES_CAP: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for StatsData<'a> {
+/// A region's services, bounded by [`SERVICES_CAP`].
+struct RegionUsage(Vec<(String, UsageEntry)>);
+
+fn key<E: de::Error>(k: String, what: &str) -> Result<String, E> {
+    if k.len() > MAX_KEY_BYTES {
+        return Err(E::custom(format!("a {what} key of {} bytes, more than {MAX_KEY_BYTES}", k.len())));
+    }
+    Ok(k)
+}
+
+impl<'de> Deserialize<'de> for RegionUsage {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = StatsData<'a>;
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RegionUsage;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of service ids to buckets, or an array of buckets")
+                f.write_str("an object of service ids to usage")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StatsData<'a>, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RegionUsage, A::Error> {
                 let cap = SERVICES_CAP.get();
-                let mut out: Vec<(String, Vec<Bucket<'a>>)> = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
+                let mut out = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
                     if out.len() == cap {
                         return Err(de::Error::custom(format!("more than {cap} services")));
                     }
-                    let Capped(buckets) = map.next_value::<Capped<Bucket<'a>>>()?;
-                    out.push((key, buckets));
+                    out.push((key(k, "service")?, map.next_value::<UsageEntry>()?));
                 }
-                Ok(StatsData(out))
+                Ok(RegionUsage(out))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<StatsData<'a>, A::Error> {
-                // The per-service answer: one list, each bucket naming its service. Bounded by
-                // the same list cap as any other list of the parse.
-                let mut out: Vec<(String, Vec<Bucket<'a>>)> = Vec::new();
-                let Capped(buckets) = Capped::<Bucket<'a>>::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-                for b in buckets {
-                    let id = b.service_id.get().unwrap_or_default().to_owned();
-                    match out.iter_mut().find(|(s, _)| *s == id) {
-                        Some((_, list)) => list.push(b),
-                        None => out.push((id, vec![b])),
-                    }
-                }
-                Ok(StatsData(out))
+            fn visit_unit<E>(self) -> Result<RegionUsage, E> {
+                Ok(RegionUsage(Vec::new()))
             }
-            fn visit_unit<E>(self) -> Result<StatsData<'a>, E> {
-                Ok(StatsData::default())
-            }
-            fn visit_none<E>(self) -> Result<StatsData<'a>, E> {
-                Ok(StatsData::default())
+            fn visit_none<E>(self) -> Result<RegionUsage, E> {
+                Ok(RegionUsage(Vec::new()))
             }
         }
-        d.deserialize_any(V(std::marker::PhantomData))
+        d.deserialize_any(V)
     }
 }
 
-/// Parses a stats answer: at most `max_services` services, at most `buckets.max` buckets per
-/// service.
-pub fn parse_stats<'a>(
-    body: &'a [u8],
-    buckets: ListLimit,
-    max_services: usize,
-    key: &str,
-) -> Result<Stats<'a>, PollError> {
+impl<'de> Deserialize<'de> for UsageData {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UsageData;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of regions to services")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UsageData, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    if out.len() == MAX_REGIONS {
+                        return Err(de::Error::custom(format!("more than {MAX_REGIONS} regions")));
+                    }
+                    let RegionUsage(services) = map.next_value()?;
+                    out.push((key(k, "region")?, services));
+                }
+                Ok(UsageData(out))
+            }
+            fn visit_unit<E>(self) -> Result<UsageData, E> {
+                Ok(UsageData::default())
+            }
+            fn visit_none<E>(self) -> Result<UsageData, E> {
+                Ok(UsageData::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parses a usage answer: at most [`MAX_REGIONS`] regions of at most `max_services` services
+/// each; `key` names the setting that raises `max_services`.
+pub fn parse_usage<'a>(body: &'a [u8], max_services: usize, key: &str) -> Result<UsageAnswer<'a>, PollError> {
     SERVICES_CAP.set(max_services);
-    let parsed = parse_capped::<Stats<'_>>(body, buckets, "stats answer");
+    let limit = ListLimit { max: 0, items: "-", key: "-" };
+    let parsed = parse_capped::<UsageAnswer<'_>>(body, limit, "usage answer");
     SERVICES_CAP.set(usize::MAX);
     parsed.map_err(|e| {
         if e.message.contains(&format!("more than {max_services} services")) {
             PollError::parse(format!(
-                "stats answer holds more than {max_services} services: refused. If the token really sees that many, raise `{key}`"
+                "usage answer holds more than {max_services} services in one region: refused. If the account \
+                 really has that many, raise `{key}`"
             ))
         } else {
             e
@@ -308,23 +334,26 @@ mod tests {
     }
 
     #[test]
-    fn stats_data_in_both_shapes_and_bounded() {
-        let map = br#"{"status":"success","data":{"A":[{"start_time":0,"bandwidth":5,"requests":1}],"B":[]}}"#;
-        let s = parse_stats(map, lists(10), 5, "k").unwrap();
-        let data = s.data.unwrap().0;
-        assert_eq!(data.len(), 2);
-        assert_eq!((data[0].0.as_str(), data[0].1[0].bandwidth), ("A", Num::Value(5.0)));
-        let array = br#"{"status":"success","data":[{"service_id":"A","start_time":0,"bandwidth":5},{"service_id":"A","start_time":86400}]}"#;
-        let data = parse_stats(array, lists(10), 5, "k").unwrap().data.unwrap().0;
-        assert_eq!((data.len(), data[0].1.len()), (1, 2));
-        let err = parse_stats(map, lists(10), 1, "fastly[0].max_services").unwrap_err();
-        assert!(err.message.contains("more than 1 services") && err.message.contains("max_services"), "{err}");
-        let err = parse_stats(array, lists(1), 5, "k").unwrap_err();
-        assert!(err.message.contains("more than 1 entries"), "{err}");
-        assert_eq!(
-            parse_stats(br#"{"status":"success","data":{}}"#, lists(1), 1, "k").unwrap().data.unwrap().0,
-            vec![]
+    fn usage_answers_are_read_and_bounded() {
+        let body = br#"{"data":{"africa_std":{},"europe":{"2xSyplKh6dJaYAjbDbbwOw":{"bandwidth":514,"requests":0,"compute_requests":3},"6J1WNVqsOeYgbV0Hq7FWel":{"bandwidth":17245,"requests":0,"compute_requests":6}},"latam":null},"meta":{"by":"minute","region":"usa"},"status":"success","msg":null}"#;
+        let u = parse_usage(body, 5, "k").unwrap();
+        let data = u.data.unwrap().0;
+        assert_eq!(data.len(), 3);
+        assert_eq!((data[0].0.as_str(), data[0].1.len()), ("africa_std", 0));
+        assert_eq!(data[1].1[1].0, "6J1WNVqsOeYgbV0Hq7FWel");
+        assert_eq!(data[1].1[1].1.compute_requests, Num::Value(6.0));
+        assert_eq!(data[1].1[1].1.requests, Num::Value(0.0));
+        assert_eq!(data[2].1, vec![]);
+        let err = parse_usage(body, 1, "fastly[0].max_services").unwrap_err();
+        assert!(
+            err.message.contains("more than 1 services") && err.message.contains("fastly[0].max_services"),
+            "{err}"
         );
+        let many: String = (0..=MAX_REGIONS).map(|i| format!("\"r{i}\":{{}}")).collect::<Vec<_>>().join(",");
+        let err = parse_usage(format!("{{\"data\":{{{many}}}}}").as_bytes(), 5, "k").unwrap_err();
+        assert!(err.message.contains("more than 64 regions"), "{err}");
+        let long = format!("{{\"data\":{{\"usa\":{{\"{}\":{{}}}}}}}}", "s".repeat(65));
+        assert!(parse_usage(long.as_bytes(), 5, "k").unwrap_err().message.contains("65 bytes"));
     }
 
     #[test]
