@@ -162,5 +162,8 @@ function(c)
           '{{account}} {{pull_zone}}'
         ),
       ], 'currencyUSD', "Charges accrued this month per pull zone (bunny.net's billing summary)."),
+      d.timeseries('Requests this month: delivery and Compute', [0, 86, 12, 8], [
+        d.query('sum by (provider, account, kind) (cdn_month_to_date_requests{kind!="", %s})' % s, '{{provider}} / {{account}} {{kind}}'),
+      ], 'short', 'Requests where the provider tells delivery from edge compute apart (Fastly: kind="delivery" for VCL services\' requests, kind="compute" for Compute services\', which Fastly counts only as compute requests). The two never overlap.'),
     ],
   )
