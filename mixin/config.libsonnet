@@ -11,9 +11,6 @@
     // The budget alerts warn from this share of budget_usd (0.8 = 80 %); also the orange
     // threshold of the dashboards' budget gauge.
     budgetWarningRatio: 0.8,
-    // CdnForecastSpendOverBudget stays silent in the first share of the month, when a few
-    // days of spend say little about thirty.
-    forecastMinMonthElapsed: 0.1,
     // The day-over-day jump alerts ignore days below these.
     spendJumpMinUsd: 10,
     bandwidthJumpMinBytes: 1e9,

@@ -2,6 +2,7 @@
 // them. They share one group on purpose: Prometheus evaluates a group's rules in order, so the
 // alerts see this evaluation's recorded values; in a group of their own they would race the
 // recording rules and could read a forecast one evaluation old.
+local f = import 'lib/forecast.libsonnet';
 local u = import 'lib/util.libsonnet';
 
 {
@@ -22,12 +23,9 @@ local u = import 'lib/util.libsonnet';
             record: 'cdn:budget_warning:ratio',
             expr: 'vector(%s)' % u.num(c.budgetWarningRatio),
           },
-          // Our own month-end forecast: spend to date divided by the elapsed share of the
-          // month. Independent of the provider's estimate, so a bad estimate is caught too.
-          {
-            record: 'cdn:billing_spend_usd:forecast',
-            expr: 'max by (provider, account) (cdn_billing_month_to_date_spend_usd) / scalar(cdn:month_elapsed:ratio)',
-          },
+          // Our own month-end forecast and its 80 % interval (docs/alerts.md, "The forecast"),
+          // independent of the provider's estimate so that a wrong estimate is caught.
+        ] + f.rules + [
           // Spend and bandwidth added over the last 24 hours (negative across the month's reset).
           {
             record: 'cdn:billing_spend_usd:increase1d',
@@ -91,17 +89,18 @@ local u = import 'lib/util.libsonnet';
             },
           },
           {
-            // Not early in the month (_config.forecastMinMonthElapsed).
+            // The low end of the forecast's 80 % interval over the budget: early in the month,
+            // or with little history, the interval is wide and the low end stays near the
+            // spend to date, so no early-month guard is needed.
             alert: 'CdnForecastSpendOverBudget',
             expr: |||
-              cdn:billing_spend_usd:forecast > max by (provider, account) (cdn_billing_budget_usd)
-              and on () (cdn:month_elapsed:ratio > %s)
-            ||| % u.num(c.forecastMinMonthElapsed),
+              cdn:billing_spend_usd:forecast_low > max by (provider, account) (cdn_billing_budget_usd)
+            |||,
             'for': c.forecastSpendFor,
             labels: { severity: 'warning' },
             annotations: {
               summary: '{{ $labels.account }} ({{ $labels.provider }}) is on course to spend over its monthly budget',
-              description: "At this month's pace, {{ $labels.provider }} account {{ $labels.account }} will spend ${{ $value | printf \"%.2f\" }} by month end, over its budget.",
+              description: "Even the low end of our forecast's 80 % interval says {{ $labels.provider }} account {{ $labels.account }} will spend ${{ $value | printf \"%.2f\" }} by month end, over its budget (cdn:billing_spend_usd:forecast has the expected figure).",
               runbook: runbook('CdnForecastSpendOverBudget'),
             },
           },

@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod exposition;
 pub mod families;
+pub mod forecast;
 pub mod html;
 pub mod job;
 pub mod memory;

@@ -1,11 +1,13 @@
 //! Spend at a glance for the status page: per account, spend to date, the provider's estimate,
-//! our own month-end forecast (the `cdn:billing_spend_usd:forecast` recording rule's formula),
+//! our own month-end forecast with its 80 % interval (the method of the
+//! `cdn:billing_spend_usd:forecast*` recording rules, [`crate::forecast`]),
 //! and the budget, drawn as one inline SVG bar; and, where an account has traffic figures, its
 //! billable bandwidth (the month's 95th percentile and peak) against its commitment. No
 //! scripts, no external assets.
 
 use std::fmt::Write as _;
 
+use crate::forecast::Forecast;
 use crate::html::escape;
 use crate::timeutil::{civil_from_days, days_in_month};
 
@@ -35,15 +37,8 @@ pub struct AccountSpend {
     /// `cdn_billing_spend_source_info{source="contract"}`: the exporter priced the spend from
     /// the account's contract (the provider reports usage only).
     pub priced: bool,
-}
-
-impl AccountSpend {
-    /// Our month-end forecast at `elapsed` (see [`month_elapsed_ratio`]): spend to date divided
-    /// by the share of the month gone, as the recording rule computes it.
-    pub fn forecast(&self, elapsed: f64) -> Option<f64> {
-        let spend = self.spend?;
-        (elapsed > 0.0).then(|| spend / elapsed).filter(|f| f.is_finite())
-    }
+    /// Our month-end forecast from the spend seen so far ([`crate::forecast::forecast`]).
+    pub forecast: Option<Forecast>,
 }
 
 /// The share of the current UTC month that has passed at `unix`, from 0 to 1, at minute
@@ -177,8 +172,10 @@ pub fn render(accounts: &[AccountSpend], now_unix: i64) -> String {
     }
     let elapsed = month_elapsed_ratio(now_unix);
     let mut out = format!(
-        "<h2>Spend this month</h2><p class=\"muted\">{:.0} % of the month (UTC) has passed. Forecast = spend to date \
-         ÷ that share, as the <code>cdn:billing_spend_usd:forecast</code> rule. Bar: \
+        "<h2>Spend this month</h2><p class=\"muted\">{:.0} % of the month (UTC) has passed. Our forecast, with its 80 % \
+         interval below it, is the method of the <code>cdn:billing_spend_usd:forecast</code> rules (docs/alerts.md) \
+         applied to the spend this exporter has seen since it started; Prometheus, which holds the whole history, \
+         has the authoritative figure. Bar: \
          <span style=\"color:#176f2c\">■</span> spend, <span style=\"color:#7aa883\">■</span> forecast, \
          <span style=\"color:#1f4e9c\">▮</span> month-end estimate (the provider's, or <em>priced</em> from the \
          account's contract), <span>▮</span> budget.</p>\
@@ -188,7 +185,7 @@ pub fn render(accounts: &[AccountSpend], now_unix: i64) -> String {
     );
     let money = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), usd);
     for a in accounts {
-        let forecast = a.forecast(elapsed);
+        let forecast = a.forecast.map(|f| f.expected);
         let used = match (a.spend, a.budget) {
             (Some(s), Some(b)) if b > 0.0 => format!("{:.0} %", s / b * 100.0),
             _ => "—".into(),
@@ -212,7 +209,16 @@ pub fn render(accounts: &[AccountSpend], now_unix: i64) -> String {
             } else {
                 ""
             },
-            money(forecast),
+            a.forecast.map_or_else(
+                || "—".to_owned(),
+                |f| format!(
+                    "<span title=\"{}\">{}</span><br><span class=\"muted\">{} – {}</span>",
+                    f.method.as_str(),
+                    usd(f.expected),
+                    usd(f.low),
+                    usd(f.high)
+                )
+            ),
             money(a.budget),
             money(a.last_month),
             bar(a, forecast),
@@ -244,14 +250,6 @@ mod tests {
     }
 
     #[test]
-    fn forecast_is_spend_over_elapsed() {
-        let a = AccountSpend { spend: Some(100.0), ..Default::default() };
-        assert_eq!(a.forecast(0.5), Some(200.0));
-        assert_eq!(a.forecast(0.0), None, "no forecast in the month's first minute");
-        assert_eq!(AccountSpend::default().forecast(0.5), None);
-    }
-
-    #[test]
     fn money_is_grouped_and_signed() {
         assert_eq!(usd(0.0), "$0.00");
         assert_eq!(usd(1234.567), "$1,234.57");
@@ -269,6 +267,12 @@ mod tests {
                 spend: Some(150.0),
                 estimate: Some(290.0),
                 budget: Some(250.0),
+                forecast: Some(Forecast {
+                    expected: 300.0,
+                    low: 255.0,
+                    high: 345.0,
+                    method: crate::forecast::Method::Shape,
+                }),
                 ..Default::default()
             },
             AccountSpend { provider: "cdnetworks".into(), account: "storage-only".into(), ..Default::default() },
@@ -276,7 +280,8 @@ mod tests {
         let html = render(&accounts, at(2026, 11, 16, 0, 0, 0));
         assert_eq!(html.matches("<tr data-account=").count(), 1, "accounts without billing figures are left out");
         assert!(html.contains("&lt;main&gt;") && !html.contains("<main>"), "{html}");
-        for figure in ["$150.00", "$290.00", "$300.00", "$250.00", "60 %"] {
+        for figure in ["$150.00", "$290.00", "$300.00", "$250.00", "60 %", "$255.00 – $345.00", "last month's shape"]
+        {
             assert!(html.contains(figure), "{figure} missing: {html}");
         }
         assert!(html.contains("class=\"fail\""), "a forecast over budget is flagged");

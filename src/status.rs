@@ -88,7 +88,7 @@ pub fn render(store: &Store) -> String {
             shard.count()
         );
     }
-    out.push_str(&crate::spend::render(&store.spend(), unix(now)));
+    out.push_str(&crate::spend::render(&store.spend(unix(now)), unix(now)));
     out.push_str(
         "<h2>Jobs</h2><table id=\"jobs\"><thead><tr><th>Provider</th><th>Account</th><th>Endpoint</th><th>Domain</th>\
          <th>Last poll</th><th>Duration</th><th>Outcome</th><th>Last error</th><th>Next poll</th></tr></thead><tbody>",

@@ -6,9 +6,13 @@ local u = import '../lib/util.libsonnet';
 function(c)
   local s = d.account;
   local byAccount(metric) = 'max by (provider, account) (%s{%s})' % [metric, s];
-  // The recording rule cdn:billing_spend_usd:forecast's formula, inline so that it can be
-  // filtered by job and instance (the recorded series has neither label).
-  local forecast = '%s / scalar(%s)' % [byAccount('cdn_billing_month_to_date_spend_usd'), u.monthElapsed];
+  // A series of the forecast's recording rules (by provider and account, so without job and
+  // instance), kept to the accounts the selected job and instance export.
+  local recorded(name) = '%s{provider=~"$provider", account=~"$account"} and on (provider, account) %s'
+                         % [name, byAccount('cdn_billing_month_to_date_spend_usd')];
+  local forecast = recorded('cdn:billing_spend_usd:forecast');
+  local low = recorded('cdn:billing_spend_usd:forecast_low');
+  local high = recorded('cdn:billing_spend_usd:forecast_high');
   d.dashboard(
     c,
     'overview',
@@ -37,7 +41,7 @@ function(c)
         'sum(%s)' % forecast,
         'forecast',
         'currencyUSD',
-        'Spend to date divided by the elapsed share of the month (the formula of the recording rule cdn:billing_spend_usd:forecast).'
+        "Our expected month-end spend (the recording rule cdn:billing_spend_usd:forecast): last month's shape at this month's pace, or the recent pace where there is no last month (docs/alerts.md, \"The forecast\")."
       ),
       d.stat(
         'Budget',
@@ -64,8 +68,10 @@ function(c)
         d.query(byAccount('cdn_billing_month_to_date_spend_usd'), '{{account}} to date'),
         d.query(byAccount('cdn_billing_estimated_month_spend_usd'), '{{account}} estimate'),
         d.query(forecast, '{{account}} forecast'),
+        d.query(low, '{{account}} forecast, 80 % low'),
+        d.query(high, '{{account}} forecast, 80 % high'),
         d.query(byAccount('cdn_billing_budget_usd'), '{{account}} budget'),
-      ], 'currencyUSD'),
+      ], 'currencyUSD', "Our forecast comes with an 80 % interval (low and high) that narrows as the month passes; the forecast alert fires when even its low end is over the budget."),
       d.timeseries('Estimated month cost by item', [0, 12, 12, 8], [
         d.query('sum by (item) (cdn_billing_estimated_month_cost_usd{%s})' % s, '{{item}}'),
       ], 'currencyUSD', "The provider's estimate per billing item."),
@@ -140,9 +146,11 @@ function(c)
       d.panel('bargauge', 'Spend by provider and account: this month against last month', [0, 60, 24, 10], [
         d.query(byAccount('cdn_billing_month_to_date_spend_usd'), '{{provider}} / {{account}} to date', instant=true),
         d.query(byAccount('cdn_billing_estimated_month_spend_usd'), '{{provider}} / {{account}} month-end estimate', instant=true),
+        d.query(low, '{{provider}} / {{account}} our forecast, 80 % low', instant=true),
         d.query(forecast, '{{provider}} / {{account}} our forecast', instant=true),
+        d.query(high, '{{provider}} / {{account}} our forecast, 80 % high', instant=true),
         d.query(byAccount('cdn_billing_last_month_spend_usd'), '{{provider}} / {{account}} last month', instant=true),
-      ], 'currencyUSD', "Per account: spend to date, the month-end estimate (the provider's, or priced from the account's contract where cdn_billing_spend_source_info says source=\"contract\"), our forecast, and last month's final bill, to reconcile with the invoice.")
+      ], 'currencyUSD', "Per account: spend to date, the month-end estimate (the provider's, or priced from the account's contract where cdn_billing_spend_source_info says source=\"contract\"), our forecast with its 80 % interval, and last month's final bill, to reconcile with the invoice.")
       + { options: { orientation: 'horizontal', displayMode: 'basic', reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false } } },
       // Usage across providers: whatever breaks a family down (product, domain, service_id and
       // area, pull_zone), summed per account.

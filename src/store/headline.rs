@@ -2,6 +2,7 @@
 //! budget, and the account's billable bandwidth and commitment, kept per job as it polls.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::Store;
 use crate::families::FamilyId;
@@ -36,8 +37,9 @@ pub(super) fn of(kept: &[Sample]) -> Vec<(FamilyId, f64)> {
 }
 
 impl Store {
-    /// Per account, the billing totals and budget it serves now (for the status page).
-    pub fn spend(&self) -> Vec<AccountSpend> {
+    /// Per account, the billing totals and budget it serves now, and our forecast at `now`
+    /// (Unix seconds) from the spend seen so far (for the status page).
+    pub fn spend(&self, now: i64) -> Vec<AccountSpend> {
         let inner = self.lock();
         let mut accounts: BTreeMap<(&str, &str), AccountSpend> = BTreeMap::new();
         for (key, entry) in &inner.jobs {
@@ -62,6 +64,11 @@ impl Store {
                 };
                 *slot = Some(value);
             }
+        }
+        for ((provider, account), a) in accounts.iter_mut() {
+            let Some(spend) = a.spend else { continue };
+            let history = inner.spend_history.get(&(*provider, Arc::from(*account)));
+            a.forecast = crate::forecast::forecast(history.unwrap_or(&Default::default()), spend, a.last_month, now);
         }
         accounts.into_values().collect()
     }

@@ -62,6 +62,8 @@ struct Inner {
     dropped_total: u64,
     /// This process's shard, and the accounts it keeps of those configured.
     shard: (Shard, usize, usize),
+    /// Each account's spend to date as seen over time, for the status page's forecast.
+    spend_history: BTreeMap<(&'static str, Arc<str>), crate::forecast::History>,
 }
 
 /// Shared state between the scheduler, the renderer and the HTTP server.
@@ -165,7 +167,10 @@ impl Store {
 
     /// Forgets an account's upstream request counters (when the account is removed).
     pub fn forget_account(&self, provider: &str, account: &str) {
-        self.lock().upstream.retain(|(p, a, _), _| !(*p == provider && &**a == account));
+        let mut inner = self.lock();
+        inner.upstream.retain(|(p, a, _), _| !(*p == provider && &**a == account));
+        inner.spend_history.retain(|(p, a), _| !(*p == provider && &**a == account));
+        drop(inner);
         self.mark_dirty();
     }
 
@@ -206,6 +211,10 @@ impl Store {
         let (fragments, ids, dropped, headline) =
             prerender(key, samples.into_samples(), inner.jobs.get(key).map(|e| &e.ids), inner.series, budget);
         let exported = ids.len();
+        if let Some(&(_, spend)) = headline.iter().find(|(f, _)| *f == FamilyId::BillingMonthToDateSpendUsd) {
+            let unix = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            inner.spend_history.entry((key.provider, key.account.clone())).or_default().record(unix, spend);
+        }
         replace_fragments(&mut inner, key, fragments, ids, headline);
         inner.dropped_total += dropped as u64;
         let entry = inner.jobs.entry(key.clone()).or_default();

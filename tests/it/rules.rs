@@ -39,7 +39,7 @@ fn promtool_checks_and_tests_the_rules() {
         String::from_utf8_lossy(&check.stderr)
     );
     let test = Command::new(&promtool)
-        .args(["test", "rules", "rules_test.yml", "rules_test_days.yml", "balance_test.yml"])
+        .args(["test", "rules", "rules_test.yml", "rules_test_days.yml", "rules_test_forecast.yml", "balance_test.yml"])
         .current_dir(DIR)
         .output()
         .unwrap();
@@ -62,7 +62,7 @@ fn promtool_checks_and_tests_the_rules() {
 fn every_alert_is_tested_firing_and_not_firing() {
     let mut firing = BTreeSet::new();
     let mut quiet = BTreeSet::new();
-    for file in ["rules_test.yml", "rules_test_days.yml", "balance_test.yml"] {
+    for file in ["rules_test.yml", "rules_test_days.yml", "rules_test_forecast.yml", "balance_test.yml"] {
         let tests = yaml(&format!("{DIR}/{file}"));
         for test in tests["tests"].as_sequence().unwrap() {
             for case in test["alert_rule_test"].as_sequence().into_iter().flatten() {

@@ -196,7 +196,8 @@ async fn the_status_page_shows_spend_against_budget_and_the_shard_in_a_browser()
     let cells: Vec<&str> = row.split("<td").skip(1).map(|c| &c[c.find('>').unwrap() + 1..]).collect();
     assert_eq!(cells[2], format!("{}</td>", usd(spend)), "spend to date: {row}");
     assert_eq!(cells[3], format!("{}</td>", usd(estimate)), "the provider's estimate: {row}");
-    assert!(cells[4].starts_with('$'), "our forecast: {row}");
+    // Our forecast, with its 80 % interval beneath and how it was made as the title.
+    assert!(cells[4].starts_with("<span title=\"") && cells[4].matches('$').count() == 3, "our forecast: {row}");
     assert_eq!(cells[5], format!("{}</td>", usd(budget)), "the budget: {row}");
     assert!(row.contains("<svg") && row.contains("class=\"spend\"") && row.contains("class=\"budget\""), "{row}");
     assert!(!dom.contains("<script"), "no scripts on the page");

@@ -1,0 +1,282 @@
+//! Our month-end spend forecast and its 80 % interval: the method of the recording rules
+//! `cdn:billing_spend_usd:forecast`, `…_low` and `…_high` (mixin/lib/forecast.libsonnet; the
+//! method, its evidence and its limits in docs/alerts.md, "The forecast"), computed here from the
+//! spend the exporter has seen since it started, for the status page. Prometheus holds the whole
+//! history, so the rules are the authority; right after a start this falls back the way the rules
+//! do for an account with no history.
+
+use std::collections::VecDeque;
+
+use crate::timeutil::{civil_from_days, days_in_month};
+
+/// The relative spread of the spend still to come when the forecast leans on last month.
+pub const SPREAD_SHAPE: f64 = 0.25;
+/// The relative spread when it follows the recent pace alone.
+pub const SPREAD_PACE: f64 = 0.4;
+/// The relative spread with not one whole day seen: the low end is the spend to date.
+pub const SPREAD_LINEAR: f64 = 1.0;
+/// Hours of spend kept per account (40 days: last month's same day and the 7 days before it).
+pub const KEEP_HOURS: usize = 40 * 24;
+
+const DAY: i64 = 86_400;
+
+/// How a forecast was made, the first of these that the history allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// What was still to come last month from the same day and hour, at this month's pace
+    /// relative to last month's, for the days this month has left.
+    Shape,
+    /// The median day's spend of the last 7 whole days, for the days left.
+    Pace,
+    /// Spend to date over the elapsed share of the month.
+    Linear,
+}
+
+impl Method {
+    /// The word the status page shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Shape => "last month's shape",
+            Method::Pace => "recent pace",
+            Method::Linear => "share of the month",
+        }
+    }
+}
+
+/// A month-end forecast with its 80 % interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Forecast {
+    /// The expected month-end spend.
+    pub expected: f64,
+    /// The interval's low end (never below the spend to date).
+    pub low: f64,
+    /// The interval's high end.
+    pub high: f64,
+    /// How it was made.
+    pub method: Method,
+}
+
+/// One account's spend to date as seen over time: at most one point per hour (the newest value
+/// seen in it), the last [`KEEP_HOURS`] hours.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    points: VecDeque<(i64, f64)>,
+}
+
+impl History {
+    /// Records the spend to date `value` seen at `unix`.
+    pub fn record(&mut self, unix: i64, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        match self.points.back_mut() {
+            Some((t, _)) if *t > unix => return,
+            Some((t, v)) if t.div_euclid(3600) == unix.div_euclid(3600) => (*t, *v) = (unix, value),
+            _ => self.points.push_back((unix, value)),
+        }
+        while self.points.len() > KEEP_HOURS {
+            self.points.pop_front();
+        }
+    }
+
+    /// The points recorded, oldest first.
+    pub fn points(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
+        self.points.iter().copied()
+    }
+
+    /// The newest value in `(t - 1h, t]`, as `last_over_time(…[1h])` reads it.
+    fn at(&self, t: i64) -> Option<f64> {
+        self.points.iter().rev().find(|(p, _)| *p <= t && *p > t - 3600).map(|(_, v)| *v)
+    }
+
+    /// What was spent in `(from, to]`, a drop read as the month's reset (the value after it
+    /// counts whole), as `increase()` reads a counter; `None` unless points bracket the window.
+    fn increase(&self, from: i64, to: i64) -> Option<f64> {
+        self.at(from)?;
+        self.at(to)?;
+        let mut prev: Option<f64> = None;
+        let mut sum = 0.0;
+        for &(t, v) in self.points.iter().filter(|(t, _)| *t > from - 3600 && *t <= to) {
+            if let Some(p) = prev.filter(|_| t > from) {
+                sum += if v >= p { v - p } else { v };
+            }
+            prev = Some(v);
+        }
+        Some(sum)
+    }
+
+    /// The median day's spend over the whole UTC days that end in `[t - 7d, t]`, as
+    /// `quantile_over_time(0.5, increase(…[1d])[7d:1d])` reads it.
+    fn pace(&self, t: i64) -> Option<f64> {
+        let first = (t - 7 * DAY).div_euclid(DAY) * DAY;
+        let first = if first < t - 7 * DAY { first + DAY } else { first };
+        let days: Vec<f64> = (0..)
+            .map(|k| first + k * DAY)
+            .take_while(|end| *end <= t)
+            .filter_map(|end| self.increase(end - DAY, end))
+            .collect();
+        median(days)
+    }
+}
+
+/// The median as `quantile_over_time(0.5, …)` computes it (the mean of the middle two of an even
+/// count).
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = 0.5 * (v.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    Some(v[lo] + (v[hi] - v[lo]) * (rank - lo as f64))
+}
+
+/// The forecast at `now` of an account whose spend to date is `spend`, last month's bill
+/// `last_month` (if posted), from `history`; `None` in the month's first minute with nothing seen.
+pub fn forecast(history: &History, spend: f64, last_month: Option<f64>, now: i64) -> Option<Forecast> {
+    let today = now.div_euclid(DAY);
+    let (y, m, d) = civil_from_days(today);
+    let days = f64::from(days_in_month(y, m));
+    let (py, pm, _) = civil_from_days(today - i64::from(d));
+    let prev_days = i64::from(days_in_month(py, pm));
+    let of_day = now.rem_euclid(DAY);
+    let elapsed_days = f64::from(d - 1) + (of_day / 3600) as f64 / 24.0 + (of_day % 3600 / 60) as f64 / 1440.0;
+    let left = days - elapsed_days;
+    let left_then = prev_days as f64 - elapsed_days;
+    let pace = history.pace(now);
+    let then = now - prev_days * DAY;
+    let shape = || -> Option<f64> {
+        if i64::from(d) > prev_days {
+            return None;
+        }
+        let last = last_month.or_else(|| {
+            // Not posted yet: in the first days, last month's end is the highest value seen
+            // in the last 3 days.
+            (d <= 3).then(|| history.points().filter(|(t, _)| *t > now - 3 * DAY).map(|(_, v)| v).fold(spend, f64::max))
+        })?;
+        let same_point = history.at(then)?;
+        let pace_then = history.pace(then).filter(|p| *p > 0.0)?;
+        let ratio = (pace? / pace_then).clamp(0.2, 5.0);
+        (left_then > 0.0).then(|| spend + (last - same_point).max(0.0) * ratio * left / left_then)
+    };
+    let (expected, method, spread) = if let Some(f) = shape() {
+        (f, Method::Shape, SPREAD_SHAPE)
+    } else if let Some(p) = pace {
+        (spend + p * left, Method::Pace, SPREAD_PACE)
+    } else {
+        let elapsed = elapsed_days / days;
+        if elapsed <= 0.0 {
+            return None;
+        }
+        (spend / elapsed, Method::Linear, SPREAD_LINEAR)
+    };
+    let to_come = expected - spend;
+    Some(Forecast { expected, low: spend + to_come * (1.0 - spread), high: spend + to_come * (1.0 + spread), method })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeutil::days_from_civil;
+
+    fn at(y: i64, m: u32, d: u32, h: i64) -> i64 {
+        days_from_civil(y, m, d) * DAY + h * 3600
+    }
+
+    /// $1 an hour from `from` to `to`, the month's reset included.
+    fn steady(from: i64, to: i64) -> History {
+        let mut h = History::default();
+        for t in (from..=to).step_by(3600) {
+            let month = crate::timeutil::month_start(t.div_euclid(DAY)) * DAY;
+            h.record(t, ((t - month) / 3600) as f64);
+        }
+        h
+    }
+
+    #[test]
+    fn a_steady_spend_is_forecast_for_the_month_it_is_in() {
+        // January 31 days, February 28: the shape of January, for February's days.
+        let h = steady(at(2027, 1, 1, 0), at(2027, 2, 10, 12));
+        let f = forecast(&h, 9.0 * 24.0 + 12.0, Some(744.0), at(2027, 2, 10, 12)).unwrap();
+        assert_eq!(f.method, Method::Shape);
+        assert!((f.expected - 672.0).abs() < 1e-9, "{f:?}");
+        let (low, high) = (228.0 + 444.0 * (1.0 - SPREAD_SHAPE), 228.0 + 444.0 * (1.0 + SPREAD_SHAPE));
+        assert!((f.low - low).abs() < 1e-9 && (f.high - high).abs() < 1e-9, "{f:?}");
+        // After February's 28 days, March's 29th has no same day last month: the recent pace.
+        let h = steady(at(2027, 2, 1, 0), at(2027, 3, 29, 12));
+        let f = forecast(&h, 28.0 * 24.0 + 12.0, Some(672.0), at(2027, 3, 29, 12)).unwrap();
+        assert_eq!(f.method, Method::Pace);
+        assert!((f.expected - 744.0).abs() < 1e-9, "{f:?}");
+    }
+
+    #[test]
+    fn a_fee_billed_at_once_and_dearer_first_days_follow_last_months_shape() {
+        // A $300 fee on the 1st, then $2 an hour for the first 5 days and $1 after (tiers).
+        let spend = |t: i64| {
+            let month = crate::timeutil::month_start(t.div_euclid(DAY)) * DAY;
+            let hours = ((t - month) / 3600) as f64;
+            300.0 + 2.0 * hours.min(120.0) + (hours - 120.0).max(0.0)
+        };
+        let mut h = History::default();
+        for t in (at(2027, 3, 1, 0)..=at(2027, 5, 3, 12)).step_by(3600) {
+            h.record(t, spend(t));
+        }
+        let now = at(2027, 5, 3, 12);
+        let april = spend(at(2027, 4, 30, 23)) + 1.0;
+        let f = forecast(&h, spend(now), Some(april), now).unwrap();
+        assert_eq!(f.method, Method::Shape);
+        // May has one day more than April: one more day at $24 (the days left are scaled whole,
+        // so within 0.5 %).
+        assert!((f.expected - (april + 24.0)).abs() < 0.005 * april, "{f:?} against {}", april + 24.0);
+        let naive = spend(now) / ((2.0 * 24.0 + 12.0) / (31.0 * 24.0));
+        assert!(naive > 2.0 * f.expected, "the straight line carries the fee and the dear days on: {naive}");
+    }
+
+    #[test]
+    fn without_history_the_pace_then_the_share_of_the_month() {
+        let mut h = History::default();
+        let now = at(2027, 6, 1, 6);
+        assert_eq!(forecast(&h, 0.0, None, at(2027, 6, 1, 0)), None, "the month's first minute");
+        let f = forecast(&h, 6.0, None, now).unwrap();
+        assert_eq!(f.method, Method::Linear);
+        assert!((f.expected - 6.0 / (0.25 / 30.0)).abs() < 1e-9);
+        assert_eq!(f.low, 6.0, "no claim about the rest of the month");
+        for t in (at(2027, 6, 1, 0)..=at(2027, 6, 3, 6)).step_by(3600) {
+            h.record(t, ((t - at(2027, 6, 1, 0)) / 3600) as f64);
+        }
+        let f = forecast(&h, 54.0, None, at(2027, 6, 3, 6)).unwrap();
+        assert_eq!(f.method, Method::Pace);
+        assert!((f.expected - (54.0 + 24.0 * 27.75)).abs() < 1e-9, "{f:?}");
+    }
+
+    #[test]
+    fn history_is_hourly_bounded_and_reads_the_reset_as_spend() {
+        let mut h = History::default();
+        h.record(100, 1.0);
+        h.record(200, 2.0);
+        assert_eq!(h.points().count(), 1, "one point an hour, the newest");
+        h.record(50, 9.0);
+        assert_eq!(h.points().collect::<Vec<_>>(), [(200, 2.0)], "older than the newest: ignored");
+        h.record(3700, f64::NAN);
+        assert_eq!(h.points().count(), 1);
+        for k in 0..(KEEP_HOURS as i64 + 50) {
+            h.record(7200 + k * 3600, k as f64);
+        }
+        assert_eq!(h.points().count(), KEEP_HOURS);
+        let mut h = History::default();
+        for (t, v) in [(0, 5.0), (3600, 8.0), (7200, 1.0), (10_800, 3.0)] {
+            h.record(t, v);
+        }
+        assert_eq!(h.increase(0, 10_800), Some(3.0 + 1.0 + 2.0));
+        assert_eq!(h.increase(0, 20_000), None, "no point at the window's end");
+        assert_eq!(median(vec![3.0, 1.0, 2.0, 10.0]), Some(2.5));
+    }
+
+    #[test]
+    fn the_spreads_are_the_mixins() {
+        let mixin = include_str!("../mixin/lib/forecast.libsonnet");
+        let line = mixin.lines().find(|l| l.trim_start().starts_with("spread::")).unwrap();
+        let want = format!("spread:: {{ shape: {}, pace: {}, linear: {} }},", SPREAD_SHAPE, SPREAD_PACE, SPREAD_LINEAR);
+        assert_eq!(line.trim(), want, "src/forecast.rs and mixin/lib/forecast.libsonnet use one method");
+    }
+}
