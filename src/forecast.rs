@@ -9,12 +9,22 @@ use std::collections::VecDeque;
 
 use crate::timeutil::{civil_from_days, days_in_month};
 
-/// The relative spread of the spend still to come when the forecast leans on last month.
-pub const SPREAD_SHAPE: f64 = 0.25;
+/// The relative spread of the spend still to come when the forecast leans on last month, when
+/// last month's shape is flat (1)...
+pub const SPREAD_SHAPE: f64 = 0.2;
+/// ...widened by this much per unit the shape is away from 1: the more the forecast rests on last
+/// month having been unlike its own pace, the less sure it is.
+pub const SPREAD_SHAPE_PER_DEVIATION: f64 = 0.35;
 /// The relative spread when it follows the recent pace alone.
-pub const SPREAD_PACE: f64 = 0.4;
+pub const SPREAD_PACE: f64 = 0.3;
 /// The relative spread with not one whole day seen: the low end is the spend to date.
 pub const SPREAD_LINEAR: f64 = 1.0;
+/// The bounds of last month's shape: what its days still to come averaged against its pace at
+/// the same point. Tiers and the week keep it near 1; a month whose pace changed (or data a day
+/// late near its end) must not carry a tenfold change into this one.
+pub const SHAPE_MIN: f64 = 0.67;
+/// See [`SHAPE_MIN`].
+pub const SHAPE_MAX: f64 = 1.5;
 /// Hours of spend kept per account (40 days: last month's same day and the 7 days before it).
 pub const KEEP_HOURS: usize = 40 * 24;
 
@@ -23,8 +33,8 @@ const DAY: i64 = 86_400;
 /// How a forecast was made, the first of these that the history allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
-    /// What was still to come last month from the same day and hour, at this month's pace
-    /// relative to last month's, for the days this month has left.
+    /// The recent pace for the days left, shaped as last month's days still to come from the
+    /// same day and hour were against its pace then.
     Shape,
     /// The median day's spend of the last 7 whole days, for the days left.
     Pace,
@@ -145,7 +155,7 @@ pub fn forecast(history: &History, spend: f64, last_month: Option<f64>, now: i64
     let left_then = prev_days as f64 - elapsed_days;
     let pace = history.pace(now);
     let then = now - prev_days * DAY;
-    let shape = || -> Option<f64> {
+    let shape = || -> Option<(f64, f64)> {
         if i64::from(d) > prev_days {
             return None;
         }
@@ -156,11 +166,14 @@ pub fn forecast(history: &History, spend: f64, last_month: Option<f64>, now: i64
         })?;
         let same_point = history.at(then)?;
         let pace_then = history.pace(then).filter(|p| *p > 0.0)?;
-        let ratio = (pace? / pace_then).clamp(0.2, 5.0);
-        (left_then > 0.0).then(|| spend + (last - same_point).max(0.0) * ratio * left / left_then)
+        let pace = pace?;
+        (left_then > 0.0).then(|| {
+            let shape = ((last - same_point).max(0.0) / pace_then / left_then).clamp(SHAPE_MIN, SHAPE_MAX);
+            (spend + pace * left * shape, SPREAD_SHAPE + SPREAD_SHAPE_PER_DEVIATION * (shape - 1.0).abs())
+        })
     };
-    let (expected, method, spread) = if let Some(f) = shape() {
-        (f, Method::Shape, SPREAD_SHAPE)
+    let (expected, method, spread) = if let Some((f, spread)) = shape() {
+        (f, Method::Shape, spread)
     } else if let Some(p) = pace {
         (spend + p * left, Method::Pace, SPREAD_PACE)
     } else {
@@ -276,7 +289,10 @@ mod tests {
     fn the_spreads_are_the_mixins() {
         let mixin = include_str!("../mixin/lib/forecast.libsonnet");
         let line = mixin.lines().find(|l| l.trim_start().starts_with("spread::")).unwrap();
-        let want = format!("spread:: {{ shape: {}, pace: {}, linear: {} }},", SPREAD_SHAPE, SPREAD_PACE, SPREAD_LINEAR);
+        let want = format!(
+            "spread:: {{ shape: {}, shapePerDeviation: {}, pace: {}, linear: {} }},",
+            SPREAD_SHAPE, SPREAD_SHAPE_PER_DEVIATION, SPREAD_PACE, SPREAD_LINEAR
+        );
         assert_eq!(line.trim(), want, "src/forecast.rs and mixin/lib/forecast.libsonnet use one method");
     }
 }

@@ -71,7 +71,7 @@ function(c)
         d.query(low, '{{account}} forecast, 80 % low'),
         d.query(high, '{{account}} forecast, 80 % high'),
         d.query(byAccount('cdn_billing_budget_usd'), '{{account}} budget'),
-      ], 'currencyUSD', "Our forecast comes with an 80 % interval (low and high) that narrows as the month passes; the forecast alert fires when even its low end is over the budget."),
+      ], 'currencyUSD', 'Our forecast comes with an 80 % interval (low and high) that narrows as the month passes; the forecast alert fires when even its low end is over the budget.'),
       d.timeseries('Estimated month cost by item', [0, 12, 12, 8], [
         d.query('sum by (item) (cdn_billing_estimated_month_cost_usd{%s})' % s, '{{item}}'),
       ], 'currencyUSD', "The provider's estimate per billing item."),

@@ -7,13 +7,14 @@
 // same day and hour, p / p' the typical (median) day's spend over the last 7 whole days now and
 // at that point of last month, and n / n' the days left in this month and, from that point, in
 // last month:
-//   shape:  S + (L - S') * clamp(p / p', 0.2, 5) * n / n'
-//           what was still to come last month from here, at this month's pace relative to last
-//           month's, for the days this month has left
+//   shape:  S + p * n * clamp((L - S') / (n' * p'), 0.5, 2)
+//           the recent pace for the days left, shaped as last month's days still to come were
+//           against its pace at the same point (tiers, a fee billed at once, the week)
 //   pace:   S + p * n                              no last month to lean on
 //   linear: S / elapsed share of the month         not a single whole day of history
 // The first that can be computed is the forecast. The interval is the spend still to come,
-// widened by a relative spread per method: low = S + (F - S) * (1 - w), high = S + (F - S) * (1 + w).
+// widened by a relative spread w per method: low = S + (F - S) * (1 - w), high = S + (F - S) * (1 + w),
+// with w = 0.2 + 0.35 * |shape - 1| for the shape, 0.3 for the pace, 1 for the linear.
 local u = import 'util.libsonnet';
 
 local spend = 'cdn_billing_month_to_date_spend_usd';
@@ -44,9 +45,13 @@ local pace(offset) =
   // docs/benchmarks.md, "Forecast evaluation").
   // The linear method's 1 puts the low end at the spend to date: with not one whole day seen,
   // the forecast claims nothing about the rest of the month.
-  spread:: { shape: 0.25, pace: 0.4, linear: 1 },
+  spread:: { shape: 0.2, shapePerDeviation: 0.35, pace: 0.3, linear: 1 },
+
+  // The bounds of last month's shape (see above).
+  shapeBounds:: [0.67, 1.5],
 
   local spread = self.spread,
+  local shapeBounds = self.shapeBounds,
   local elapsed = u.monthElapsed,
 
   rules:: [
@@ -76,32 +81,44 @@ local pace(offset) =
       ||| % spend,
     },
     {
+      // Last month's shape: what its days still to come from this day and hour averaged,
+      // against its pace at that point; bounded, so that a month whose pace changed does not
+      // carry that change into this one twice.
+      record: 'cdn:billing_spend_usd:forecast_shape',
+      expr: |||
+        clamp(
+          clamp_min(cdn:billing_spend_usd:last_month - cdn:billing_spend_usd:same_point_last_month, 0)
+          / (cdn:billing_spend_usd:pace1d_last_month > 0) / scalar(%(leftThen)s > 0),
+          %(min)s, %(max)s
+        )
+      ||| % { leftThen: daysLeftThen, min: u.num(shapeBounds[0]), max: u.num(shapeBounds[1]) },
+    },
+    {
       // The expected month-end spend.
       record: 'cdn:billing_spend_usd:forecast',
       expr: |||
-        (
-          %(S)s
-          + clamp_min(cdn:billing_spend_usd:last_month - cdn:billing_spend_usd:same_point_last_month, 0)
-          * clamp(cdn:billing_spend_usd:pace1d / (cdn:billing_spend_usd:pace1d_last_month > 0), 0.2, 5)
-          * scalar(%(left)s / (%(leftThen)s > 0))
-        )
+        (%(S)s + cdn:billing_spend_usd:pace1d * scalar(%(left)s) * cdn:billing_spend_usd:forecast_shape)
         or
         (%(S)s + cdn:billing_spend_usd:pace1d * scalar(%(left)s))
         or
         ((%(S)s / scalar(%(elapsed)s)) and on () (%(elapsed)s > 0))
-      ||| % { S: S, elapsed: elapsed, left: daysLeft, leftThen: daysLeftThen },
+      ||| % { S: S, elapsed: elapsed, left: daysLeft },
     },
     {
-      // The relative spread of the spend still to come, by the method the forecast used.
+      // The relative spread of the spend still to come, by the method the forecast used: with
+      // last month's shape, wider the further that shape is from flat.
       record: 'cdn:billing_spend_usd:forecast_spread',
       expr: |||
-        (
-          (cdn:billing_spend_usd:last_month - cdn:billing_spend_usd:same_point_last_month) * 0
-          + cdn:billing_spend_usd:pace1d * 0 + (cdn:billing_spend_usd:pace1d_last_month > 0) * 0 + %(shape)s
-        )
+        (%(shape)s + %(perDeviation)s * abs(cdn:billing_spend_usd:forecast_shape - 1) + cdn:billing_spend_usd:pace1d * 0)
         or (cdn:billing_spend_usd:pace1d * 0 + %(pace)s)
         or (%(S)s * 0 + %(linear)s)
-      ||| % { S: S, shape: u.num(spread.shape), pace: u.num(spread.pace), linear: u.num(spread.linear) },
+      ||| % {
+        S: S,
+        shape: u.num(spread.shape),
+        perDeviation: u.num(spread.shapePerDeviation),
+        pace: u.num(spread.pace),
+        linear: u.num(spread.linear),
+      },
     },
     {
       // The low end of the 80 % interval: never below the spend to date.

@@ -256,7 +256,7 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
             }
         }
     }
-    assert_eq!(rules_seen, 25, "every shipped rule loaded");
+    assert_eq!(rules_seen, 26, "every shipped rule loaded");
     assert!(empty.is_empty(), "{} problem(s):\n{}", empty.len(), empty.join("\n"));
     assert!(checked > 50, "{checked} queries checked");
     eprintln!("{checked} dashboard queries, template variables and rule inputs returned data (scrape job {JOB})");
@@ -319,7 +319,8 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
 /// The forecast's inputs that need whole days of history (last month's same point, the last
 /// week's pace): a fresh Prometheus has none, so the forecast takes its other branches here;
 /// deploy/prometheus/rules_test_forecast.yml and the forecast evaluation cover them.
-const NEED_DAYS: [&str; 3] = [
+const NEED_DAYS: [&str; 4] = [
+    "cdn:billing_spend_usd:forecast_shape",
     "cdn:billing_spend_usd:pace1d",
     "cdn:billing_spend_usd:pace1d_last_month",
     "cdn:billing_spend_usd:same_point_last_month",
