@@ -11,11 +11,11 @@ use std::time::Duration;
 use cdn_usage_exporter::app::{self, Running};
 use cdn_usage_exporter::config::Config;
 use cdn_usage_exporter::job::{JobKey, Sample};
-use cdn_usage_exporter::providers::bunny::BunnyAccount;
 use cdn_usage_exporter::providers::bunny::normalize::item_slug;
 use cdn_usage_exporter::providers::bunny::simulator::{
     LAST_FOUR, SENSITIVE, SimAccount, SimPullZone, SimStorageZone, data,
 };
+use cdn_usage_exporter::providers::bunny::{BunnyAccount, history};
 use cdn_usage_exporter::providers::common::http::{RetryPolicy, Upstream};
 use cdn_usage_exporter::providers::{Account, Context, SampleSink, SinkError, Window};
 use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
@@ -27,7 +27,14 @@ use crate::support::{Binary, Launch, Scrape, loopback, wait_for};
 const KEY: &str = "bunny-key-SIM-0d9e71";
 
 fn zone(id: i64, name: &str, gb: u64, requests: u64, usd_per_gb: f64) -> SimPullZone {
-    SimPullZone { id, name: name.into(), daily_bytes: gb * 1_000_000_000, daily_requests: requests, usd_per_gb }
+    SimPullZone {
+        id,
+        name: name.into(),
+        daily_bytes: gb * 1_000_000_000,
+        daily_requests: requests,
+        usd_per_gb,
+        null_charts: false,
+    }
 }
 
 /// Seven pull zones (two pages of five), two storage zones and a deleted one.
@@ -378,6 +385,87 @@ async fn backfill_writes_daily_month_to_date_figures_and_monthly_bills() {
     let mid_last = (months[0] + 14) * 86_400 + 86_399;
     let last = bills.0[&mid_last].iter().find(|s| s.family.def().name == "cdn_billing_last_month_spend_usd").unwrap();
     assert_eq!(last.value, data::monthly_bill(months[1]));
+    sim.stop().await;
+}
+
+/// bunny.net makes every `/statistics` chart nullable: a zone whose charts come back null has no
+/// figure from them, and every other zone still has its own, live and in backfill.
+#[tokio::test]
+async fn a_null_chart_is_no_data_for_that_zone_and_fails_no_other() {
+    let mut with_null = account();
+    with_null.pull_zones[2].null_charts = true; // z3
+    let nulled = with_null.pull_zones[2].id.to_string();
+    let sim =
+        Simulator::start(loopback(), SimState::with_bunny(vec![with_null.clone()], Clock::system())).await.unwrap();
+    let exporter = start_exporter(&toml(&sim.url("bunny").unwrap(), KEY, "")).await;
+    let s = wait_for(Duration::from_secs(20), "requests of the zones with charts", || async {
+        let s = scrape(&exporter).await;
+        (s.all("cdn_month_to_date_requests", &[("provider", "bunny")]).len() == 6).then_some(s)
+    })
+    .await;
+    assert_eq!(health(&exporter, "statistics").map(|h| h.up), Some(true), "the statistics job succeeds");
+    let now = timeutil::now_unix();
+    for z in &with_null.pull_zones {
+        let requests = s.get("cdn_month_to_date_requests", &[("pull_zone_id", &z.id.to_string())]);
+        if z.null_charts {
+            assert_eq!(requests, None, "no requests figure for {}, whose chart is null", z.name);
+        } else {
+            assert_eq!(requests, Some(expected_zone(z, now).2), "{} keeps its figure", z.name);
+        }
+    }
+    // The rest of the zone (its bytes and cost, from /billing/summary) is still exported.
+    assert!(s.get("cdn_month_to_date_bandwidth_bytes", &[("pull_zone_id", &nulled)]).is_some());
+    exporter.stop().await;
+
+    // Backfill: the same, day by day.
+    let config = Config::from_toml_str(&toml(&sim.url("bunny").unwrap(), KEY, ""), "t").unwrap();
+    let account = config.accounts_of::<BunnyAccount>()[0];
+    let http = reqwest::Client::new();
+    let upstream = Upstream::new(Arc::new(tokio::sync::Semaphore::new(4)), 4, RetryPolicy::default());
+    let units = account.history(&Context { http: &http, upstream: &upstream }).unwrap();
+    let today = now.div_euclid(86_400);
+    let first = data::past_months(now, 1)[0];
+    let mut stats = Collect::default();
+    units[0].fetch(Window { first, last: first + 2, emit_from: first, now }, &mut stats).await.unwrap();
+    assert_eq!(stats.0.len(), 3.min((today - first) as usize));
+    for samples in stats.0.values() {
+        let zones: Vec<&str> = samples.iter().map(|s| s.labels[1].1.as_str()).collect();
+        assert!(!zones.contains(&nulled.as_str()), "no figure for the zone whose charts are null");
+        assert_eq!(zones.len(), 2 * (with_null.pull_zones.len() - 1), "both figures of every other zone");
+    }
+    sim.stop().await;
+}
+
+/// bunny.net serves statistics for the last year only: a backfill that reaches further writes
+/// the months inside the year and leaves out, once, those that begin before it.
+#[tokio::test]
+async fn backfill_past_a_year_writes_the_months_inside_it() {
+    let sim = Simulator::start(loopback(), SimState::with_bunny(vec![account()], Clock::system())).await.unwrap();
+    let config = Config::from_toml_str(&toml(&sim.url("bunny").unwrap(), KEY, "pull_zones = [4]"), "t").unwrap();
+    let account = config.accounts_of::<BunnyAccount>()[0];
+    let http = reqwest::Client::new();
+    let upstream = Upstream::new(Arc::new(tokio::sync::Semaphore::new(4)), 4, RetryPolicy::default());
+    let units = account.history(&Context { http: &http, upstream: &upstream }).unwrap();
+    let now = timeutil::now_unix();
+    let today = now.div_euclid(86_400);
+    let from = today - 400;
+    let oldest = today - history::STATS_HISTORY_DAYS;
+    let windows = units[0].windows(from, today - 1, now);
+    assert!(!windows.is_empty() && windows.iter().all(|(first, _)| *first >= oldest), "{windows:?}");
+    assert_eq!(windows.last().map(|w| w.1), Some(today - 1));
+    let first_kept = windows[0].0;
+    assert!(first_kept - oldest < 31, "the first month inside the year is kept");
+    let mut stats = Collect::default();
+    for (first, last) in &windows {
+        units[0].fetch(Window { first: *first, last: *last, emit_from: from, now }, &mut stats).await.unwrap();
+    }
+    assert_eq!(stats.0.len(), (today - first_kept) as usize, "every day inside the year, written");
+    // The simulator refuses what bunny.net refuses: a window that begins before the year.
+    let too_old =
+        Window { first: timeutil::month_start(from), last: timeutil::month_start(from) + 5, emit_from: from, now };
+    assert!(units[0].fetch(too_old, &mut Collect::default()).await.is_err());
+    // Billing records are not statistics: their windows are not clamped.
+    assert_eq!(units[1].windows(from, today - 1, now)[0].0, timeutil::month_start(from));
     sim.stop().await;
 }
 

@@ -15,6 +15,9 @@ use super::{BunnyAccount, Client, PROVIDER, normalize, selected_zones, statistic
 
 const CTX: PollContext = PollContext::UNBOUNDED;
 
+/// How far back bunny.net serves statistics (365 days; older windows are refused).
+pub const STATS_HISTORY_DAYS: i64 = 365;
+
 /// The history units of one account: `statistics` and `billing`.
 pub fn units(account: &BunnyAccount, client: Arc<Client>) -> Vec<Box<dyn History>> {
     vec![
@@ -49,10 +52,30 @@ impl History for Unit {
     }
 
     /// Month by month, each from its first day (month-to-date sums start there), up to
-    /// yesterday: today belongs to live polling.
+    /// yesterday: today belongs to live polling. bunny.net serves statistics for the last
+    /// [`STATS_HISTORY_DAYS`] only: a month that begins earlier cannot be summed whole and is
+    /// left out, said once; the months inside are written.
     fn windows(&self, from: i64, to: i64, now: i64) -> Vec<(i64, i64)> {
         let today = now.div_euclid(86_400);
-        months(from, to.min(today - 1)).into_iter().map(|(first, last)| (first, last.min(to).min(today - 1))).collect()
+        let all: Vec<(i64, i64)> = months(from, to.min(today - 1))
+            .into_iter()
+            .map(|(first, last)| (first, last.min(to).min(today - 1)))
+            .collect();
+        if self.kind != Kind::Statistics {
+            return all;
+        }
+        let oldest = today - STATS_HISTORY_DAYS;
+        let (kept, dropped): (Vec<_>, Vec<_>) = all.into_iter().partition(|(first, _)| *first >= oldest);
+        if let (Some(first), Some(last)) = (dropped.first(), dropped.last()) {
+            tracing::warn!(
+                unit = %self.name(),
+                from = %timeutil::format_ymd(first.0),
+                to = %timeutil::format_ymd(last.1),
+                oldest = %timeutil::format_ymd(oldest),
+                "bunny.net serves statistics for the last year only; these days are left out (their months begin before it)"
+            );
+        }
+        kept
     }
 
     fn fetch<'a>(&'a self, w: Window, sink: &'a mut dyn SampleSink) -> BoxFuture<'a, Result<(), WindowError>> {
@@ -77,16 +100,16 @@ impl Unit {
         for day in w.first.max(w.emit_from)..=w.last {
             let end = (day + 1) * 86_400;
             let mut samples = Vec::with_capacity(zones.len() * 2);
+            // A chart that came back null is no data for that chart of that zone.
             for (zone, (requests, bandwidth)) in zones.iter().zip(&charts) {
-                samples.push(
-                    zone.labels(Sample::new(
-                        FamilyId::MonthToDateBandwidthBytes,
-                        normalize::sum(bandwidth, start, end),
-                    )),
-                );
-                samples.push(
-                    zone.labels(Sample::new(FamilyId::MonthToDateRequests, normalize::sum(requests, start, end))),
-                );
+                if let Some(bandwidth) = bandwidth {
+                    let bytes = normalize::sum(bandwidth, start, end);
+                    samples.push(zone.labels(Sample::new(FamilyId::MonthToDateBandwidthBytes, bytes)));
+                }
+                if let Some(requests) = requests {
+                    let served = normalize::sum(requests, start, end);
+                    samples.push(zone.labels(Sample::new(FamilyId::MonthToDateRequests, served)));
+                }
             }
             sink.write(&samples, end - 1)?;
         }

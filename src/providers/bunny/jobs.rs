@@ -78,7 +78,8 @@ async fn summary(client: &Client, ctx: &PollContext, account: &BunnyAccount) -> 
 }
 
 /// Requests this month per zone: the daily buckets from the month's first day to today, the
-/// newest one provisional (it grows until the day ends).
+/// newest one provisional (it grows until the day ends). A zone whose chart comes back null has
+/// no requests figure; the other zones still do.
 async fn requests(
     client: &Client,
     ctx: &PollContext,
@@ -90,7 +91,7 @@ async fn requests(
     let (first, today) = (start.div_euclid(86_400), now.div_euclid(86_400));
     let mut out = Vec::with_capacity(zones.len());
     for zone in &zones {
-        let (requests, _) = statistics(client, ctx, account, zone, first, today).await?;
+        let (Some(requests), _) = statistics(client, ctx, account, zone, first, today).await? else { continue };
         let served = normalize::sum(&requests, start, (today + 1) * 86_400);
         out.push(zone.labels(Sample::new(FamilyId::MonthToDateRequests, served)));
     }

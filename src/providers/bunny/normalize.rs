@@ -91,6 +91,7 @@ pub fn billing(b: &Billing<'_>, now: i64) -> Result<Vec<Sample>, PollError> {
             return Err(PollError::parse(format!("{what} gives the item {slug:?} twice or none: not data")));
         }
     }
+    drop_scripting_total(&mut items);
     out.extend(
         items.into_iter().map(|(item, v)| Sample::new(FamilyId::BillingMonthToDateCostUsd, v).label("item", item)),
     );
@@ -101,6 +102,18 @@ pub fn billing(b: &Billing<'_>, now: i64) -> Result<Vec<Sample>, PollError> {
         out.push(Sample::new(FamilyId::BillingLastMonthSpendUsd, amount));
     }
     Ok(out)
+}
+
+/// The spec calls `MonthlyChargesScripting` "the total monthly charges for Bunny Edge
+/// Scripting" beside its `…ScriptingRequests` and `…ScriptingCpu` parts: when it equals their sum
+/// (to the cent) it is that total, and is left out so that the items still add up; otherwise it
+/// is a charge of its own and stays (both readings accepted: docs/providers/bunny.md).
+pub fn drop_scripting_total(items: &mut BTreeMap<String, f64>) {
+    let part = |k: &str| items.get(k).copied().unwrap_or(0.0);
+    let parts = part("scripting_requests") + part("scripting_cpu");
+    if parts > 0.0 && items.get("scripting").is_some_and(|total| (total - parts).abs() < 0.005) {
+        items.remove("scripting");
+    }
 }
 
 /// The first day of the month a MonthlyUsage record booked at `at` bills. Not documented; both

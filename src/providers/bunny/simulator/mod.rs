@@ -19,9 +19,9 @@ use serde_json::{Map, Value, json};
 use crate::providers::common::simulator::{Faults, SimState, inject, keep, lock};
 use crate::timeutil;
 
-use super::wire::parse_time;
-
 pub mod data;
+pub mod spec;
+mod statistics;
 
 /// Where the simulator serves the API, under its address.
 pub const BASE_PATH: &str = "/bunny";
@@ -66,6 +66,9 @@ pub struct SimPullZone {
     pub daily_requests: u64,
     /// The price of its traffic, USD per GB (10⁹ bytes).
     pub usd_per_gb: f64,
+    /// Its `BandwidthUsedChart` and `RequestsServedChart` come back null even when asked for
+    /// (the spec makes every chart nullable).
+    pub null_charts: bool,
 }
 
 /// A simulated storage zone.
@@ -156,12 +159,12 @@ fn empty(status: StatusCode) -> Response {
     status.into_response()
 }
 
-fn reply(body: Value) -> Response {
+pub(crate) fn reply(body: Value) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 /// A 400 with the documented `ApiErrorData` body.
-fn bad_request(key: &str, field: &str, message: &str) -> Response {
+pub(crate) fn bad_request(key: &str, field: &str, message: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
         [(header::CONTENT_TYPE, "application/json")],
@@ -208,7 +211,7 @@ async fn handle(
             let zones = account.storage_zones.iter().filter(|z| deleted || !z.deleted).map(storage_zone).collect();
             listing(&faults, &query, zones)
         }
-        "/statistics" => statistics(account, &query, now),
+        "/statistics" => statistics::statistics(account, &query, now),
         _ => empty(StatusCode::NOT_FOUND),
     }
 }
@@ -258,13 +261,14 @@ fn billing(a: &SimAccount, now: i64) -> Value {
         .map(|first| (format!("{}T00:00:00", timeutil::format_ymd(first)), json!(data::monthly_bill(first).round())))
         .collect();
     b.insert("BillingHistoryChart".into(), Value::Object(chart));
-    let mut records = vec![json!({
+    let record = |r: Value| spec::filled(spec::BILLING_RECORD, r);
+    let mut records = vec![record(json!({
         "Id": 900_001, "PaymentId": "pay_SIM3c9e1a", "Amount": a.deposit_usd, "Payer": "Sim Payer GmbH",
         "Timestamp": format!("{}T09:30:00Z", timeutil::format_ymd(data::month_first_day(now) - 40)), "Type": 2,
         "InvoiceAvailable": true,
         "DocumentDownloadUrl": "https://sim-docs.invalid/invoice/SIM-INV-0001.pdf",
         "DetailedDocumentDownloadUrl": "https://sim-docs.invalid/detailed/SIM-INV-0001.pdf",
-    })];
+    }))];
     let mut next = data::month_first_day(now);
     for (i, first) in data::past_months(now, 12).into_iter().enumerate() {
         let at = data::booked_at(next);
@@ -275,11 +279,11 @@ fn billing(a: &SimAccount, now: i64) -> Value {
         let stamp = timeutil::format_ymd(at.div_euclid(86_400));
         // Both timestamp forms, as the API's dates are seen with and without Z.
         let timestamp = if i % 2 == 0 { format!("{stamp}T00:05:12Z") } else { format!("{stamp}T00:05:12") };
-        records.push(json!({
+        records.push(record(json!({
             "Id": 900_100 + i, "PaymentId": null, "Amount": data::monthly_bill(first), "Payer": null,
             "Timestamp": timestamp, "Type": 3, "InvoiceAvailable": true,
             "DocumentDownloadUrl": "https://sim-docs.invalid/invoice/SIM-INV-0001.pdf", "DetailedDocumentDownloadUrl": null,
-        }));
+        })));
     }
     b.insert("BillingRecords".into(), Value::Array(records));
     b.insert(
@@ -294,7 +298,7 @@ fn billing(a: &SimAccount, now: i64) -> Value {
     b.insert("AutomaticRechargeTreshold".into(), json!(10));
     b.insert("AutomaticRechargeEnabled".into(), json!(true));
     b.insert("AutomaticPaymentFailureCount".into(), json!(0));
-    Value::Object(b)
+    spec::filled(spec::BILLING, Value::Object(b))
 }
 
 fn summary(a: &SimAccount, now: i64) -> Value {
@@ -302,15 +306,18 @@ fn summary(a: &SimAccount, now: i64) -> Value {
         a.pull_zones
             .iter()
             .map(|z| {
-                json!({"PullZoneId": z.id, "MonthlyUsage": data::month_cost(z, now),
-                       "MonthlyBandwidthUsed": data::month_bytes(z, now)})
+                spec::filled(
+                    spec::BILLING_SUMMARY_ITEM,
+                    json!({"PullZoneId": z.id, "MonthlyUsage": data::month_cost(z, now),
+                           "MonthlyBandwidthUsed": data::month_bytes(z, now)}),
+                )
             })
             .collect(),
     )
 }
 
 fn pull_zone(z: &SimPullZone) -> Value {
-    json!({
+    let set = json!({
         "Id": z.id, "Name": z.name, "Enabled": true, "Suspended": false,
         "MonthlyBandwidthLimit": 0, "Type": 0, "OriginType": 0, "StorageZoneId": 0, "VideoLibraryId": 0,
         "ZoneSecurityKey": "zsk-SIM-51ad", "AWSSigningKey": "awsk-SIM-0b2e", "AWSSigningSecret": "awss-SIM-8c4d",
@@ -318,16 +325,18 @@ fn pull_zone(z: &SimPullZone) -> Value {
         "Hostnames": [{"Id": z.id * 10, "Value": format!("{}.b-cdn.net", z.name), "ForceSSL": true,
             "IsSystemHostname": true, "HasCertificate": true,
             "Certificate": "-----BEGIN CERTIFICATE-----SIMcert", "CertificateKey": "SIM-PRIVATE-KEY-9c"}],
-    })
+    });
+    spec::filled(spec::PULL_ZONE, set)
 }
 
 fn storage_zone(z: &SimStorageZone) -> Value {
-    json!({
+    let set = json!({
         "Id": z.id, "Name": z.name, "Deleted": z.deleted, "DateModified": "2026-11-20T08:00:00",
         "StorageUsed": z.bytes, "FilesStored": z.files, "Region": "DE", "ReplicationRegions": ["NY"],
         "ZoneTier": 0, "StorageZoneType": 0, "Password": "sz-pass-SIM-7e21", "ReadOnlyPassword": "sz-ro-SIM-3d4f",
         "PullZones": [{"Id": 1, "Name": "nested", "ZoneSecurityKey": "zsk-SIM-51ad"}],
-    })
+    });
+    spec::filled(spec::STORAGE_ZONE, set)
 }
 
 /// A listing: the `Items` envelope for `page` ≥ 1, a bare array without `page` (or `page=0`,
@@ -351,68 +360,6 @@ fn listing(faults: &Faults, query: &HashMap<String, String>, items: Vec<Value>) 
     reply(json!({"Items": shown, "CurrentPage": page, "TotalItems": total, "HasMoreItems": page * per_page < total}))
 }
 
-/// Daily charts of one zone (or, for `pullZone=-1` or none, the whole account) over
-/// `[dateFrom, dateTo]` (default the last 30 days), charts only when their flag is set.
-/// Bandwidth charts are keyed with `Z`, request charts without it.
-fn statistics(a: &SimAccount, query: &HashMap<String, String>, now: i64) -> Response {
-    let zones: Vec<&SimPullZone> = match query.get("pullZone").map(|z| z.parse::<i64>()) {
-        None | Some(Ok(-1)) => a.pull_zones.iter().collect(),
-        Some(Ok(id)) => match a.pull_zones.iter().find(|z| z.id == id) {
-            Some(z) => vec![z],
-            None => return bad_request("pullZone.not_found", "pullZone", "The requested pull zone was not found."),
-        },
-        Some(Err(_)) => return bad_request("validation.pullZone", "pullZone", "The pull zone id is not a number."),
-    };
-    if query.get("hourly").is_some_and(|h| h == "true") {
-        return bad_request("statistics.hourly", "hourly", "Hourly statistics are not simulated.");
-    }
-    let today = now.div_euclid(86_400);
-    let date = |k: &str, default: i64| match query.get(k) {
-        None => Some(default),
-        Some(v) => parse_time(v).map(|t| t.div_euclid(86_400)),
-    };
-    let (Some(from), Some(to)) = (date("dateFrom", today - 29), date("dateTo", today)) else {
-        return bad_request("validation.date", "dateFrom", "The date is not a date-time.");
-    };
-    if from > to {
-        return bad_request("validation.date", "dateFrom", "dateFrom is after dateTo.");
-    }
-    let flag = |k: &str| query.get(k).is_some_and(|v| v == "true");
-    let days: Vec<i64> = (from..=to.min(today)).collect();
-    let chart = |f: &dyn Fn(&SimPullZone, i64) -> u64, z: bool| -> (Value, u64) {
-        let mut total = 0;
-        let mut m = Map::new();
-        for &d in &days {
-            let v: u64 = zones.iter().map(|zone| f(zone, d)).sum();
-            total += v;
-            let key = format!("{}T00:00:00{}", timeutil::format_ymd(d), if z { "Z" } else { "" });
-            m.insert(key, json!(v));
-        }
-        (Value::Object(m), total)
-    };
-    let (bandwidth, total_bytes) = chart(&|z, d| data::day_bytes(z, d, now), true);
-    let (requests, total_requests) = chart(&|z, d| data::day_requests(z, d, now), false);
-    let mut body = Map::new();
-    body.insert("TotalBandwidthUsed".into(), json!(total_bytes));
-    body.insert("TotalOriginTraffic".into(), json!(0));
-    body.insert("AverageOriginResponseTime".into(), json!(12));
-    body.insert("TotalRequestsServed".into(), json!(total_requests));
-    body.insert("CacheHitRate".into(), json!(97.5));
-    if flag("loadBandwidthUsed") {
-        let (cached, _) = chart(&|z, d| data::day_bytes(z, d, now) / 100 * 97, true);
-        body.insert("BandwidthUsedChart".into(), bandwidth);
-        body.insert("BandwidthCachedChart".into(), cached);
-    }
-    if flag("loadRequestsServed") {
-        let (pulled, _) = chart(&|z, d| data::day_requests(z, d, now) / 40, false);
-        body.insert("RequestsServedChart".into(), requests);
-        body.insert("PullRequestsPulledChart".into(), pulled);
-    }
-    body.insert("GeoTrafficDistribution".into(), Value::Null);
-    body.insert("UserBalanceHistoryChart".into(), Value::Null);
-    reply(Value::Object(body))
-}
-
 /// The account `demo` and `simulate` serve: two pull zones, a storage zone, a deposit that runs
 /// out before the month does at its pace of spend.
 pub fn demo_accounts() -> Vec<SimAccount> {
@@ -426,6 +373,7 @@ pub fn demo_accounts() -> Vec<SimAccount> {
                 daily_bytes: 300_000_000_000,
                 daily_requests: 2_500_000,
                 usd_per_gb: 0.01,
+                null_charts: false,
             },
             SimPullZone {
                 id: 1002,
@@ -433,6 +381,7 @@ pub fn demo_accounts() -> Vec<SimAccount> {
                 daily_bytes: 1_500_000_000_000,
                 daily_requests: 400_000,
                 usd_per_gb: 0.005,
+                null_charts: false,
             },
         ],
         storage_zones: vec![SimStorageZone {
