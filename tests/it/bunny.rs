@@ -607,6 +607,49 @@ mod fixtures {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
+    /// Every fixture carries every field of its model in the spec (the list the simulator
+    /// builds its answers from), and the statistics fixture's null charts read as no chart.
+    #[test]
+    fn the_fixtures_have_the_spec_models_every_field() {
+        use cdn_usage_exporter::providers::bunny::simulator::spec::{self, Kind};
+        let json = |name: &str| serde_json::from_slice::<serde_json::Value>(&fixture(name)).unwrap();
+        let check = |what: &str, v: &serde_json::Value, model: &[(&str, Kind, bool)]| {
+            let fields = v.as_object().unwrap_or_else(|| panic!("{what}: not an object"));
+            for (name, _, nullable) in model {
+                let value = fields.get(*name).unwrap_or_else(|| panic!("{what} lacks {name}"));
+                assert!(*nullable || !value.is_null(), "{what}: {name} is null, which the spec does not allow");
+            }
+        };
+        let billing = json("billing.json");
+        check("billing.json", &billing, spec::BILLING);
+        for r in billing["BillingRecords"].as_array().unwrap() {
+            check("a billing record", r, spec::BILLING_RECORD);
+        }
+        for item in json("billing_summary.json").as_array().unwrap() {
+            check("billing_summary.json", item, spec::BILLING_SUMMARY_ITEM);
+        }
+        for z in json("pullzone_page.json")["Items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(json("pullzone_bare.json").as_array().unwrap())
+        {
+            check("a pull zone", z, spec::PULL_ZONE);
+        }
+        for z in json("storagezone_bare.json").as_array().unwrap() {
+            check("a storage zone", z, spec::STORAGE_ZONE);
+        }
+        let stats = json("statistics.json");
+        check("statistics.json", &stats, spec::STATISTICS);
+        assert!(stats["OriginTrafficChart"].is_null(), "a chart not asked for is null");
+        let mut nulled = stats.clone();
+        nulled["RequestsServedChart"] = serde_json::Value::Null;
+        let body = serde_json::to_vec(&nulled).unwrap();
+        let parsed: wire::Statistics = wire::parse(&body, 100, "s").unwrap();
+        assert_eq!(parsed.requests, None, "a null chart is no chart");
+        assert!(parsed.bandwidth.is_some_and(|c| c.0.len() == 2));
+    }
+
     fn find(samples: &[Sample], family: FamilyId, label: Option<(&str, &str)>) -> Option<f64> {
         samples
             .iter()

@@ -1,35 +1,21 @@
-//! The month so far of one account as kept in memory: per domain and day, the day's traffic,
-//! requests and 5-minute bandwidth slots; and the figures made from them (month-to-date bytes and
-//! requests, the peak and the 95th percentile per domain and for the account).
+//! The kept month of one account: per domain and day the compact slices, per day and chunk of
+//! domains when they were fetched, and from that which days are still due.
 
 use crate::timeutil;
 
-use super::{BYTES_PER_CENTI_MB, BYTES_PER_SEC_PER_KBPS, NO_SLICE, SLICE_SECS, SLICES_PER_DAY};
+use super::super::pricing::TrafficMonth;
+use super::{DayAnswer, Figures, MAX_DOMAINS_PER_REQUEST, NO_SLICE, SLICE_SECS, SLICES_PER_DAY, Slice};
 
-use super::MAX_DOMAINS_PER_REQUEST;
-use super::wire::{DayAnswer, Slice};
-use crate::providers::cdnetworks::pricing::TrafficMonth;
-
-/// The 95th percentile as CDN bills compute it: sort the values ascending, drop the top 5 %, take
-/// the highest remaining, i.e. the value at rank `ceil(0.95 n)` (1-based) of the `n` values.
-/// `None` for no values. Reorders `values`.
-pub fn p95<T: Ord + Copy>(values: &mut [T]) -> Option<T> {
-    let n = values.len();
-    if n == 0 {
-        return None;
-    }
-    let rank = (95 * n).div_ceil(100);
-    let (_, v, _) = values.select_nth_unstable(rank - 1);
-    Some(*v)
-}
-
-/// One domain's day as kept: about 1.2 KB.
+/// One domain's day as kept: about 1.2 KB. Its fields are open to the traffic module because
+/// the figures are computed in their own file.
 #[derive(Debug, Clone)]
-struct KeptDay {
-    traffic_centi_mb: u64,
-    requests: u64,
+pub(super) struct KeptDay {
+    /// Traffic of the day in hundredths of an MB.
+    pub(super) traffic_centi_mb: u64,
+    /// Requests of the day.
+    pub(super) requests: u64,
     /// kbit/s per slot (slot `k` ends at `day_start + 300 (k + 1)`), [`NO_SLICE`] where none.
-    kbps: Box<[u32; SLICES_PER_DAY]>,
+    pub(super) kbps: Box<[u32; SLICES_PER_DAY]>,
 }
 
 impl KeptDay {
@@ -46,37 +32,23 @@ impl KeptDay {
         kept
     }
 
-    fn newest_slot(&self) -> Option<usize> {
+    /// The slot of the day's newest slice, if it has one.
+    pub(super) fn newest_slot(&self) -> Option<usize> {
         self.kbps.iter().rposition(|k| *k != NO_SLICE)
     }
 }
 
 /// The month so far of one account: per day, per chunk of domains, when it was fetched; per
-/// domain, its days.
+/// domain, its days. The fields are open to the traffic module (not beyond) for the figures
+/// and the tests, which live in their own files.
 #[derive(Debug, Clone)]
 pub struct Month {
     /// Local day number of the month's first day.
-    first_day: i64,
+    pub(super) first_day: i64,
     /// `[day][chunk]`: when the chunk's answer for that day was fetched (Unix seconds).
     pub(super) fetched_at: Vec<Vec<Option<i64>>>,
     /// `[domain][day]`.
-    days: Vec<Vec<Option<KeptDay>>>,
-}
-
-/// What the figures of one poll are.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Figures {
-    /// Per domain: (bytes, requests, peak bytes/s, p95 bytes/s).
-    pub domains: Vec<(f64, f64, f64, f64)>,
-    /// The account's peak and p95 over the per-slice sum of its domains, bytes/s.
-    pub account_peak: f64,
-    /// See `account_peak`.
-    pub account_p95: f64,
-    /// The mean over the month's days with slices of each day's highest per-slice sum of the
-    /// account's domains, bytes/s (`average_daily_peak` billing).
-    pub account_average_daily_peak: f64,
-    /// The end of the newest settled day, if a day of the month has settled.
-    pub settled_until: Option<i64>,
+    pub(super) days: Vec<Vec<Option<KeptDay>>>,
 }
 
 impl Month {
@@ -94,7 +66,7 @@ impl Month {
     }
 
     /// Whether a chunk's day is final: fetched at least `settle` seconds after the day ended.
-    fn settled_day(&self, day: usize, chunk: usize, offset: i64, settle: i64) -> bool {
+    pub(super) fn settled_day(&self, day: usize, chunk: usize, offset: i64, settle: i64) -> bool {
         let end = (self.first_day + day as i64 + 1) * 86_400 - offset;
         self.fetched_at[day][chunk].is_some_and(|t| t >= end + settle)
     }
@@ -126,61 +98,6 @@ impl Month {
         self.fetched_at[day][chunk] = Some(at);
     }
 
-    /// The figures from what is kept. The newest slice of the newest day not yet final (the
-    /// still-filling one) counts in bytes and requests but not in peak and percentile.
-    pub fn figures(&self, offset: i64, settle: i64) -> Figures {
-        let days = self.fetched_at.len();
-        let chunks = self.fetched_at[0].len();
-        let day_final = |d: usize| (0..chunks).all(|c| self.settled_day(d, c, offset, settle));
-        // The filling slice: the newest slot any domain has, if its day is not final.
-        let newest = (0..days)
-            .rev()
-            .find_map(|d| self.days.iter().filter_map(|dd| dd[d].as_ref()?.newest_slot()).max().map(|s| (d, s)));
-        let cut = newest.filter(|(d, _)| !day_final(*d)).map(|(d, s)| d * SLICES_PER_DAY + s);
-        let mut sums: Vec<Option<u64>> = vec![None; days * SLICES_PER_DAY];
-        let mut values: Vec<u32> = Vec::with_capacity(days * SLICES_PER_DAY);
-        let mut domains = Vec::with_capacity(self.days.len());
-        for dd in &self.days {
-            let (mut centi, mut requests) = (0u64, 0u64);
-            values.clear();
-            for (d, kept) in dd.iter().enumerate() {
-                let Some(kept) = kept else { continue };
-                centi = centi.saturating_add(kept.traffic_centi_mb);
-                requests = requests.saturating_add(kept.requests);
-                for (s, k) in kept.kbps.iter().enumerate() {
-                    let at = d * SLICES_PER_DAY + s;
-                    if *k == NO_SLICE || cut.is_some_and(|c| at >= c) {
-                        continue;
-                    }
-                    values.push(*k);
-                    let sum = &mut sums[at];
-                    *sum = Some(sum.unwrap_or(0) + u64::from(*k));
-                }
-            }
-            let peak = values.iter().max().copied().unwrap_or(0);
-            let p = p95(&mut values).unwrap_or(0);
-            domains.push((
-                centi as f64 * BYTES_PER_CENTI_MB,
-                requests as f64,
-                f64::from(peak) * BYTES_PER_SEC_PER_KBPS,
-                f64::from(p) * BYTES_PER_SEC_PER_KBPS,
-            ));
-        }
-        let daily_peaks: Vec<u64> =
-            sums.chunks(SLICES_PER_DAY).filter_map(|day| day.iter().flatten().max().copied()).collect();
-        let account_average_daily_peak = if daily_peaks.is_empty() {
-            0.0
-        } else {
-            daily_peaks.iter().sum::<u64>() as f64 / daily_peaks.len() as f64 * BYTES_PER_SEC_PER_KBPS
-        };
-        let mut totals: Vec<u64> = sums.into_iter().flatten().collect();
-        let account_peak = totals.iter().max().copied().unwrap_or(0) as f64 * BYTES_PER_SEC_PER_KBPS;
-        let account_p95 = p95(&mut totals).unwrap_or(0) as f64 * BYTES_PER_SEC_PER_KBPS;
-        let settled_until =
-            (0..days).rev().find(|d| day_final(*d)).map(|d| (self.first_day + d as i64 + 1) * 86_400 - offset);
-        Figures { domains, account_peak, account_p95, account_average_daily_peak, settled_until }
-    }
-
     /// Whether every day of the month is final (fetched after it settled).
     pub fn settled(&self, offset: i64, settle: i64) -> bool {
         (0..self.fetched_at.len())
@@ -203,20 +120,4 @@ impl Month {
     pub fn max_bytes_per_domain() -> usize {
         31 * (std::mem::size_of::<Option<KeptDay>>() + std::mem::size_of::<[u32; SLICES_PER_DAY]>())
     }
-}
-
-/// Today and the first day of its month (local day numbers) at `now` in a zone `offset` seconds
-/// east of UTC: the month the figures are for.
-pub fn local_month(now: i64, offset: i64) -> (i64, i64) {
-    let today = (now + offset).div_euclid(86_400);
-    let (y, m, _) = timeutil::civil_from_days(today);
-    (today, timeutil::days_from_civil(y, m, 1))
-}
-
-/// `yyyy-MM-ddTHH:mm:ss±HH:mm` of the local midnight starting day `day` in a zone `offset`
-/// seconds east of UTC.
-pub fn local_midnight(day: i64, offset: i64) -> String {
-    let sign = if offset < 0 { '-' } else { '+' };
-    let o = offset.abs();
-    format!("{}T00:00:00{sign}{:02}:{:02}", timeutil::format_ymd(day), o / 3600, o % 3600 / 60)
 }

@@ -1,7 +1,9 @@
-//! Tests of the traffic job: the answer's parsing, the kept month and its figures, and polls
-//! through a month against answers built here.
+//! Unit tests of the traffic module: answer parsing, the percentile, local-day windows and the
+//! kept month's settling and figures.
 
 use super::*;
+use crate::job::PollError;
+use crate::timeutil;
 use serde_json::json;
 
 const NINE: i64 = 9 * 3600;

@@ -1,5 +1,5 @@
-//! The `traffic-request` answer as it arrives, parsed under bounds, and checked into compact
-//! 5-minute slices per domain for one local day.
+//! Reading a `traffic-request` answer for one local day into compact 5-minute slices, refusing
+//! anything that is not data.
 
 use std::collections::HashMap;
 
@@ -82,7 +82,7 @@ impl Answer<'_> {
 
     /// The provider's error code, if it carries one other than success.
     pub fn error_code(&self) -> Option<(String, String)> {
-        crate::providers::cdnetworks::wire::envelope_error(&self.code, &self.message)
+        super::super::wire::envelope_error(&self.code, &self.message)
     }
 }
 
