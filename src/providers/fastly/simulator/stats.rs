@@ -189,6 +189,29 @@ fn window(query: &HashMap<String, String>, now: i64) -> Result<(i64, i64, i64, &
     Ok((from, to, step, by))
 }
 
+/// A stats query's window, its step and `by`, and the time it is answered at.
+struct Window {
+    from: i64,
+    to: i64,
+    step: i64,
+    by: &'static str,
+    now: i64,
+}
+
+/// The checks of a stats request (faults, the token) and its window: the account and the
+/// window, or the answer to send.
+async fn admitted<'a>(
+    state: &'a SimState,
+    path: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<(&'a FastlySim, Window), Response> {
+    let account = admit(state, "stats", path, headers, query).await?;
+    let now = state.clock.now();
+    let (from, to, step, by) = window(query, now).map_err(|msg| bad(state, msg))?;
+    Ok((account, Window { from, to, step, by, now }))
+}
+
 /// The starts of the buckets of `step` that begin in `[from, to)`.
 fn starts(from: i64, to: i64, step: i64) -> impl Iterator<Item = i64> {
     let first = from.div_euclid(step) * step + if from.rem_euclid(step) == 0 { 0 } else { step };
@@ -207,14 +230,9 @@ pub async fn handle_stats(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let _in_flight = state.in_flight();
-    let account = match admit(&state, "stats", STATS_PATH, &headers, &query).await {
+    let (account, Window { from, to, step, by, now }) = match admitted(&state, STATS_PATH, &headers, &query).await {
         Ok(a) => a,
         Err(r) => return r,
-    };
-    let now = state.clock.now();
-    let (from, to, step, by) = match window(&query, now) {
-        Ok(w) => w,
-        Err(msg) => return bad(&state, msg),
     };
     let region = match query.get("region").map(String::as_str) {
         None | Some("all") => None,
@@ -265,14 +283,9 @@ pub async fn handle_usage_by_service(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let _in_flight = state.in_flight();
-    let account = match admit(&state, "stats", USAGE_PATH, &headers, &query).await {
+    let (account, Window { from, to, step, by, now }) = match admitted(&state, USAGE_PATH, &headers, &query).await {
         Ok(a) => a,
         Err(r) => return r,
-    };
-    let now = state.clock.now();
-    let (from, to, step, by) = match window(&query, now) {
-        Ok(w) => w,
-        Err(msg) => return bad(&state, msg),
     };
     let FastlyFaults { negative_bucket, extra_services, extra_regions, .. } = state.fastly_faults();
     let mut data = Map::new();
