@@ -12,6 +12,7 @@ pub mod prom;
 #[path = "rules.rs"]
 pub mod rules;
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -112,6 +113,7 @@ pub async fn run(opts: &Options, tools: &Tools) -> Result<Evaluation, String> {
         linear: prometheus.range(&sel(rules::LINEAR), noon, last_noon, 86_400).await?,
         alert: prometheus.range(&sel(rules::ALERT_CONDITION), start, end, 3_600).await?,
     };
+    let offset = prometheus.rule_offset(rules::LINEAR, start + 86_400).await?;
     drop(prometheus);
     lap("queries", &mut timings);
     if std::env::var_os("CDN_FORECAST_EVAL_KEEP").is_some() {
@@ -129,6 +131,14 @@ pub async fn run(opts: &Options, tools: &Tools) -> Result<Evaluation, String> {
         kinds.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
         opts.rules.display()
     );
+    if let Some(o) = offset {
+        let _ = writeln!(
+            report,
+            "promtool evaluated the rules {}m{:02}s past each hour (its group offset) on the samples of the hour.\n",
+            o / 60,
+            o % 60
+        );
+    }
     report.push_str(&analysis::report(&summary, &held_out));
     Ok(Evaluation { summary, report, timings })
 }

@@ -126,8 +126,10 @@ impl Prometheus {
         start: i64,
         end: i64,
     ) -> Result<(), String> {
-        // One path for every level, so that every level has the same evaluation offset and a
-        // rule reads the lower level's value of the same instant; a copy per level for reading.
+        // promtool evaluates a group at an offset into the hour hashed from the group's name
+        // and file path as given. One relative path for every level: every level has the same
+        // offset (a rule reads the lower level's value of the same instant), the same in every
+        // run (a temporary directory's name would change it). A copy per level for reading.
         let file = self.dir.join("rules.yml");
         for path in [file.clone(), self.dir.join(format!("rules-{level}.yml"))] {
             std::fs::write(&path, rules_yaml).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -146,7 +148,8 @@ impl Prometheus {
             .arg(format!("--end={end}"))
             .arg(format!("--url={}", self.base))
             .arg(format!("--output-dir={}", out.display()))
-            .arg(&file))?;
+            .arg("rules.yml")
+            .current_dir(&self.dir))?;
         self.stop();
         let data = self.dir.join("data");
         let entries = std::fs::read_dir(&out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -156,6 +159,14 @@ impl Prometheus {
             std::fs::rename(entry.path(), &to).map_err(|e| format!("{}: {e}", to.display()))?;
         }
         self.spawn().await
+    }
+
+    /// Seconds after the hour at which the recording rules were evaluated (promtool's group
+    /// offset), from the timestamp of a recorded sample.
+    pub async fn rule_offset(&self, record: &str, at: i64) -> Result<Option<i64>, String> {
+        let expr = format!("max(timestamp({record}))");
+        let found = self.range(&expr, at, at, 3_600).await?;
+        Ok(found.values().flat_map(|v| v.values()).next().map(|t| (*t as i64).rem_euclid(3_600)))
     }
 
     /// `query_range` of `expr` from `start` to `end` (Unix seconds) every `step` seconds: each
