@@ -73,6 +73,8 @@ pub struct AlertStats {
     pub over_never: usize,
     /// The latest day of the month on which it first fired, in over-budget months.
     pub latest_first_day: Option<u32>,
+    /// Over-budget months in which it fired after day 10 or never, and why they may have.
+    pub late: Vec<String>,
 }
 
 /// Everything the evaluation measured, for tables and for assertions.
@@ -197,6 +199,23 @@ fn alerts(accounts: &[&Account], alert: &Series, for_secs: i64) -> AlertStats {
                     Some(_) => stats.over_fired_later += 1,
                     None => stats.over_never += 1,
                 }
+                if first.is_none_or(|d| d > 10) {
+                    let previous = account.months.iter().find(|p| p.index + 1 == month.index);
+                    let why = match (month.pace_change_day, month.spike_day, month.first_sample > month.start) {
+                        (Some(d), _, _) => format!("its pace changed on day {d}"),
+                        (None, Some(d), _) => format!("a one-day spike on day {d}"),
+                        (None, None, true) => {
+                            format!("its data begins on day {}", (month.first_sample - month.start) / 86_400 + 1)
+                        }
+                        _ => match previous.and_then(|p| p.pace_change_day) {
+                            Some(d) => format!("last month's pace changed on day {d}"),
+                            None => "no change of pace".to_owned(),
+                        },
+                    };
+                    let (y, m, _) = cdn_usage_exporter::timeutil::civil_from_days(month.start.div_euclid(86_400));
+                    let when = first.map_or("never fired".to_owned(), |d| format!("first fired on day {d}"));
+                    stats.late.push(format!("{} {y}-{m:02}: {when}; {why}", account.kind.name));
+                }
                 stats.latest_first_day = stats.latest_first_day.max(first);
             } else {
                 stats.under_months += 1;
@@ -269,6 +288,12 @@ fn table(out: &mut String, title: &str, first: &str, rows: &[Row]) {
     }
 }
 
+fn late_lines(out: &mut String, a: &AlertStats) {
+    for line in &a.late {
+        let _ = writeln!(out, "- over budget, not fired by day 10: {line}");
+    }
+}
+
 fn alert_line(out: &mut String, label: &str, a: &AlertStats) {
     let latest = a.latest_first_day.map_or("–".into(), |d| d.to_string());
     let _ = writeln!(
@@ -313,6 +338,9 @@ pub fn report(s: &Summary, held_out_names: &[&str]) -> String {
             let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
             alert_line(&mut out, "tuning", tuning);
             alert_line(&mut out, "held out", held);
+            let _ = writeln!(out);
+            late_lines(&mut out, tuning);
+            late_lines(&mut out, held);
         }
         _ => {
             let _ = writeln!(out, "\n**Alert CdnForecastSpendOverBudget**: not in the rules file.");

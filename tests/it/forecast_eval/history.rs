@@ -159,6 +159,10 @@ pub struct MonthTruth {
     pub final_spend: f64,
     /// The month ends over budget (budget = final / 1.30); else under (budget = final / 0.80).
     pub over_budget: bool,
+    /// The day the pace changed (`regime_change`), if it did this month.
+    pub pace_change_day: Option<u32>,
+    /// The day of a one-day spike (`spike`), if there was one this month.
+    pub spike_day: Option<u32>,
 }
 
 /// One generated account.
@@ -278,7 +282,17 @@ pub fn generate(kind: &Kind, cal: &Calendar, seed: u64) -> Account {
                 acc.last_month.push((t, last));
             }
         }
-        acc.months.push(MonthTruth { start, days, index, first_sample, final_spend, over_budget });
+        let pace_change_day = regime_day;
+        acc.months.push(MonthTruth {
+            start,
+            days,
+            index,
+            first_sample,
+            final_spend,
+            over_budget,
+            pace_change_day,
+            spike_day,
+        });
         previous_final = Some(final_spend);
     }
     acc
