@@ -190,10 +190,10 @@ pub fn render(accounts: &[AccountSpend], now_unix: i64) -> String {
             (Some(s), Some(b)) if b > 0.0 => format!("{:.0} %", s / b * 100.0),
             _ => "—".into(),
         };
-        let class = match (forecast.or(a.estimate), a.budget) {
-            (Some(f), Some(b)) if f > b => " class=\"fail\"",
-            _ => "",
-        };
+        // Flagged as the alerts flag it: the low end of our forecast's interval, or the
+        // provider's (or the contract's) estimate, over the budget.
+        let over = |v: Option<f64>| v.zip(a.budget).is_some_and(|(v, b)| v > b);
+        let class = if over(a.forecast.map(|f| f.low)) || over(a.estimate) { " class=\"fail\"" } else { "" };
         let _ = write!(
             out,
             "<tr data-account=\"{}/{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td{class}>{}</td><td>{}</td>\
@@ -285,6 +285,17 @@ mod tests {
             assert!(html.contains(figure), "{figure} missing: {html}");
         }
         assert!(html.contains("class=\"fail\""), "a forecast over budget is flagged");
+        // As the alert: only when the interval's low end is over the budget.
+        let unsure = |low: f64| AccountSpend {
+            provider: "fastly".into(),
+            account: "f".into(),
+            spend: Some(100.0),
+            budget: Some(250.0),
+            forecast: Some(Forecast { expected: 300.0, low, high: 500.0, method: crate::forecast::Method::Linear }),
+            ..Default::default()
+        };
+        assert!(!render(&[unsure(100.0)], 0).contains("class=\"fail\""), "a wide interval is not flagged");
+        assert!(render(&[unsure(260.0)], 0).contains("class=\"fail\""));
         assert!(html.contains("<svg") && !html.contains("<script"), "{html}");
         assert!(render(&accounts[1..], 0).is_empty());
         assert!(!html.contains(">priced</span>"), "the provider's own estimate is not marked");
