@@ -237,6 +237,7 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
     let groups = get_json(&http, &format!("{base}/api/v1/rules")).await.expect("rules API");
     let mut rules_seen = 0;
     for group in groups["data"]["groups"].as_array().unwrap() {
+        eprintln!("rule group {} evaluates in {} s", group["name"], group["evaluationTime"]);
         for rule in group["rules"].as_array().unwrap() {
             rules_seen += 1;
             let name = rule["name"].as_str().unwrap();
