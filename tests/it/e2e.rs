@@ -165,6 +165,18 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
         .replace("* 60) > 21600)", "* 60) >= 0)");
     assert!(!shortened.contains("> 21600)"), "the guards were found and lifted");
     std::fs::write(dir.path().join("rules.yml"), &shortened).unwrap();
+    // Forty days of one more account's hourly spend, imported as blocks before Prometheus
+    // starts: the forecast's inputs that need whole days of history (last month's same point,
+    // the last week's pace, last month's shape) have data here as they do in production.
+    let history = dir.path().join("history.om");
+    std::fs::write(&history, spend_history(cdn_usage_exporter::timeutil::now_unix())).unwrap();
+    let imported = Command::new(&promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&history)
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
     std::fs::write(
         dir.path().join("prometheus.yml"),
         format!(
@@ -178,6 +190,8 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
         Command::new(prometheus)
             .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
             .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            // The imported history is older than the default 15 days of retention.
+            .arg("--storage.tsdb.retention.time=100d")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn")
             .stdout(Stdio::null())
@@ -249,9 +263,6 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
                 empty.push(format!("rule {name}: {e}"));
             }
             for selector in selectors(expr) {
-                if NEED_DAYS.contains(&selector.as_str()) {
-                    continue;
-                }
                 match query(&http, &base, &format!("count({selector})")).await {
                     Ok(r) if !r.is_empty() => checked += 1,
                     other => empty.push(format!("rule {name} reads {selector}, which has no data: {other:?}")),
@@ -319,15 +330,27 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
     assert_promtool_silent(&promtool, &body);
 }
 
-/// The forecast's inputs that need whole days of history (last month's same point, the last
-/// week's pace): a fresh Prometheus has none, so the forecast takes its other branches here;
-/// deploy/prometheus/rules_test_forecast.yml and the forecast evaluation cover them.
-const NEED_DAYS: [&str; 4] = [
-    "cdn:billing_spend_usd:forecast_shape",
-    "cdn:billing_spend_usd:pace1d",
-    "cdn:billing_spend_usd:pace1d_last_month",
-    "cdn:billing_spend_usd:same_point_last_month",
-];
+/// Forty days of a steady $1 an hour, to `now` less two minutes, for the account
+/// `history/e2e`, in OpenMetrics: the month-to-date spend (reset at each UTC month's start) and
+/// last month's bill.
+fn spend_history(now: i64) -> String {
+    use cdn_usage_exporter::timeutil::{civil_from_days, days_in_month, month_start};
+    let labels = format!("provider=\"history\",account=\"e2e\",job=\"{JOB}\",instance=\"history\"");
+    let end = now - 120;
+    let times: Vec<i64> = ((now - 40 * 86_400) / 3600 * 3600..end).step_by(3600).chain([end]).collect();
+    let month_of = |t: i64| month_start(t.div_euclid(86_400)) * 86_400;
+    let mut out = String::from("# TYPE cdn_billing_month_to_date_spend_usd gauge\n");
+    for &t in &times {
+        out.push_str(&format!("cdn_billing_month_to_date_spend_usd{{{labels}}} {} {t}\n", (t - month_of(t)) / 3600));
+    }
+    out.push_str("# TYPE cdn_billing_last_month_spend_usd gauge\n");
+    for &t in &times {
+        let (y, m, _) = civil_from_days(month_of(t) / 86_400 - 1);
+        out.push_str(&format!("cdn_billing_last_month_spend_usd{{{labels}}} {} {t}\n", days_in_month(y, m) * 24));
+    }
+    out.push_str("# EOF\n");
+    out
+}
 
 /// Sets every `for:` of a rules file to 0s.
 fn regex_replace_for(rules: &str) -> String {
