@@ -70,22 +70,8 @@ impl History for Usage {
             // (deleted since, still billed) joins from that day.
             let mut month = UsageTable::new(&services, areas);
             for day in w.first..=w.last {
-                let mut one = UsageTable::new(&[], areas);
                 let body = self.client.usage(&CTX, day * 86_400, (day + 1) * 86_400).await.map_err(fail)?;
-                usage_into(&self.client, &mut one, &body, areas, true).map_err(fail)?;
-                for (service, slots) in one.services {
-                    let row = match month.services.iter().position(|(s, _)| *s == service) {
-                        Some(i) => i,
-                        None if !listed => continue,
-                        None => {
-                            month.services.push((service, vec![Default::default(); slots.len()]));
-                            month.services.len() - 1
-                        }
-                    };
-                    for (total, u) in month.services[row].1.iter_mut().zip(slots) {
-                        *total += u;
-                    }
-                }
+                usage_into(&self.client, &mut month, &body, areas, listed).map_err(fail)?;
                 let at = (day + 1) * 86_400;
                 if day >= w.emit_from && at <= w.now {
                     sink.write(&usage_samples(&month, areas), at)?;
