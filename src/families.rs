@@ -136,6 +136,12 @@ families! {
     /// How the account's spend is known.
     BillingSpendSourceInfo => { "cdn_billing_spend_source_info", Info, None, ["source"], true,
         "How the account's spend figures are known: source provider (the provider reports them) or contract (the exporter priced the provider's usage with the account's pricing table); always 1." }
+    /// The currency the account is billed in.
+    BillingCurrencyInfo => { "cdn_billing_currency_info", Info, None, ["currency"], true,
+        "The currency the account is billed in (ISO 4217 code: from the provider's answer where it says so, else from the configuration); its amounts are converted to US dollars at cdn_billing_exchange_rate; always 1." }
+    /// The rate the account's amounts were converted at.
+    BillingExchangeRate => { "cdn_billing_exchange_rate", Gauge, None, ["currency"], true,
+        "US dollars per unit of the account's billing currency, as its last billing poll converted its amounts into the _usd families ([exchange_rates] in the configuration; 1 for USD)." }
     /// The bandwidth figure a contract bills (CDNetworks pricing).
     BillingBandwidthBytesPerSecond => { "cdn_billing_bandwidth_bytes_per_second", Gauge, Some("bytes_per_second"), [], true,
         "The bandwidth the account's contract bills this month so far (pricing.bandwidth_billing: the 95th percentile or the average daily peak of the account's summed 5-minute slices), in bytes per second (multiply by 8 for bits per second)." }
@@ -199,7 +205,7 @@ families! {
         "How old the job's samples may grow before they leave /metrics (max_age)." }
     /// Failed polls by reason.
     ExporterPollErrorsTotal => { "cdn_exporter_poll_errors_total", Counter, None, ["endpoint", "reason"], true,
-        "Failed polls since the exporter started, by reason (auth, clock_skew, throttled, timeout, http, parse, provider)." }
+        "Failed polls since the exporter started, by reason (auth, clock_skew, throttled, timeout, http, parse, provider, config)." }
     /// Series exported.
     ExporterSeries => { "cdn_exporter_series", Gauge, None, [], false,
         "Series the exporter serves from provider data and configuration (health and process metrics not counted)." }

@@ -89,11 +89,13 @@ pub enum Reason {
     Parse,
     /// The provider answered with an error of its own.
     Provider,
+    /// The answer needs a setting the configuration lacks (a currency, an exchange rate).
+    Config,
 }
 
 impl Reason {
     /// Every reason, in label order.
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Auth,
         Reason::ClockSkew,
         Reason::Throttled,
@@ -101,6 +103,7 @@ impl Reason {
         Reason::Http,
         Reason::Parse,
         Reason::Provider,
+        Reason::Config,
     ];
 
     /// The label value.
@@ -113,6 +116,7 @@ impl Reason {
             Reason::Http => "http",
             Reason::Parse => "parse",
             Reason::Provider => "provider",
+            Reason::Config => "config",
         }
     }
 }

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod backfill;
 pub mod config;
+pub mod currency;
 pub mod demo;
 pub mod exposition;
 pub mod families;

@@ -10,7 +10,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use crate::job::{JobSpec, PollContext, PollError, Reason};
+use crate::job::{JobKey, JobSpec, PollContext, PollError, Reason};
 use crate::store::Store;
 
 /// Interval jitter: each wait is the interval times a factor in `1 ± JITTER`.
@@ -53,8 +53,19 @@ pub async fn poll_once(job: &JobSpec, store: &Store) -> Result<usize, PollError>
     let _enter = span.enter();
     match outcome {
         Ok(samples) => {
-            let series = samples.len();
-            store.record_success(&job.key, samples, elapsed);
+            let account = format!("{}/{}", job.key.provider, job.key.account);
+            let converted = crate::currency::convert(samples, &store.rates(), &account);
+            let currency = converted.account_samples();
+            if !currency.is_empty() {
+                store.set_static(&currency_key(&job.key), &currency);
+            }
+            let series = converted.samples.len();
+            if let Some(error) = converted.error {
+                store.record_partial(&job.key, converted.samples, &error, elapsed);
+                tracing::warn!(reason = error.reason.as_str(), error = %error.message, "Poll answered, but its amounts are left out");
+                return Err(error);
+            }
+            store.record_success(&job.key, converted.samples, elapsed);
             tracing::debug!(series, duration_ms = elapsed.as_millis() as u64, "Poll succeeded");
             Ok(series)
         }
@@ -66,6 +77,12 @@ pub async fn poll_once(job: &JobSpec, store: &Store) -> Result<usize, PollError>
             Err(error)
         }
     }
+}
+
+/// Where an account's currency and exchange rate are served: one entry per account, whichever
+/// of its jobs converted amounts last.
+pub fn currency_key(job: &JobKey) -> JobKey {
+    JobKey::account(job.provider, job.account.clone(), "currency")
 }
 
 async fn run_job(job: JobSpec, store: Arc<Store>, mut stop: watch::Receiver<bool>) {

@@ -193,6 +193,7 @@ impl Control {
         };
         let specs = account.jobs(&Context { http: &self.http, upstream })?;
         let mut keys: Vec<JobKey> = specs.iter().map(|s| s.key.clone()).collect();
+        keys.push(crate::scheduler::currency_key(&JobKey::account(account.provider(), account.name(), "config")));
         let config_samples = account.config_samples();
         if !config_samples.is_empty() {
             let key = JobKey::account(account.provider(), account.name(), "config");
@@ -220,6 +221,7 @@ impl Control {
     pub(super) async fn start_all(&self, config: &Config) -> Result<(), StartError> {
         let mut jobs = self.jobs.lock().await;
         self.store.set_max_series(config.limits.max_series);
+        self.store.set_rates(config.rates.clone());
         self.store.set_shard(config.shard, config.sharded_account_count(), config.account_count());
         for account in config.sharded_accounts() {
             self.start_account(&mut jobs, account.clone())?;
@@ -254,6 +256,7 @@ impl Control {
             self.set_limits(&mut jobs, &config.limits);
         }
         self.store.set_max_series(config.limits.max_series);
+        self.store.set_rates(config.rates.clone());
         self.store.set_shard(config.shard, config.sharded_account_count(), config.account_count());
         let wanted: Vec<AccountRef> = config.sharded_accounts().cloned().collect();
         let wanted_keys: Vec<_> = wanted.iter().map(account_key).collect();

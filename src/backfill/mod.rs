@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::job::{NoSink, PollError};
+use crate::families::FamilyId;
+use crate::job::{NoSink, PollError, Sample};
 use crate::providers::common::http::{self, upstreams};
-use crate::providers::{Context, History, SetupError, Window, WindowError, registry};
+use crate::providers::{Context, History, SampleSink, SetupError, SinkError, Window, WindowError, registry};
 use crate::timeutil::{self, format_ymd};
 
 pub use progress::{BarProgress, LogProgress};
@@ -146,14 +147,17 @@ pub async fn run(config: &Config, opts: &Options, progress: Arc<dyn Progress>) -
     let _cleanup = SpoolDir(spool_dir.clone());
 
     let now = timeutil::now_unix();
+    let rates = Arc::new(config.rates.clone());
     let mut tasks = tokio::task::JoinSet::new();
     for (index, (provider, account, unit)) in units.into_iter().enumerate() {
         let windows = unit.windows(opts.from, opts.to, now);
         progress.add(&unit.name(), windows.len());
+        let label = format!("{provider}/{account}");
         let spool = Spool::new(spool_dir.clone(), index, provider, account);
+        let sink = Converting { spool, rates: rates.clone(), account: label, error: None };
         let progress = progress.clone();
         let range = (opts.from, opts.to);
-        tasks.spawn(async move { run_unit(unit, windows, spool, range, now, progress).await });
+        tasks.spawn(async move { run_unit(unit, windows, sink, range, now, progress).await });
     }
     let mut report = Report::default();
     while let Some(joined) = tasks.join_next().await {
@@ -170,10 +174,37 @@ pub async fn run(config: &Config, opts: &Options, progress: Arc<dyn Progress>) -
 
 type UnitResult = Result<(u64, usize, Vec<FailedWindow>), BackfillError>;
 
+/// The spool behind the currency conversion of live polling ([`crate::currency::convert`]):
+/// amounts in US dollars at today's configured rates; amounts in a currency with no rate left
+/// out, the window then reported as failed with the key to add, its usage written.
+struct Converting {
+    spool: Spool,
+    rates: Arc<crate::currency::Rates>,
+    account: String,
+    error: Option<PollError>,
+}
+
+impl SampleSink for Converting {
+    fn write(&mut self, samples: &[Sample], timestamp: i64) -> Result<(), SinkError> {
+        let money =
+            samples.iter().any(|s| s.family == FamilyId::BillingCurrencyInfo || crate::currency::is_money(s.family));
+        if !money {
+            return self.spool.write(samples, timestamp);
+        }
+        let converted = crate::currency::convert(samples.to_vec(), &self.rates, &self.account);
+        if let Some(e) = converted.error.clone() {
+            self.error.get_or_insert(e);
+        }
+        // The account's currency series are live only: several units of one account would
+        // write them, out of order for one series.
+        self.spool.write(&converted.samples, timestamp)
+    }
+}
+
 async fn run_unit(
     unit: Box<dyn History>,
     windows: Vec<(i64, i64)>,
-    mut spool: Spool,
+    mut spool: Converting,
     (from, to): (i64, i64),
     now: i64,
     progress: Arc<dyn Progress>,
@@ -184,7 +215,15 @@ async fn run_unit(
     for (first, last) in windows {
         let window = Window { first, last, emit_from: from, now };
         let succeeded = match unit.fetch(window, &mut spool).await {
-            Ok(()) => true,
+            Ok(()) => match spool.error.take() {
+                None => true,
+                Some(error) => {
+                    let (f, l) = (first.max(from), last.min(to));
+                    tracing::warn!(unit = %name, error = %error.message, "Backfill window's amounts left out; the rest goes on");
+                    failed.push(FailedWindow { unit: name.clone(), from: format_ymd(f), to: format_ymd(l), error });
+                    false
+                }
+            },
             Err(WindowError::Sink(e)) => {
                 return Err(match e.0.downcast::<BackfillError>() {
                     Ok(e) => *e,
@@ -202,5 +241,5 @@ async fn run_unit(
         ok += usize::from(succeeded);
         progress.done(&name, succeeded);
     }
-    Ok((spool.close()?, ok, failed))
+    Ok((spool.spool.close()?, ok, failed))
 }

@@ -74,6 +74,8 @@ pub struct Config {
     /// `shard` (default `"1/1"`): poll only the accounts whose name hashes into this shard
     /// (docs/scaling.md); `--shard` and `CDN_EXPORTER_SHARD` take precedence.
     pub shard: Shard,
+    /// `[exchange_rates]`: US dollars per unit of each currency an account may bill in.
+    pub rates: crate::currency::Rates,
 }
 
 /// Top-level limits.
@@ -113,6 +115,7 @@ impl PartialEq for Config {
             && self.log_format == other.log_format
             && self.limits == other.limits
             && self.shard == other.shard
+            && self.rates == other.rates
             && self.accounts.len() == other.accounts.len()
             && self.accounts.iter().zip(&other.accounts).all(|(a, b)| a.same(&**b))
     }
@@ -308,12 +311,13 @@ fn validate_root(v: &mut Validator, root: &Value) -> Option<Config> {
     let max_traffic_domains =
         v.integer(t, "max_traffic_domains", 1, 1_000_000).map_or(d.max_traffic_domains, |n| n as usize);
     let answers = answer_limits(v, t);
+    let rates = crate::currency::parse(v, t.take("exchange_rates"));
     let limits =
         Limits { max_in_flight, max_in_flight_per_provider, retries, max_series, max_traffic_domains, answers };
     let accounts = registry::parse_accounts(v, t);
     v.unknown(table);
     registry::check_accounts(v, &accounts, &CheckLimits { max_traffic_domains });
-    let config = Config { listen_address, log_level, log_format, accounts, limits, shard };
+    let config = Config { listen_address, log_level, log_format, accounts, limits, shard, rates };
     if config.account_count() == 0 && v.problems.is_empty() {
         let tables: Vec<String> = registry::NAMES.iter().map(|n| format!("[[{n}]]")).collect();
         v.problem(

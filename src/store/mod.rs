@@ -74,6 +74,8 @@ pub struct Store {
     dirty: Notify,
     max_series: AtomicUsize,
     ready: AtomicBool,
+    /// `[exchange_rates]`: what polls convert their amounts with ([`crate::currency`]).
+    rates: ArcSwap<crate::currency::Rates>,
     version: String,
     revision: String,
 }
@@ -118,6 +120,7 @@ impl Store {
             dirty: Notify::new(),
             max_series: AtomicUsize::new(DEFAULT_MAX_SERIES),
             ready: AtomicBool::new(false),
+            rates: ArcSwap::from_pointee(crate::currency::Rates::default()),
             version: version.into(),
             revision: revision.into(),
         });
@@ -143,6 +146,16 @@ impl Store {
     /// Sets the global cardinality limit (applies from the next poll on).
     pub fn set_max_series(&self, max: usize) {
         self.max_series.store(max, Ordering::Relaxed);
+    }
+
+    /// Sets the exchange rates (a start or a reload); each job's next poll converts with them.
+    pub fn set_rates(&self, rates: crate::currency::Rates) {
+        self.rates.store(Arc::new(rates));
+    }
+
+    /// The exchange rates in force.
+    pub fn rates(&self) -> Arc<crate::currency::Rates> {
+        self.rates.load_full()
     }
 
     /// Declares a polled job, so that `poll_up 0` shows before its first poll finishes.
@@ -206,6 +219,17 @@ impl Store {
     /// Records a successful poll: its samples replace the job's previous ones, less any new
     /// series past the cardinality limit. Samples passed by value are encoded without a copy.
     pub fn record_success(&self, key: &JobKey, samples: impl IntoSamples, duration: Duration) {
+        self.record(key, samples, duration, None);
+    }
+
+    /// Records a poll that got an answer but could not export all of it (amounts in a
+    /// currency with no exchange rate): its samples replace the job's previous ones as for a
+    /// success, and the job is down with `error`, as for a failure.
+    pub fn record_partial(&self, key: &JobKey, samples: impl IntoSamples, error: &PollError, duration: Duration) {
+        self.record(key, samples, duration, Some(error));
+    }
+
+    fn record(&self, key: &JobKey, samples: impl IntoSamples, duration: Duration, error: Option<&PollError>) {
         let mut inner = self.lock();
         let budget = self.max_series.load(Ordering::Relaxed);
         let (fragments, ids, dropped, headline) =
@@ -226,14 +250,25 @@ impl Store {
         let health = entry.health.get_or_insert_with(Health::default);
         let now = SystemTime::now();
         health.polls += 1;
-        health.up = true;
-        health.last_success = Some(now);
         health.last_poll = Some(now);
         health.last_duration = duration;
-        health.last_error = None;
         health.dropped = dropped;
         health.stale = false;
-        health.log(PollLog { at: now, duration, outcome: Ok(exported) });
+        match error {
+            None => {
+                health.up = true;
+                health.last_success = Some(now);
+                health.last_error = None;
+                health.log(PollLog { at: now, duration, outcome: Ok(exported) });
+            }
+            Some(error) => {
+                health.up = false;
+                *health.errors.entry(error.reason).or_default() += 1;
+                let failure = health.failure(error);
+                health.last_error = Some(failure.clone());
+                health.log(PollLog { at: now, duration, outcome: Err(failure) });
+            }
+        }
         drop(inner);
         self.mark_dirty();
     }

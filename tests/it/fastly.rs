@@ -249,17 +249,14 @@ async fn cursor_paging_is_followed_to_the_end_and_bounded_and_the_currency_is_ch
     rig.faults(FastlyFaults::default());
     rig.sim.stop().await;
 
-    // An account billed in euros: the bill fails saying so, and so does the spend to date.
+    // An account billed in euros: the bill and the spend to date say so (the conversion into
+    // US dollars is the exporter's, tested in `a_fastly_account_billed_in_euros_*`).
     let rig = Rig::start(now, "EUR").await;
     let p = rig.pollers("");
-    let err = poll(p[1].as_ref()).await.unwrap_err();
-    assert_eq!(err.reason, Reason::Provider);
-    assert!(err.message.contains("the invoice for 2026-10 is in EUR, not US dollars"), "{err}");
-    let err = poll(p[0].as_ref()).await.unwrap_err();
-    assert!(
-        err.message.contains("month-to-date invoice") && err.message.contains("is in EUR, not US dollars"),
-        "{err}"
-    );
+    for job in &p[..2] {
+        let samples = poll(job.as_ref()).await.unwrap();
+        assert_eq!(samples.last(), Some(&cdn_usage_exporter::currency::marker("EUR")), "{samples:?}");
+    }
     rig.sim.stop().await;
 
     // Early in a month, before the last one's bill is posted (the 2nd, 08:00): a clear failure;
@@ -470,15 +467,15 @@ async fn month_to_date_spend_needs_a_known_currency() {
     let new = FastlySim { past_months: 0, ..sim_account("USD") };
     let rig = Rig::start_with(now, new).await;
     let err = poll(rig.pollers("")[0].as_ref()).await.unwrap_err();
-    assert_eq!(err.reason, Reason::Provider);
+    assert_eq!(err.reason, Reason::Config);
     assert!(err.message.contains("names no currency") && err.message.contains("`fastly[0].currency`"), "{err}");
     let samples = poll(rig.pollers("currency = \"USD\"")[0].as_ref()).await.unwrap();
     assert_eq!(
         cents(only(&samples, FamilyId::BillingMonthToDateSpendUsd)[0].value),
         mtd_cents(&sim_account("USD"), now) as i64
     );
-    let err = poll(rig.pollers("currency = \"EUR\"")[0].as_ref()).await.unwrap_err();
-    assert!(err.message.contains("is in EUR, not US dollars"), "{err}");
+    let eur = poll(rig.pollers("currency = \"EUR\"")[0].as_ref()).await.unwrap();
+    assert_eq!(eur.last(), Some(&cdn_usage_exporter::currency::marker("EUR")), "the configured currency");
     rig.sim.stop().await;
 
     // Invoices that name no currency: neither they nor the spend to date are called US dollars.
@@ -638,6 +635,67 @@ async fn the_exporter_serves_fastly_spend_budget_and_usage_without_the_token() {
     assert!(!format!("{config:?}").contains(TOKEN), "nor in a Debug print");
     exporter.stop().await;
     sim.stop().await;
+}
+
+/// An exporter on the Fastly account of `rig`, with `rates` as its `[exchange_rates]` lines.
+async fn exporter_in(rig: &Rig, rates: &str) -> (cdn_usage_exporter::app::Running, String) {
+    let toml = format!(
+        "[exchange_rates]\n{rates}\n[[fastly]]\nname = \"f\"\nbase_url = \"{}\"\napi_token = \"{TOKEN}\"\ninvoice_interval = \"1s\"\nstats_interval = \"1s\"\ntimeout = \"2s\"\nbudget_usd = 1000\n",
+        rig.sim.url("fastly").unwrap()
+    );
+    let config = Config::from_toml_str(&toml, "test").unwrap_or_else(|e| panic!("{e}"));
+    let exporter = app::start(&config, loopback()).await.unwrap();
+    let base = format!("http://{}", exporter.addr);
+    (exporter, base)
+}
+
+#[tokio::test]
+async fn a_fastly_account_billed_in_euros_is_converted_at_the_configured_rate_and_a_missing_rate_keeps_the_usage() {
+    let now = timeutil::now_unix();
+    let rig = Rig::start(now, "EUR").await;
+    // What the invoices say, in euros.
+    let raw = poll(rig.pollers("")[1].as_ref()).await.unwrap();
+    let eur = only(&raw, FamilyId::BillingLastMonthSpendUsd)[0].value;
+    let http = reqwest::Client::new();
+    let l = [("provider", "fastly"), ("account", "f")];
+
+    let (exporter, base) = exporter_in(&rig, "EUR = 1.25").await;
+    let s = wait_for(Duration::from_secs(30), "every Fastly job up", || async {
+        let s = Scrape::parse(&http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?);
+        let up = s.all("cdn_exporter_poll_up", &l);
+        (up.len() == 3 && up.iter().all(|x| x.value == 1.0)).then_some(s)
+    })
+    .await;
+    assert_eq!(s.value("cdn_billing_currency_info", &[("account", "f"), ("currency", "EUR")]), 1.0);
+    assert_eq!(s.value("cdn_billing_exchange_rate", &[("account", "f"), ("currency", "EUR")]), 1.25);
+    assert_eq!(cents(s.value("cdn_billing_last_month_spend_usd", &l)), cents(eur * 1.25), "euros × 1.25");
+    let items: f64 = s.all("cdn_billing_last_month_cost_usd", &l).iter().map(|x| x.value).sum();
+    assert_eq!(cents(items), cents(eur * 1.25), "the items are converted too");
+    assert_eq!(s.value("cdn_billing_budget_usd", &l), 1000.0, "the budget is in US dollars, never converted");
+    exporter.stop().await;
+
+    // No rate for euros: no amount in dollars, a failed poll naming the key, the usage kept.
+    let (exporter, base) = exporter_in(&rig, "GBP = 1.3").await;
+    let s = wait_for(Duration::from_secs(30), "both billing jobs failed and the usage up", || async {
+        let s = Scrape::parse(&http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?);
+        let up = |e: &str| s.all("cdn_exporter_poll_up", &[("account", "f"), ("endpoint", e)]).first().map(|x| x.value);
+        let config_errors = |e: &str| {
+            s.all("cdn_exporter_poll_errors_total", &[("endpoint", e), ("reason", "config")]).first().map(|x| x.value)
+        };
+        (up("stats") == Some(1.0)
+            && up("invoices") == Some(0.0)
+            && up("month-to-date") == Some(0.0)
+            && config_errors("invoices") >= Some(1.0))
+        .then_some(s)
+    })
+    .await;
+    assert!(s.all("cdn_billing_last_month_spend_usd", &l).is_empty(), "euros are not exported as dollars");
+    assert!(s.all("cdn_billing_month_to_date_spend_usd", &l).is_empty());
+    assert!(!s.all("cdn_month_to_date_bandwidth_bytes", &l).is_empty(), "the usage is kept");
+    let status = http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    assert!(status.contains("exchange_rates.EUR"), "the status page names the key to add");
+    exporter.stop().await;
+    rig.sim.stop().await;
 }
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -131,14 +131,23 @@ impl Unit {
         let previous = bill(timeutil::month_start(w.first - 1));
         for day in w.first.max(w.emit_from)..=w.last {
             if let Some(usd) = previous {
-                sink.write(&[Sample::new(FamilyId::BillingLastMonthSpendUsd, usd)], (day + 1) * 86_400 - 1)?;
+                sink.write(
+                    &[
+                        Sample::new(FamilyId::BillingLastMonthSpendUsd, usd),
+                        crate::currency::marker(normalize::CURRENCY),
+                    ],
+                    (day + 1) * 86_400 - 1,
+                )?;
             }
         }
         // The month's own bill, once the month is over: its final total.
         if w.last == month_end
             && let Some(usd) = bill(w.first)
         {
-            sink.write(&[Sample::new(FamilyId::BillingMonthToDateSpendUsd, usd)], (month_end + 1) * 86_400 - 1)?;
+            sink.write(
+                &[Sample::new(FamilyId::BillingMonthToDateSpendUsd, usd), crate::currency::marker(normalize::CURRENCY)],
+                (month_end + 1) * 86_400 - 1,
+            )?;
         }
         Ok(())
     }

@@ -101,8 +101,13 @@ pub fn billing(b: &Billing<'_>, now: i64) -> Result<Vec<Sample>, PollError> {
     {
         out.push(Sample::new(FamilyId::BillingLastMonthSpendUsd, amount));
     }
+    out.push(crate::currency::marker(CURRENCY));
     Ok(out)
 }
+
+/// The currency of bunny.net's amounts: US dollars (its API documents every amount in USD and
+/// names no currency).
+pub const CURRENCY: &str = "USD";
 
 /// The spec calls `MonthlyChargesScripting` "the total monthly charges for Bunny Edge
 /// Scripting" beside its `…ScriptingRequests` and `…ScriptingCpu` parts: when it equals their sum
@@ -216,6 +221,7 @@ pub fn summary(items: &[SummaryItem], zones: &[Zone], every: bool, max: usize) -
         out.push(z.labels(Sample::new(FamilyId::BillingMonthToDatePullZoneCostUsd, cost)));
         out.push(z.labels(Sample::new(FamilyId::MonthToDateBandwidthBytes, bytes)));
     }
+    out.push(crate::currency::marker(CURRENCY));
     Ok(out)
 }
 
@@ -356,14 +362,15 @@ mod tests {
         };
         let zones = vec![Zone { id: 1, name: "a".into() }, Zone { id: 2, name: "b".into() }];
         let s = summary(&[item(1.0, 2.5, 100.0), item(9.0, 1.0, 5.0)], &zones, true, 10).unwrap();
-        assert_eq!(s.len(), 6);
+        assert_eq!(s.len(), 7, "two figures of three zones, and the currency");
+        assert_eq!(s.last(), Some(&crate::currency::marker("USD")));
         let find = |f, zone: &str| s.iter().find(|x| x.family == f && x.labels[0].1 == zone).map(|x| x.value);
         assert_eq!(find(FamilyId::BillingMonthToDatePullZoneCostUsd, "a"), Some(2.5));
         assert_eq!(find(FamilyId::MonthToDateBandwidthBytes, "a"), Some(100.0));
         assert_eq!(find(FamilyId::MonthToDateBandwidthBytes, "b"), Some(0.0), "no entry: no usage");
         assert_eq!(find(FamilyId::BillingMonthToDatePullZoneCostUsd, "9"), Some(1.0));
         let s = summary(&[item(1.0, 2.5, 100.0), item(9.0, 1.0, 5.0)], &zones[..1], false, 10).unwrap();
-        assert_eq!(s.len(), 2, "only the configured zone");
+        assert_eq!(s.len(), 3, "only the configured zone (and the currency)");
         assert!(summary(&[item(1.0, 1.0, 1.0), item(1.0, 1.0, 1.0)], &zones, true, 10).is_err());
         let non_finite = SummaryItem { monthly_usage: Num::NonFinite, ..item(1.0, 0.0, 1.0) };
         assert!(summary(&[non_finite], &zones, true, 10).is_err());

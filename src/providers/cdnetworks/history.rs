@@ -159,9 +159,9 @@ impl History for Traffic {
                         pricing::BandwidthBilling::P95 => figures.account_p95,
                         pricing::BandwidthBilling::AverageDailyPeak => figures.account_average_daily_peak,
                     });
-                    samples.extend(pricing::month_samples(&items, billed));
+                    samples.extend(pricing::month_samples(&items, billed, &p.currency));
                     if let Some((_, bill)) = &last_bill {
-                        samples.extend(pricing::last_month_samples(bill));
+                        samples.extend(pricing::last_month_samples(bill, &p.currency));
                     }
                     if whole && day == w.last {
                         *self.lock() = Some((w.first, items));

@@ -26,13 +26,14 @@ pub const BYTES_PER_SEC_PER_MBPS: f64 = 1e6 / 8.0;
 pub const MAX_TIERS: usize = 16;
 
 /// One graduated traffic tier: the GB of the month up to `up_to_gb` (from the previous tier's
-/// bound) cost `usd` each; the last tier has no bound.
+/// bound) cost `price` each; the last tier has no bound.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tier {
     /// `up_to_gb`: the tier's upper bound in GB of the month, `None` for the open last tier.
     pub up_to_gb: Option<f64>,
-    /// `usd`: the price of one GB in this tier.
-    pub usd: f64,
+    /// `price` (or `usd`, its older name): the price of one GB in this tier, in the contract's
+    /// currency.
+    pub price: f64,
 }
 
 /// What the bandwidth price applies to.
@@ -58,33 +59,85 @@ pub enum StorageBasis {
 pub struct BandwidthPrice {
     /// `bandwidth_billing` (default `p95`).
     pub billing: BandwidthBilling,
-    /// `bandwidth_usd_per_mbps`: the price of one Mbps (of the commit, or of all of it).
-    pub usd_per_mbps: f64,
-    /// `overage_usd_per_mbps` (default `bandwidth_usd_per_mbps`): the price of a Mbps past the
-    /// commit.
-    pub overage_usd_per_mbps: Option<f64>,
+    /// `bandwidth_per_mbps`: the price of one Mbps (of the commit, or of all of it).
+    pub per_mbps: f64,
+    /// `overage_per_mbps` (default `bandwidth_per_mbps`): the price of a Mbps past the commit.
+    pub overage_per_mbps: Option<f64>,
 }
 
 /// The storage component.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StoragePrice {
-    /// `storage_usd_per_gb_month`.
-    pub usd_per_gb_month: f64,
+    /// `storage_per_gb_month`.
+    pub per_gb_month: f64,
     /// `storage_basis` (default `peak`).
     pub basis: StorageBasis,
 }
 
-/// An account's `[cdnetworks.pricing]` table; at least one component is present.
+/// An account's `[cdnetworks.pricing]` table; at least one component is present. Prices are in
+/// the contract's `currency`; the keys' older names (`traffic_usd_per_gb`, …) say US dollars and
+/// are read for a contract in USD.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Pricing {
-    /// `traffic_usd_per_gb`: graduated tiers (one number is one open tier).
+    /// `currency` (default `"USD"`): the ISO 4217 code of the contract's prices.
+    pub currency: String,
+    /// `traffic_per_gb`: graduated tiers (one number is one open tier).
     pub traffic: Option<Vec<Tier>>,
     /// `bandwidth_*`.
     pub bandwidth: Option<BandwidthPrice>,
     /// `storage_*`.
     pub storage: Option<StoragePrice>,
-    /// `monthly_fee_usd`.
-    pub monthly_fee_usd: Option<f64>,
+    /// `monthly_fee`.
+    pub monthly_fee: Option<f64>,
+}
+
+/// Each price key: its name, and the older name that says US dollars.
+const KEYS: [(&str, &str); 5] = [
+    ("traffic_per_gb", "traffic_usd_per_gb"),
+    ("bandwidth_per_mbps", "bandwidth_usd_per_mbps"),
+    ("overage_per_mbps", "overage_usd_per_mbps"),
+    ("storage_per_gb_month", "storage_usd_per_gb_month"),
+    ("monthly_fee", "monthly_fee_usd"),
+];
+
+/// Takes the price key `name` or its older name `old` (one of [`KEYS`]) out of `t`, with the path
+/// of whichever was given. The older name says US dollars: with another `currency` it is refused.
+fn price_key<'a>(
+    v: &mut Validator,
+    t: &mut crate::validate::Table<'a>,
+    (name, old): (&str, &str),
+    currency: &str,
+) -> Option<(String, &'a Value)> {
+    let new = t.take(name);
+    let older = t.take(old);
+    match (new, older) {
+        (Some(_), Some(_)) => {
+            v.problem(t.key_path(old), format!("and {name} are the same price under two names. Keep {name}."));
+            None
+        }
+        (None, Some(value)) if currency != "USD" => {
+            v.problem(
+                t.key_path(old),
+                format!("says US dollars, and the contract's currency is {currency}. Rename it to {name}."),
+            );
+            let _ = value;
+            None
+        }
+        (Some(value), None) => Some((t.key_path(name), value)),
+        (None, Some(value)) => Some((t.key_path(old), value)),
+        (None, None) => None,
+    }
+}
+
+/// A price: a finite number of at least 0.
+fn price_at(v: &mut Validator, path: &str, value: &Value) -> Option<f64> {
+    match value.as_f64() {
+        Some(n) if n.is_finite() && n >= 0.0 => Some(n),
+        _ => {
+            v.problem(path, format!("expected a price of at least 0, found {}.", crate::validate::show(value)));
+            None
+        }
+    }
 }
 
 impl Pricing {
@@ -105,7 +158,19 @@ pub fn parse(
 ) -> Option<Pricing> {
     let before = v.count();
     let mut t = v.table(join(path, "pricing"), value)?;
-    let tiers = t.take("traffic_usd_per_gb").and_then(|value| tiers(v, &t.key_path("traffic_usd_per_gb"), value));
+    let currency_path = t.key_path("currency");
+    let currency = v.string(&mut t, "currency").unwrap_or_else(|| "USD".into());
+    if !crate::currency::is_code(&currency) {
+        v.problem(
+            &currency_path,
+            format!(
+                "{} is not a currency code. Use the ISO 4217 code of the contract's prices in capitals, e.g. \"EUR\".",
+                crate::validate::quote(&currency)
+            ),
+        );
+    }
+    let [traffic_key, bandwidth_key, overage_key, storage_key, fee_key] = KEYS;
+    let tiers = price_key(v, &mut t, traffic_key, &currency).and_then(|(p, value)| tiers(v, &p, value, &currency));
     let billing_path = t.key_path("bandwidth_billing");
     let billing = match v.string(&mut t, "bandwidth_billing").as_deref() {
         None => None,
@@ -122,9 +187,11 @@ pub fn parse(
             None
         }
     };
-    let per_mbps = v.number(&mut t, "bandwidth_usd_per_mbps");
-    let overage_path = t.key_path("overage_usd_per_mbps");
-    let overage = v.number(&mut t, "overage_usd_per_mbps");
+    let bandwidth_given = t.has(bandwidth_key.0) || t.has(bandwidth_key.1);
+    let per_mbps = price_key(v, &mut t, bandwidth_key, &currency).and_then(|(p, value)| price_at(v, &p, value));
+    let overage = price_key(v, &mut t, overage_key, &currency);
+    let overage_path = overage.as_ref().map_or_else(|| t.key_path(overage_key.0), |(p, _)| p.clone());
+    let overage = overage.and_then(|(p, value)| price_at(v, &p, value));
     let basis_path = t.key_path("storage_basis");
     let basis = match v.string(&mut t, "storage_basis").as_deref() {
         None => None,
@@ -138,46 +205,48 @@ pub fn parse(
             None
         }
     };
-    let per_gb_month = v.number(&mut t, "storage_usd_per_gb_month");
-    let fee = v.number(&mut t, "monthly_fee_usd");
+    let storage_given = t.has(storage_key.0) || t.has(storage_key.1);
+    let per_gb_month = price_key(v, &mut t, storage_key, &currency).and_then(|(p, value)| price_at(v, &p, value));
+    let fee = price_key(v, &mut t, fee_key, &currency).and_then(|(p, value)| price_at(v, &p, value));
     let table_path = t.path.clone();
     v.unknown(t);
-    if per_mbps.is_none() && !v.reported(&join(&table_path, "bandwidth_usd_per_mbps")) {
+    if per_mbps.is_none() && !bandwidth_given {
         if billing.is_some() {
-            v.problem(&billing_path, "has no price. Add bandwidth_usd_per_mbps, or remove bandwidth_billing.");
+            v.problem(&billing_path, "has no price. Add bandwidth_per_mbps, or remove bandwidth_billing.");
         }
         if overage.is_some() {
-            v.problem(&overage_path, "has no base price. Add bandwidth_usd_per_mbps, or remove overage_usd_per_mbps.");
+            v.problem(&overage_path, "has no base price. Add bandwidth_per_mbps, or remove overage_per_mbps.");
         }
     }
     if overage.is_some() && commit_mbps.is_none() {
         v.problem(
             &overage_path,
-            "applies past a commit, and the account has none. Set bandwidth_commit_mbps on the account, or remove overage_usd_per_mbps.",
+            "applies past a commit, and the account has none. Set bandwidth_commit_mbps on the account, or remove overage_per_mbps.",
         );
     }
-    if basis.is_some() && per_gb_month.is_none() && !v.reported(&join(&table_path, "storage_usd_per_gb_month")) {
-        v.problem(&basis_path, "has no price. Add storage_usd_per_gb_month, or remove storage_basis.");
+    if basis.is_some() && per_gb_month.is_none() && !storage_given {
+        v.problem(&basis_path, "has no price. Add storage_per_gb_month, or remove storage_basis.");
     }
     let pricing = Pricing {
+        currency,
         traffic: tiers,
-        bandwidth: per_mbps.map(|usd_per_mbps| BandwidthPrice {
+        bandwidth: per_mbps.map(|per_mbps| BandwidthPrice {
             billing: billing.unwrap_or(BandwidthBilling::P95),
-            usd_per_mbps,
-            overage_usd_per_mbps: overage,
+            per_mbps,
+            overage_per_mbps: overage,
         }),
         storage: per_gb_month
-            .map(|usd_per_gb_month| StoragePrice { usd_per_gb_month, basis: basis.unwrap_or(StorageBasis::Peak) }),
-        monthly_fee_usd: fee,
+            .map(|per_gb_month| StoragePrice { per_gb_month, basis: basis.unwrap_or(StorageBasis::Peak) }),
+        monthly_fee: fee,
     };
     let empty = pricing.traffic.is_none()
         && pricing.bandwidth.is_none()
         && pricing.storage.is_none()
-        && pricing.monthly_fee_usd.is_none();
+        && pricing.monthly_fee.is_none();
     if empty && v.count() == before {
         v.problem(
             &table_path,
-            "has no price. Give at least one of traffic_usd_per_gb, bandwidth_usd_per_mbps, storage_usd_per_gb_month, monthly_fee_usd, or remove the table.",
+            "has no price. Give at least one of traffic_per_gb, bandwidth_per_mbps, storage_per_gb_month, monthly_fee, or remove the table.",
         );
     }
     if pricing.needs_traffic() && traffic == Some(false) {
@@ -189,8 +258,9 @@ pub fn parse(
     (v.count() == before).then_some(pricing)
 }
 
-/// `traffic_usd_per_gb`: one price, or tiers `[{ up_to_gb, usd }, …, { usd }]`.
-fn tiers(v: &mut Validator, path: &str, value: &Value) -> Option<Vec<Tier>> {
+/// `traffic_per_gb`: one price, or tiers `[{ up_to_gb, price }, …, { price }]` (`usd`, the
+/// older name of `price`, in a contract in USD).
+fn tiers(v: &mut Validator, path: &str, value: &Value, currency: &str) -> Option<Vec<Tier>> {
     let price = |v: &mut Validator, path: &str, value: Option<&Value>, what: &str| match value {
         Some(x) => match x.as_f64() {
             Some(n) if n.is_finite() && n >= 0.0 => Some(n),
@@ -203,12 +273,14 @@ fn tiers(v: &mut Validator, path: &str, value: &Value) -> Option<Vec<Tier>> {
     };
     let items = match value {
         Value::Array(items) => items,
-        Value::Number(_) => return price(v, path, Some(value), "price").map(|usd| vec![Tier { up_to_gb: None, usd }]),
+        Value::Number(_) => {
+            return price(v, path, Some(value), "price").map(|price| vec![Tier { up_to_gb: None, price }]);
+        }
         other => {
             v.problem(
                 path,
                 format!(
-                    "expected a price per GB or a list of tiers, found {}. Write it as `traffic_usd_per_gb = 0.04` or `traffic_usd_per_gb = [{{ up_to_gb = 10000, usd = 0.05 }}, {{ usd = 0.03 }}]`.",
+                    "expected a price per GB or a list of tiers, found {}. Write it as `traffic_per_gb = 0.04` or `traffic_per_gb = [{{ up_to_gb = 10000, price = 0.05 }}, {{ price = 0.03 }}]`.",
                     kind(other)
                 ),
             );
@@ -225,8 +297,21 @@ fn tiers(v: &mut Validator, path: &str, value: &Value) -> Option<Vec<Tier>> {
         let Some(mut t) = v.table(format!("{path}[{i}]"), item) else { continue };
         let bound_path = t.key_path("up_to_gb");
         let bound = t.take("up_to_gb");
-        let usd_path = t.key_path("usd");
-        let usd = t.take("usd");
+        let (price_path, price_value) = match (t.take("price"), t.take("usd")) {
+            (Some(_), Some(_)) => {
+                v.problem(t.key_path("usd"), "and price are the same price under two names. Keep price.");
+                (t.key_path("price"), None)
+            }
+            (None, Some(_)) if currency != "USD" => {
+                v.problem(
+                    t.key_path("usd"),
+                    format!("says US dollars, and the contract's currency is {currency}. Rename it to price."),
+                );
+                (t.key_path("usd"), None)
+            }
+            (None, Some(x)) => (t.key_path("usd"), Some(x)),
+            (x, None) => (t.key_path("price"), x),
+        };
         v.unknown(t);
         let up_to_gb = price(v, &bound_path, bound, "number of GB");
         let last = i + 1 == items.len();
@@ -251,12 +336,11 @@ fn tiers(v: &mut Validator, path: &str, value: &Value) -> Option<Vec<Tier>> {
                 );
             }
         }
-        if usd.is_none() {
-            v.problem(&usd_path, "missing: every tier needs its price per GB, e.g. usd = 0.05.");
+        if price_value.is_none() && !v.reported(&price_path) {
+            v.problem(&price_path, "missing: every tier needs its price per GB, e.g. price = 0.05.");
         }
-        let usd = price(v, &usd_path, usd, "price");
-        if let Some(usd) = usd {
-            out.push(Tier { up_to_gb: up_to_gb.filter(|_| !last), usd });
+        if let Some(price) = price(v, &price_path, price_value, "price") {
+            out.push(Tier { up_to_gb: up_to_gb.filter(|_| !last), price });
         }
     }
     (v.count() == before).then_some(out)
@@ -264,26 +348,24 @@ fn tiers(v: &mut Validator, path: &str, value: &Value) -> Option<Vec<Tier>> {
 
 /// The price of `gb` GB on graduated `tiers`: each GB at the price of the tier it falls in.
 pub fn tiered(gb: f64, tiers: &[Tier]) -> f64 {
-    let mut usd = 0.0;
+    let mut charge = 0.0;
     let mut floor = 0.0;
     for t in tiers {
         let top = t.up_to_gb.unwrap_or(f64::INFINITY);
         if gb > floor {
-            usd += (gb.min(top) - floor) * t.usd;
+            charge += (gb.min(top) - floor) * t.price;
         }
         floor = top;
     }
-    usd
+    charge
 }
 
 /// The month's bandwidth charge for a billed bandwidth of `mbps`:
 /// `commit × price + max(0, mbps − commit) × overage` (no commit: `mbps × price`).
 pub fn bandwidth_charge(mbps: f64, commit_mbps: Option<f64>, price: &BandwidthPrice) -> f64 {
     match commit_mbps {
-        Some(c) => {
-            c * price.usd_per_mbps + (mbps - c).max(0.0) * price.overage_usd_per_mbps.unwrap_or(price.usd_per_mbps)
-        }
-        None => mbps * price.usd_per_mbps,
+        Some(c) => c * price.per_mbps + (mbps - c).max(0.0) * price.overage_per_mbps.unwrap_or(price.per_mbps),
+        None => mbps * price.per_mbps,
     }
 }
 
@@ -303,9 +385,9 @@ pub struct Usage {
 pub struct Item {
     /// The `item` label: `traffic`, `bandwidth`, `storage`, `fee`.
     pub name: &'static str,
-    /// Cost to date, USD.
+    /// Cost to date, in the contract's currency.
     pub to_date: f64,
-    /// The month-end estimate, USD.
+    /// The month-end estimate, in the contract's currency.
     pub estimate: f64,
     /// The billed quantity to date and at month end, in the item's billing unit (GB, GB-months),
     /// where it has one.
@@ -333,7 +415,7 @@ pub fn quote(pricing: &Pricing, commit_mbps: Option<f64>, usage: &Usage, s: f64)
         items.push(Item { name: "bandwidth", to_date: charge * s, estimate: charge, usage: None });
     }
     if let Some(price) = &pricing.storage {
-        let charge = usage.storage_gb * price.usd_per_gb_month;
+        let charge = usage.storage_gb * price.per_gb_month;
         items.push(Item {
             name: "storage",
             to_date: charge * s,
@@ -341,15 +423,15 @@ pub fn quote(pricing: &Pricing, commit_mbps: Option<f64>, usage: &Usage, s: f64)
             usage: Some((usage.storage_gb * s, usage.storage_gb)),
         });
     }
-    if let Some(fee) = pricing.monthly_fee_usd {
+    if let Some(fee) = pricing.monthly_fee {
         items.push(Item { name: "fee", to_date: fee * s, estimate: fee, usage: None });
     }
     items
 }
 
 /// The samples of this month's `items`, their totals, and the billed bandwidth (bytes per
-/// second) when the contract prices bandwidth.
-pub fn month_samples(items: &[Item], billed_bandwidth: Option<f64>) -> Vec<Sample> {
+/// second) when the contract prices bandwidth; amounts in `currency`.
+pub fn month_samples(items: &[Item], billed_bandwidth: Option<f64>, currency: &str) -> Vec<Sample> {
     let mut out = Vec::with_capacity(items.len() * 4 + 3);
     for i in items {
         out.push(Sample::new(FamilyId::BillingMonthToDateCostUsd, i.to_date).label("item", i.name));
@@ -364,16 +446,18 @@ pub fn month_samples(items: &[Item], billed_bandwidth: Option<f64>) -> Vec<Sampl
     if let Some(b) = billed_bandwidth {
         out.push(Sample::new(FamilyId::BillingBandwidthBytesPerSecond, b));
     }
+    out.push(crate::currency::marker(currency));
     out
 }
 
 /// The samples of last month's bill: the items of a whole month (`s = 1`) and their total.
-pub fn last_month_samples(items: &[Item]) -> Vec<Sample> {
+pub fn last_month_samples(items: &[Item], currency: &str) -> Vec<Sample> {
     let mut out: Vec<Sample> = items
         .iter()
         .map(|i| Sample::new(FamilyId::BillingLastMonthCostUsd, i.estimate).label("item", i.name))
         .collect();
     out.push(Sample::new(FamilyId::BillingLastMonthSpendUsd, items.iter().map(|i| i.estimate).sum()));
+    out.push(crate::currency::marker(currency));
     out
 }
 

@@ -13,7 +13,7 @@ use crate::timeutil::{month_start, months};
 use super::client::Client;
 use super::config::FastlyAccount;
 use super::jobs::{bills, usage_into, usage_samples};
-use super::normalize::{self, UsageTable, check_bill_usd};
+use super::normalize::{self, UsageTable, bill_currency};
 use super::{INVOICES_ENDPOINT, PROVIDER, STATS_ENDPOINT};
 
 /// How far back the backfill asks for day buckets (375 days): Fastly keeps hourly data that
@@ -107,8 +107,8 @@ impl History for Invoices {
             let currency = self.account.currency.as_deref();
             let key = format!("{}.currency", self.account.path);
             if let Some(bill) = normalize::bill_of(&bills, previous) {
-                check_bill_usd(bill, currency, &key).map_err(fail)?;
-                let samples = normalize::last_month_samples(bill);
+                let code = bill_currency(bill, currency, &key).map_err(fail)?;
+                let samples = normalize::last_month_samples(bill, &code);
                 for day in w.first.max(w.emit_from)..=w.last {
                     let at = (day + 1) * 86_400;
                     if at <= w.now {
@@ -119,9 +119,9 @@ impl History for Invoices {
             let (y, m, _) = crate::timeutil::civil_from_days(month);
             let month_end = month + i64::from(crate::timeutil::days_in_month(y, m));
             if let Some(bill) = normalize::bill_of(&bills, month).filter(|_| w.last + 1 == month_end) {
-                check_bill_usd(bill, currency, &key).map_err(fail)?;
+                let code = bill_currency(bill, currency, &key).map_err(fail)?;
                 if w.last >= w.emit_from && month_end * 86_400 <= w.now {
-                    sink.write(&normalize::month_to_date_samples(bill.total, &bill.items), month_end * 86_400)?;
+                    sink.write(&normalize::month_to_date_samples(bill.total, &bill.items, &code), month_end * 86_400)?;
                 }
             }
             Ok(())

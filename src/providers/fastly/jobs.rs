@@ -69,8 +69,7 @@ impl MonthToDate {
         let today = self.client.clock().now().div_euclid(86_400);
         let (total, items) = normalize::month_to_date(mtd, self.client.limits.max_line_items, today)?;
         let currency = self.currency(ctx, today).await?;
-        normalize::check_usd(&currency, "the month-to-date invoice (in the currency of the account's invoices)")?;
-        Ok(normalize::month_to_date_samples(total, &items))
+        Ok(normalize::month_to_date_samples(total, &items, &currency))
     }
 
     /// The month-to-date invoice names no currency: it is the account's, which its newest
@@ -153,8 +152,9 @@ impl LastMonth {
         if let Some(c) = &bill.currency {
             self.client.set_currency(c);
         }
-        normalize::check_bill_usd(bill, self.currency.as_deref(), &format!("{}.currency", self.client.path()))?;
-        Ok(normalize::last_month_samples(bill))
+        let currency =
+            normalize::bill_currency(bill, self.currency.as_deref(), &format!("{}.currency", self.client.path()))?;
+        Ok(normalize::last_month_samples(bill, &currency))
     }
 }
 

@@ -12,9 +12,6 @@ use crate::timeutil;
 
 use super::wire::{Invoice, LineItem, MtdInvoice, UsageAnswer};
 
-/// The currency the billing families are in.
-pub const USD: &str = "USD";
-
 /// One service's usage in one area, checked: bytes, delivery requests, Compute requests.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Usage {
@@ -190,52 +187,47 @@ pub fn newest(bills: &[Bill]) -> Option<&Bill> {
 }
 
 /// The currency `what` is in: the one the answer names, else the account's configured
-/// `currency` (key `key`), else it is not known and the poll fails saying which key to set.
+/// `currency` (key `key`), else it is not known and the poll fails saying which key to set. A
+/// named currency that is not an ISO 4217 code is not data.
 pub fn currency_of(named: Option<&str>, configured: Option<&str>, what: &str, key: &str) -> Result<String, PollError> {
+    if let Some(c) = named.filter(|c| !crate::currency::is_code(c)) {
+        return Err(PollError::parse(format!(
+            "{what} names the currency {:?}, which is not an ISO 4217 code: not data",
+            text::label(c)
+        )));
+    }
     match named.or(configured) {
         Some(c) => Ok(c.to_owned()),
         None => Err(PollError::new(
-            Reason::Provider,
+            Reason::Config,
             format!(
-                "{what} names no currency, so the amount cannot be exported as US dollars: set `{key}` to the \
-                 currency the account is billed in (e.g. \"USD\")"
+                "{what} names no currency, so the amount cannot be exported: set `{key}` to the currency the \
+                 account is billed in (e.g. \"USD\")"
             ),
         )),
     }
 }
 
-/// An amount in another currency than US dollars is refused: the billing families are in USD.
-pub fn check_usd(currency: &str, what: &str) -> Result<(), PollError> {
-    if currency == USD {
-        return Ok(());
-    }
-    Err(PollError::new(
-        Reason::Provider,
-        format!(
-            "{what} is in {}, not US dollars: the billing families are in USD, so the account's spend is not \
-             exported",
-            text::label(currency)
-        ),
-    ))
-}
-
-/// The currency of `bill` (named or configured), checked to be US dollars.
-pub fn check_bill_usd(bill: &Bill, configured: Option<&str>, key: &str) -> Result<(), PollError> {
+/// The currency of `bill`: the one it names, else the configured one.
+pub fn bill_currency(bill: &Bill, configured: Option<&str>, key: &str) -> Result<String, PollError> {
     let what = format!("the invoice for {}", &timeutil::format_ymd(bill.month)[..7]);
-    check_usd(&currency_of(bill.currency.as_deref(), configured, &what, key)?, &what)
+    currency_of(bill.currency.as_deref(), configured, &what, key)
 }
 
-/// The samples of last month's bill.
-pub fn last_month_samples(bill: &Bill) -> Vec<Sample> {
+/// The samples of last month's bill, in `currency` (converted to US dollars by
+/// [`crate::currency::convert`]).
+pub fn last_month_samples(bill: &Bill, currency: &str) -> Vec<Sample> {
     let mut out = vec![Sample::new(FamilyId::BillingLastMonthSpendUsd, bill.total)];
     out.extend(cost_samples(FamilyId::BillingLastMonthCostUsd, &bill.items));
+    out.push(crate::currency::marker(currency));
     out
 }
 
-/// The samples of a month's spend to date.
-pub fn month_to_date_samples(total: f64, items: &[(ItemLabels, f64)]) -> Vec<Sample> {
+/// The samples of a month's spend to date, in `currency`.
+pub fn month_to_date_samples(total: f64, items: &[(ItemLabels, f64)], currency: &str) -> Vec<Sample> {
     let mut out = vec![Sample::new(FamilyId::BillingMonthToDateSpendUsd, total)];
     out.extend(cost_samples(FamilyId::BillingMonthToDateCostUsd, items));
+    out.push(crate::currency::marker(currency));
     out
 }
 
@@ -418,12 +410,13 @@ mod tests {
             (b.month, b.currency.as_deref(), b.total),
             (timeutil::days_from_civil(2026, 11, 1), Some("EUR"), 5.0)
         );
-        let err = check_bill_usd(&b, Some("USD"), "k").unwrap_err();
-        assert!(err.message.contains("in EUR, not US dollars"), "the invoice's own currency wins: {err}");
-        let nameless = Bill { currency: None, ..b };
-        let err = check_bill_usd(&nameless, None, "fastly[0].currency").unwrap_err();
-        assert_eq!(err.reason, Reason::Provider);
+        assert_eq!(bill_currency(&b, Some("USD"), "k").as_deref(), Ok("EUR"), "the invoice's own currency wins");
+        let nameless = Bill { currency: None, ..b.clone() };
+        let err = bill_currency(&nameless, None, "fastly[0].currency").unwrap_err();
+        assert_eq!(err.reason, Reason::Config);
         assert!(err.message.contains("names no currency") && err.message.contains("`fastly[0].currency`"), "{err}");
-        assert!(check_bill_usd(&nameless, Some("USD"), "k").is_ok());
+        assert_eq!(bill_currency(&nameless, Some("USD"), "k").as_deref(), Ok("USD"));
+        let odd = Bill { currency: Some("EURO".into()), ..b };
+        assert_eq!(bill_currency(&odd, Some("USD"), "k").unwrap_err().reason, Reason::Parse);
     }
 }

@@ -191,6 +191,8 @@ pub fn last_month(samples: Vec<Sample>) -> Vec<Sample> {
             let family = match s.family {
                 BillingMonthToDateSpendUsd => FamilyId::BillingLastMonthSpendUsd,
                 BillingMonthToDateCostUsd => FamilyId::BillingLastMonthCostUsd,
+                // What the amounts are in.
+                FamilyId::BillingCurrencyInfo => FamilyId::BillingCurrencyInfo,
                 _ => return None,
             };
             Some(Sample { family, ..s })
@@ -243,8 +245,13 @@ pub fn billing(table: &Table<'_>) -> Result<Vec<Sample>, PollError> {
             }
         }
     }
+    // ScaleEngine bills in US dollars and its tables name no currency (docs/metrics.md).
+    samples.push(crate::currency::marker(CURRENCY));
     Ok(samples)
 }
+
+/// The currency of ScaleEngine's bills: US dollars (its API names none).
+pub const CURRENCY: &str = "USD";
 
 /// The `user` label for the whole account, when disk.usage reports no per-user rows.
 pub const ALL_USERS: &str = "__all__";
@@ -542,7 +549,8 @@ mod tests {
         assert_eq!(value(&s, BillingEstimatedMonthCostUsd, Some(("item", "edge_bandwidth"))), Some(15.0));
         assert_eq!(value(&s, BillingMonthToDateSpendUsd, None), Some(42.5));
         assert_eq!(value(&s, BillingEstimatedMonthSpendUsd, None), Some(120.0));
-        assert_eq!(s.len(), 6);
+        assert_eq!(s.len(), 7, "six figures and the currency");
+        assert_eq!(s.last(), Some(&crate::currency::marker("USD")), "ScaleEngine bills in US dollars");
     }
 
     #[test]

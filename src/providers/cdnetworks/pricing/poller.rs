@@ -81,10 +81,14 @@ impl Pricer {
         let s = elapsed_share(now, first_day, self.offset);
         let usage = self.usage(first_day, now, false)?;
         let items = quote(&self.pricing, self.commit_mbps, &usage, s);
-        let mut samples = month_samples(&items, self.pricing.bandwidth.map(|_| usage.bandwidth));
+        let mut samples =
+            month_samples(&items, self.pricing.bandwidth.map(|_| usage.bandwidth), &self.pricing.currency);
         let last = timeutil::month_start(first_day - 1);
         if let Ok(usage) = self.usage(last, now, true) {
-            samples.extend(last_month_samples(&quote(&self.pricing, self.commit_mbps, &usage, 1.0)));
+            samples.extend(last_month_samples(
+                &quote(&self.pricing, self.commit_mbps, &usage, 1.0),
+                &self.pricing.currency,
+            ));
         }
         Ok(samples)
     }

@@ -26,18 +26,21 @@ storage_usd_per_gb_month = 0.02
 storage_basis = "average"
 monthly_fee_usd = 100"#,
     );
-    assert_eq!(p.traffic, Some(vec![Tier { up_to_gb: Some(10_000.0), usd: 0.05 }, Tier { up_to_gb: None, usd: 0.03 }]));
+    assert_eq!(
+        p.traffic,
+        Some(vec![Tier { up_to_gb: Some(10_000.0), price: 0.05 }, Tier { up_to_gb: None, price: 0.03 }])
+    );
     assert_eq!(
         p.bandwidth,
-        Some(BandwidthPrice { billing: BandwidthBilling::P95, usd_per_mbps: 1.2, overage_usd_per_mbps: Some(1.5) })
+        Some(BandwidthPrice { billing: BandwidthBilling::P95, per_mbps: 1.2, overage_per_mbps: Some(1.5) })
     );
-    assert_eq!(p.storage, Some(StoragePrice { usd_per_gb_month: 0.02, basis: StorageBasis::Average }));
-    assert_eq!(p.monthly_fee_usd, Some(100.0));
+    assert_eq!(p.storage, Some(StoragePrice { per_gb_month: 0.02, basis: StorageBasis::Average }));
+    assert_eq!(p.monthly_fee, Some(100.0));
     let one = pricing_of(
         "",
         "traffic_usd_per_gb = 0.04\nbandwidth_billing = \"average_daily_peak\"\nbandwidth_usd_per_mbps = 2",
     );
-    assert_eq!(one.traffic, Some(vec![Tier { up_to_gb: None, usd: 0.04 }]));
+    assert_eq!(one.traffic, Some(vec![Tier { up_to_gb: None, price: 0.04 }]));
     assert_eq!(one.bandwidth.map(|b| b.billing), Some(BandwidthBilling::AverageDailyPeak));
     assert_eq!(pricing_of("", "storage_usd_per_gb_month = 0.1").storage.map(|s| s.basis), Some(StorageBasis::Peak));
     // No table: no pricing, and the budget alone is allowed.
@@ -48,6 +51,54 @@ monthly_fee_usd = 100"#,
     .unwrap();
     let a = c.accounts_of::<CdnetworksAccount>()[0];
     assert_eq!((a.pricing.as_ref(), a.budget_usd), (None, Some(10.0)));
+}
+
+#[test]
+fn a_contract_in_another_currency_names_it_and_its_prices_say_no_dollars() {
+    let p = pricing_of(
+        "bandwidth_commit_mbps = 500",
+        r#"currency = "EUR"
+traffic_per_gb = [{ up_to_gb = 10000, price = 0.05 }, { price = 0.03 }]
+bandwidth_per_mbps = 1.20
+overage_per_mbps = 1.50
+storage_per_gb_month = 0.02
+monthly_fee = 100"#,
+    );
+    assert_eq!(p.currency, "EUR");
+    assert_eq!(
+        p.traffic,
+        Some(vec![Tier { up_to_gb: Some(10_000.0), price: 0.05 }, Tier { up_to_gb: None, price: 0.03 }])
+    );
+    assert_eq!(p.bandwidth.map(|b| (b.per_mbps, b.overage_per_mbps)), Some((1.2, Some(1.5))));
+    assert_eq!(p.storage.map(|s| s.per_gb_month), Some(0.02));
+    assert_eq!(p.monthly_fee, Some(100.0));
+    assert_eq!(pricing_of("", "monthly_fee = 1").currency, "USD", "the default currency");
+    // The older names say US dollars: read in a contract in USD, refused in another.
+    let old =
+        pricing_of("", "currency = \"USD\"\ntraffic_usd_per_gb = [{ up_to_gb = 10, usd = 0.5 }, { price = 0.4 }]");
+    assert_eq!(old.traffic, Some(vec![Tier { up_to_gb: Some(10.0), price: 0.5 }, Tier { up_to_gb: None, price: 0.4 }]));
+    let p = "cdnetworks[0].pricing";
+    for (table, path, says) in [
+        ("currency = \"EUR\"\nmonthly_fee_usd = 100", format!("{p}.monthly_fee_usd"), "Rename it to monthly_fee"),
+        (
+            "currency = \"EUR\"\nbandwidth_usd_per_mbps = 1",
+            format!("{p}.bandwidth_usd_per_mbps"),
+            "Rename it to bandwidth_per_mbps",
+        ),
+        (
+            "currency = \"EUR\"\ntraffic_per_gb = [{ usd = 0.1 }]",
+            format!("{p}.traffic_per_gb[0].usd"),
+            "Rename it to price",
+        ),
+        ("monthly_fee = 1\nmonthly_fee_usd = 1", format!("{p}.monthly_fee_usd"), "Keep monthly_fee"),
+        ("currency = \"euro\"\nmonthly_fee = 1", format!("{p}.currency"), "ISO 4217"),
+    ] {
+        let found = problems("", table);
+        assert!(
+            found.iter().any(|(at, message, line)| *at == path && message.contains(says) && line.is_some()),
+            "{table:?}: want {path} with {says:?}, got {found:?}"
+        );
+    }
 }
 
 /// The problems of a bad table: (path, a word of the message, its line in the file).
@@ -94,7 +145,7 @@ fn each_rule_refuses_a_bad_table_with_its_path_line_and_fix() {
         (
             "",
             "traffic_usd_per_gb = [{ up_to_gb = 1 }, { usd = 0.03 }]",
-            format!("{p}.traffic_usd_per_gb[0].usd"),
+            format!("{p}.traffic_usd_per_gb[0].price"),
             "needs its price",
         ),
         (
@@ -110,8 +161,8 @@ fn each_rule_refuses_a_bad_table_with_its_path_line_and_fix() {
             "\"peak\" or \"average\"",
         ),
         ("", "", p.to_string(), "at least one of"),
-        ("", "bandwidth_billing = \"p95\"", format!("{p}.bandwidth_billing"), "Add bandwidth_usd_per_mbps"),
-        ("", "storage_basis = \"peak\"", format!("{p}.storage_basis"), "Add storage_usd_per_gb_month"),
+        ("", "bandwidth_billing = \"p95\"", format!("{p}.bandwidth_billing"), "Add bandwidth_per_mbps"),
+        ("", "storage_basis = \"peak\"", format!("{p}.storage_basis"), "Add storage_per_gb_month"),
         (
             "",
             "bandwidth_usd_per_mbps = 1\noverage_usd_per_mbps = 2",
@@ -166,9 +217,9 @@ fn by_the_gb(gb: u64, tiers: &[(f64, f64)]) -> f64 {
 #[test]
 fn tiers_are_graduated() {
     let tiers = [
-        Tier { up_to_gb: Some(100.0), usd: 0.05 },
-        Tier { up_to_gb: Some(250.0), usd: 0.04 },
-        Tier { up_to_gb: None, usd: 0.03 },
+        Tier { up_to_gb: Some(100.0), price: 0.05 },
+        Tier { up_to_gb: Some(250.0), price: 0.04 },
+        Tier { up_to_gb: None, price: 0.03 },
     ];
     let flat = [(100.0, 0.05), (250.0, 0.04), (f64::INFINITY, 0.03)];
     for gb in [0u64, 1, 99, 100, 101, 250, 251, 1000] {
@@ -181,10 +232,10 @@ fn tiers_are_graduated() {
 
 #[test]
 fn bandwidth_charges_the_commit_and_the_overage() {
-    let p = BandwidthPrice { billing: BandwidthBilling::P95, usd_per_mbps: 1.2, overage_usd_per_mbps: Some(1.5) };
+    let p = BandwidthPrice { billing: BandwidthBilling::P95, per_mbps: 1.2, overage_per_mbps: Some(1.5) };
     assert!((bandwidth_charge(300.0, Some(500.0), &p) - 600.0).abs() < 1e-9, "below the commit: the commit");
     assert!((bandwidth_charge(700.0, Some(500.0), &p) - (600.0 + 300.0)).abs() < 1e-9);
-    let same = BandwidthPrice { overage_usd_per_mbps: None, ..p };
+    let same = BandwidthPrice { overage_per_mbps: None, ..p };
     assert!((bandwidth_charge(700.0, Some(500.0), &same) - 840.0).abs() < 1e-9, "overage defaults to the price");
     assert!((bandwidth_charge(700.0, None, &same) - 840.0).abs() < 1e-9);
 }
@@ -192,14 +243,11 @@ fn bandwidth_charges_the_commit_and_the_overage() {
 #[test]
 fn a_quote_follows_the_documented_formulas() {
     let pricing = Pricing {
-        traffic: Some(vec![Tier { up_to_gb: Some(1000.0), usd: 0.05 }, Tier { up_to_gb: None, usd: 0.03 }]),
-        bandwidth: Some(BandwidthPrice {
-            billing: BandwidthBilling::P95,
-            usd_per_mbps: 2.0,
-            overage_usd_per_mbps: None,
-        }),
-        storage: Some(StoragePrice { usd_per_gb_month: 0.02, basis: StorageBasis::Peak }),
-        monthly_fee_usd: Some(100.0),
+        currency: "USD".into(),
+        traffic: Some(vec![Tier { up_to_gb: Some(1000.0), price: 0.05 }, Tier { up_to_gb: None, price: 0.03 }]),
+        bandwidth: Some(BandwidthPrice { billing: BandwidthBilling::P95, per_mbps: 2.0, overage_per_mbps: None }),
+        storage: Some(StoragePrice { per_gb_month: 0.02, basis: StorageBasis::Peak }),
+        monthly_fee: Some(100.0),
     };
     // 600 GB a quarter into the month: 2,400 GB at this pace.
     let usage = Usage { bytes: 600e9, bandwidth: 100.0 * BYTES_PER_SEC_PER_MBPS, storage_gb: 500.0 };
@@ -212,13 +260,15 @@ fn a_quote_follows_the_documented_formulas() {
     assert!(close(items[1].estimate, 200.0) && close(items[1].to_date, 50.0), "{:?}", items[1]);
     assert!(close(items[2].estimate, 10.0) && close(items[2].to_date, 2.5), "{:?}", items[2]);
     assert!(close(items[3].estimate, 100.0) && close(items[3].to_date, 25.0), "{:?}", items[3]);
-    let samples = month_samples(&items, Some(usage.bandwidth));
+    let samples = month_samples(&items, Some(usage.bandwidth), "EUR");
+    assert_eq!(samples.last(), Some(&crate::currency::marker("EUR")), "amounts say their currency");
     let total = |f| samples.iter().find(|s| s.family == f).map(|s| s.value);
     assert!(close(total(FamilyId::BillingMonthToDateSpendUsd).unwrap(), 30.0 + 50.0 + 2.5 + 25.0));
     assert!(close(total(FamilyId::BillingEstimatedMonthSpendUsd).unwrap(), 92.0 + 200.0 + 10.0 + 100.0));
     assert_eq!(total(FamilyId::BillingBandwidthBytesPerSecond), Some(usage.bandwidth));
-    let last = last_month_samples(&items);
-    assert!(close(last.last().unwrap().value, 402.0), "{last:?}");
+    let last = last_month_samples(&items, "EUR");
+    assert!(close(total_of(&last, FamilyId::BillingLastMonthSpendUsd), 402.0), "{last:?}");
+    assert_eq!(last.last(), Some(&crate::currency::marker("EUR")));
     // At the month's first second nothing is divided by zero.
     let start = quote(&pricing, None, &Usage::default(), 0.0);
     assert!(start.iter().all(|i| i.to_date == 0.0 && i.estimate.is_finite()), "{start:?}");
@@ -272,4 +322,8 @@ fn storage_days_are_their_highest_complete_point() {
     let whole =
         StorageMonth::from_points(first, &[Point { end: start + 30 * 86_400, bytes: 1.0 }], 0, start + 31 * 86_400);
     assert!(whole.complete);
+}
+
+fn total_of(samples: &[crate::job::Sample], f: FamilyId) -> f64 {
+    samples.iter().find(|s| s.family == f).map_or(f64::NAN, |s| s.value)
 }
