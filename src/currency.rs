@@ -234,8 +234,9 @@ mod tests {
         assert_eq!(r.get("USD"), Some(1.0));
         assert_eq!(r.get("GBP"), None);
 
-        let (r, problems) =
-            rates("[exchange_rates]\neur = 1.08\nGBP = 0\nCHF = \"1.1\"\nUSD = 2\nKRW = 1e9\nSEK = -0.1\nNOK = 0.09\n");
+        let (r, problems) = rates(
+            "[exchange_rates]\neur = 1.08\nGBP = 0\nCHF = \"1.1\"\nUSD = 2\nKRW = 1e9\nSEK = -0.1\nNOK = 0.09\nCAD = nan\n",
+        );
         assert_eq!(r.iter().collect::<Vec<_>>(), vec![("NOK", 0.09)], "only the good line is kept");
         let all = problems.join("\n");
         for (key, says) in [
@@ -245,10 +246,11 @@ mod tests {
             ("exchange_rates.USD", "Remove the line"),
             ("exchange_rates.KRW", "outside"),
             ("exchange_rates.SEK", "outside"),
+            ("exchange_rates.CAD", "CAD = 1.08"),
         ] {
             assert!(problems.iter().any(|p| p.starts_with(key) && p.contains(says)), "{key}: {says} in\n{all}");
         }
-        assert_eq!(problems.len(), 6, "{all}");
+        assert_eq!(problems.len(), 7, "{all}");
 
         let (_, problems) = rates("exchange_rates = 3\n");
         assert!(problems[0].contains("expected a table"), "{problems:?}");

@@ -90,7 +90,16 @@ pub fn demo_toml(addr: &str) -> String {
         + &cdnetworks::simulator::demo_toml(addr)
         + &fastly::simulator::demo_toml(addr)
         + &bunny::simulator::demo_toml(addr)
+        + DEMO_RATES
 }
+
+/// The demo's `[exchange_rates]`: the CDNetworks demo contract is in euros. Last in the file, so
+/// that no provider's table falls under it.
+pub const DEMO_RATES: &str = "
+[exchange_rates]
+# US dollars per euro.
+EUR = 1.08
+";
 
 /// The simulator state `demo` and `simulate` use: the demo accounts of every provider.
 pub fn demo_state() -> Arc<SimState> {

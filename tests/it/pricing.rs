@@ -367,3 +367,51 @@ async fn a_restart_mid_month_rebuilds_the_same_figures_and_pricing_waits_for_its
     let waited = waiting.await.unwrap().expect("priced once its inputs were in");
     assert_eq!(Priced::of(&waited), a);
 }
+
+/// Runs each of `jobs` once through the scheduler's own poll path (which converts amounts with
+/// the store's rates) and returns what the store serves.
+async fn through_the_store(jobs: &[JobSpec], rates: &[(&str, f64)]) -> crate::support::Scrape {
+    use cdn_usage_exporter::store::Store;
+    let store = Store::new("test", "test");
+    store.set_rates(cdn_usage_exporter::currency::Rates::from_pairs(rates.iter().copied()));
+    // The pricing job last: it prices what the other jobs published.
+    let (pricing, others): (Vec<&JobSpec>, Vec<&JobSpec>) =
+        jobs.iter().partition(|j| j.key.endpoint == jobs::PRICING_ENDPOINT);
+    for job in others.into_iter().chain(pricing) {
+        store.register_job(&job.key, job.max_age);
+        let _ = cdn_usage_exporter::scheduler::poll_once(job, &store).await;
+    }
+    crate::support::Scrape::parse(&String::from_utf8_lossy(&store.render_now()))
+}
+
+#[tokio::test]
+async fn a_contract_in_euros_is_priced_in_euros_and_served_in_dollars_at_the_configured_rate() {
+    let now = local(2026, 11, 20, 14, 7);
+    let rig = Rig::start(now).await;
+    let eur = "currency = \"EUR\"\ntraffic_per_gb = 0.04\nmonthly_fee = 100";
+    let jobs = rig.jobs("budget_usd = 2500", eur);
+    // In euros, as the contract prices it (the poller's own figures).
+    let p = rig.round(&jobs).await.expect("priced");
+    let euros = p.get("cdn_billing_month_to_date_spend_usd", "");
+    let truth = Truth::at(now);
+    close(euros, truth.bytes / 1e9 * 0.04 + 100.0 * truth.s, "the contract's euros");
+
+    let s = through_the_store(&jobs, &[("EUR", 1.08)]).await;
+    let l = [("provider", "cdnetworks"), ("account", "p")];
+    close(s.value("cdn_billing_month_to_date_spend_usd", &l), euros * 1.08, "euros × 1.08");
+    close(s.value("cdn_billing_month_to_date_cost_usd", &[("item", "fee")]), 100.0 * truth.s * 1.08, "the fee");
+    assert_eq!(s.value("cdn_billing_currency_info", &[("account", "p"), ("currency", "EUR")]), 1.0);
+    assert_eq!(s.value("cdn_billing_exchange_rate", &[("account", "p"), ("currency", "EUR")]), 1.08);
+    assert_eq!(s.value("cdn_exporter_poll_up", &[("endpoint", jobs::PRICING_ENDPOINT)]), 1.0);
+
+    // No rate for euros: the pricing job fails naming the key; the traffic is still served.
+    let s = through_the_store(&jobs, &[("JPY", 0.0067)]).await;
+    assert!(s.get("cdn_billing_month_to_date_spend_usd", &l).is_none(), "euros are never called dollars");
+    assert!(s.get("cdn_billing_exchange_rate", &l).is_none());
+    assert_eq!(s.value("cdn_exporter_poll_up", &[("endpoint", jobs::PRICING_ENDPOINT)]), 0.0);
+    let errors = [("endpoint", jobs::PRICING_ENDPOINT), ("reason", "config")];
+    assert_eq!(s.value("cdn_exporter_poll_errors_total", &errors), 1.0);
+    assert!(s.value("cdn_month_to_date_bandwidth_bytes", &[("domain", DOMAINS[0].0)]) > 0.0, "usage kept");
+    // Billed quantities are not money: kept too.
+    close(s.value("cdn_billing_month_to_date_usage", &[("item", "traffic")]), truth.bytes / 1e9, "traffic GB");
+}

@@ -160,20 +160,23 @@ traffic_interval = "30s"
 bandwidth_commit_mbps = 500
 # Last month settles an hour after it ends, so that the demo shows its bill soon after a start.
 traffic_settle = "1h"
-# Below the month-end estimate its contract prices (about $5,000), so the budget alerts fire.
+# Below the month-end estimate its contract prices (about €5,000), so the budget alerts fire.
 budget_usd = 2500
 domains = [
   {{ domain = "static.demo.example", contract = "CT-1001" }},
   {{ domain = "video.demo.example", contract = "CT-1001" }},
 ]
+# A contract in euros: its spend is served in US dollars at [exchange_rates] EUR (the demo's
+# rate is in registry::DEMO_RATES), and cdn_billing_currency_info says EUR.
 [cdnetworks.pricing]
-traffic_usd_per_gb = [{{ up_to_gb = 100000, usd = 0.02 }}, {{ usd = 0.01 }}]
+currency = "EUR"
+traffic_per_gb = [{{ up_to_gb = 100000, price = 0.02 }}, {{ price = 0.01 }}]
 bandwidth_billing = "p95"
-bandwidth_usd_per_mbps = 1.20
-overage_usd_per_mbps = 1.50
-storage_usd_per_gb_month = 0.02
+bandwidth_per_mbps = 1.20
+overage_per_mbps = 1.50
+storage_per_gb_month = 0.02
 storage_basis = "peak"
-monthly_fee_usd = 100
+monthly_fee = 100
 "#
     )
 }
