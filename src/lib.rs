@@ -15,6 +15,7 @@ pub mod currency;
 pub mod demo;
 pub mod exposition;
 pub mod families;
+pub mod focus;
 pub mod forecast;
 pub mod html;
 pub mod job;

@@ -54,6 +54,7 @@ pub async fn poll_once(job: &JobSpec, store: &Store) -> Result<usize, PollError>
     match outcome {
         Ok(samples) => {
             let account = format!("{}/{}", job.key.provider, job.key.account);
+            store.set_bill(&job.key, &samples, crate::timeutil::now_unix());
             let converted = crate::currency::convert(samples, &store.rates(), &account);
             let currency = converted.account_samples();
             if !currency.is_empty() {

@@ -126,17 +126,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackfillError + '_ {
 /// Runs a backfill. Windows that fail after retries are in the report; everything else is in
 /// the output.
 pub async fn run(config: &Config, opts: &Options, progress: Arc<dyn Progress>) -> Result<Report, BackfillError> {
-    let client = http::client()?;
-    // Built as live polling builds them: one per provider, one global cap; requests count for
-    // nothing here.
-    let (_, upstreams) = upstreams(registry::NAMES.iter().copied(), &config.limits.requests(), Arc::new(NoSink));
-    // Each unit with the labels of its account.
-    let mut units: Vec<(&'static str, Arc<str>, Box<dyn History>)> = Vec::new();
-    for account in &config.accounts {
-        let ctx = Context { http: &client, upstream: &upstreams[account.provider()] };
-        let name: Arc<str> = account.name().into();
-        units.extend(account.history(&ctx)?.into_iter().map(|u| (account.provider(), name.clone(), u)));
-    }
+    let mut units = history_units(config)?;
     units.retain(|(_, _, u)| opts.only.as_deref().is_none_or(|only| u.name().starts_with(only)));
 
     let spool_dir = match &opts.out {
@@ -170,6 +160,23 @@ pub async fn run(config: &Config, opts: &Options, progress: Arc<dyn Progress>) -
     report.failed.sort_by(|a, b| (&a.unit, &a.from).cmp(&(&b.unit, &b.from)));
     spool::assemble(&spool_dir, &opts.out)?;
     Ok(report)
+}
+
+/// A history unit with the `provider` and `account` labels of its account.
+pub type Unit = (&'static str, Arc<str>, Box<dyn History>);
+
+/// Every account's history units, with clients built as live polling builds them (one upstream
+/// per provider, one global cap; requests count for nothing here).
+pub fn history_units(config: &Config) -> Result<Vec<Unit>, BackfillError> {
+    let client = http::client()?;
+    let (_, upstreams) = upstreams(registry::NAMES.iter().copied(), &config.limits.requests(), Arc::new(NoSink));
+    let mut units: Vec<Unit> = Vec::new();
+    for account in &config.accounts {
+        let ctx = Context { http: &client, upstream: &upstreams[account.provider()] };
+        let name: Arc<str> = account.name().into();
+        units.extend(account.history(&ctx)?.into_iter().map(|u| (account.provider(), name.clone(), u)));
+    }
+    Ok(units)
 }
 
 type UnitResult = Result<(u64, usize, Vec<FailedWindow>), BackfillError>;

@@ -81,6 +81,11 @@ pub trait Account: fmt::Debug + Send + Sync + AccountEq + 'static {
     }
     /// The account's history, unit by unit, for `backfill`.
     fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError>;
+    /// What the FOCUS export needs to know of the provider (its name, the zone of its months,
+    /// the units of its billing usage).
+    fn focus_profile(&self) -> crate::focus::Profile {
+        crate::focus::Profile::plain(self.provider())
+    }
 }
 
 /// Equality and downcasting for `dyn Account`, implemented for every `PartialEq` type.
@@ -129,6 +134,10 @@ pub type AccountRef = Arc<dyn Account>;
 pub trait History: Send + Sync {
     /// `provider/account/part`: what `--only` matches and failed windows name.
     fn name(&self) -> String;
+    /// Whether the unit writes amounts (what the FOCUS export fetches; the rest is usage).
+    fn bills(&self) -> bool {
+        false
+    }
     /// The windows over the days `[from, to]`, as (first day, last day), in time order.
     fn windows(&self, from: i64, to: i64, now: i64) -> Vec<(i64, i64)>;
     /// Fetches the window `[first, last]` and writes its samples, each with its timestamp, into

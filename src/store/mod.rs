@@ -64,6 +64,9 @@ struct Inner {
     shard: (Shard, usize, usize),
     /// Each account's spend to date as seen over time, for the status page's forecast.
     spend_history: BTreeMap<(&'static str, Arc<str>), crate::forecast::History>,
+    /// Each job's last billing samples as the provider or contract gave them, in the account's
+    /// currency (before conversion), with when they were taken: what `GET /focus` is built from.
+    bills: BTreeMap<JobKey, (i64, Arc<Vec<Sample>>)>,
 }
 
 /// Shared state between the scheduler, the renderer and the HTTP server.
@@ -171,6 +174,7 @@ impl Store {
     /// Forgets a job and its samples.
     pub fn remove_job(&self, key: &JobKey) {
         let mut inner = self.lock();
+        inner.bills.remove(key);
         if let Some(entry) = inner.jobs.remove(key) {
             inner.series -= entry.ids.len();
         }
@@ -183,6 +187,7 @@ impl Store {
         let mut inner = self.lock();
         inner.upstream.retain(|(p, a, _), _| !(*p == provider && &**a == account));
         inner.spend_history.retain(|(p, a), _| !(*p == provider && &**a == account));
+        inner.bills.retain(|k, _| !(k.provider == provider && &*k.account == account));
         drop(inner);
         self.mark_dirty();
     }
@@ -319,6 +324,22 @@ impl Store {
             self.mark_dirty();
         }
         !stale.is_empty()
+    }
+
+    /// Keeps the billing samples of a poll, unconverted (amounts in the account's currency, its
+    /// marker among them), taken at `at` (Unix seconds), for `GET /focus`. Samples of other
+    /// families are left out; a poll with none leaves the job's previous ones.
+    pub fn set_bill(&self, key: &JobKey, samples: &[Sample], at: i64) {
+        let kept: Vec<Sample> = samples.iter().filter(|s| crate::focus::is_bill_family(s.family)).cloned().collect();
+        if kept.is_empty() {
+            return;
+        }
+        self.lock().bills.insert(key.clone(), (at, Arc::new(kept)));
+    }
+
+    /// Every job's last billing samples, with when they were taken.
+    pub fn bills(&self) -> Vec<(JobKey, i64, Arc<Vec<Sample>>)> {
+        self.lock().bills.iter().map(|(k, (at, s))| (k.clone(), *at, s.clone())).collect()
     }
 
     /// Counts one upstream HTTP request by status code (`"error"` if no response arrived).

@@ -51,8 +51,9 @@ fn usage_billing_live_example() {
     let body = fixture("usage.billing.live.json");
     let table = wire::parse_table(&body, rows(), "usage.billing.live answer").unwrap();
     let samples = normalize::billing(&table).unwrap();
-    // 15 items × 4 columns + the totals row's two figures.
-    assert_eq!(samples.len(), 15 * 4 + 2);
+    // 15 items × 4 columns + the totals row's two figures + the currency (US dollars).
+    assert_eq!(samples.len(), 15 * 4 + 2 + 1);
+    assert_eq!(samples.last(), Some(&cdn_usage_exporter::currency::marker("USD")));
     assert_eq!(find(&samples, FamilyId::BillingEstimatedMonthCostUsd, ("item", "storage_usage")), Some(0.0));
     assert!(samples.iter().any(|s| s.family == FamilyId::BillingEstimatedMonthSpendUsd));
     assert!(samples.iter().all(|s| s.labels.iter().all(|(_, v)| v != "totals")));

@@ -149,8 +149,8 @@ async fn the_cardinality_guard_drops_new_series_and_counts_them() {
         s.series.iter().filter(|x| x.name.starts_with("cdn_") && !x.name.starts_with("cdn_exporter_")).count();
     assert_eq!(provider_series, 40);
     // Without the guard this account serves 2 (budget, spend source) + 19 + 62 + 16 (last month)
-    // + 2 + 18 = 119 series.
-    assert_eq!(s.value("cdn_exporter_series_dropped_total", &[]), 79.0);
+    // + 2 + 18 + 2 (currency and rate) = 121 series.
+    assert_eq!(s.value("cdn_exporter_series_dropped_total", &[]), 81.0);
     assert!(s.get("cdn_billing_budget_usd", &[]).is_some(), "configured series came first and stay");
     r.stop().await;
     sim.stop().await;
