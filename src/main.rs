@@ -104,6 +104,16 @@ enum Command {
         #[arg(long, value_name = "UNIT")]
         only: Option<String>,
     },
+    /// Write every account's bill of a month as a FOCUS 1.2 cost-and-usage CSV (docs/focus.md).
+    /// Exits 3 when some account or window could not be fetched (the rest is written).
+    Focus {
+        /// The month, YYYY-MM [default: last month]; the current month gives its charges to date.
+        #[arg(long, value_name = "YYYY-MM")]
+        month: Option<String>,
+        /// Output file, or - for standard output.
+        #[arg(long, value_name = "FILE", default_value = "-")]
+        out: String,
+    },
     /// Probe a running exporter's /healthz on this host (for container HEALTHCHECKs); exits 0
     /// when it answers, 1 when not.
     Healthcheck,
@@ -320,6 +330,34 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Err((EXIT_PARTIAL, format!("{} backfill window(s) failed; the rest is in {out}", report.failed.len())))
         }
+        Some(Command::Focus { ref month, ref out }) => {
+            let config = load(&cli)?;
+            init_logging(&cli, Some(&config))?;
+            let now = cdn_usage_exporter::timeutil::now_unix();
+            let this_month = cdn_usage_exporter::timeutil::month_start(now.div_euclid(86_400));
+            let month = match month {
+                None => cdn_usage_exporter::timeutil::month_start(this_month - 1),
+                Some(m) => cdn_usage_exporter::focus::parse_month(m)
+                    .ok_or_else(|| (EXIT_CONFIG, format!("--month {m:?} is not a month. Write it as YYYY-MM.")))?,
+            };
+            if month > this_month {
+                return Err((EXIT_CONFIG, "--month is in the future: it has no charges yet.".into()));
+            }
+            let report = runtime()?
+                .block_on(cdn_usage_exporter::focus::collect::run(&config, month, now))
+                .map_err(|e| (EXIT_UNAVAILABLE, e.to_string()))?;
+            let text = cdn_usage_exporter::focus::csv(&report.bills);
+            write_out(out, &text)?;
+            let rows: usize = report.bills.iter().map(|b| b.charges.len()).sum();
+            eprintln!("focus: {rows} rows of {} accounts written to {out}", report.bills.len());
+            if report.failed.is_empty() {
+                return Ok(());
+            }
+            for f in &report.failed {
+                eprintln!("  {f}");
+            }
+            Err((EXIT_PARTIAL, format!("{} part(s) could not be fetched; the rest is in {out}", report.failed.len())))
+        }
         Some(Command::Healthcheck) => {
             let port = cli.listen_address.map_or(DEFAULT_PORT, |a| a.port());
             runtime()?.block_on(healthcheck(port))
@@ -339,4 +377,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
             })
         }
     }
+}
+
+/// Writes `text` to `out` (`-`: standard output), a file through a temporary name renamed into
+/// place, so that a reader never sees half of it.
+fn write_out(out: &str, text: &str) -> Result<(), Failure> {
+    use std::io::Write as _;
+    if out == "-" {
+        return std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .map_err(|e| (EXIT_UNAVAILABLE, format!("cannot write to standard output: {e}")));
+    }
+    let path = PathBuf::from(out);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "focus.csv".into());
+    let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
+    std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        (EXIT_UNAVAILABLE, format!("cannot write {out}: {e}"))
+    })
 }

@@ -3,6 +3,7 @@
 //! `/readyz` are the probes, `POST /-/reload` re-reads the configuration (only with
 //! `--web.enable-lifecycle`, else 403 as in Prometheus). Nothing here waits on a provider.
 
+use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -97,11 +98,30 @@ impl ProcessCache {
     }
 }
 
+/// How long a `GET /focus` answer is reused: bills change with billing polls, which are
+/// minutes apart.
+pub const FOCUS_REFRESH: Duration = Duration::from_secs(60);
+
+/// The largest `GET /focus` answer served (16 MiB); a bigger one is refused with 503 (the
+/// `focus` command writes any size).
+pub const MAX_FOCUS_BYTES: usize = 16 << 20;
+
+/// The last `GET /focus` answer of each month asked, with when it was made.
+#[derive(Default)]
+struct FocusCache(Mutex<BTreeMap<i64, (Instant, Bytes)>>);
+
 /// The router's state: what the caller gave, and what the router keeps for itself.
 #[derive(Clone)]
 struct RouterState {
     app: AppState,
     process: Arc<ProcessCache>,
+    focus: Arc<FocusCache>,
+}
+
+impl FromRef<RouterState> for Arc<FocusCache> {
+    fn from_ref(state: &RouterState) -> Self {
+        state.focus.clone()
+    }
 }
 
 impl FromRef<RouterState> for AppState {
@@ -134,7 +154,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/-/reload", post(reload).put(reload))
         .route("/", get(status_page))
-        .with_state(RouterState { app: state, process: Arc::default() })
+        .route("/focus", get(focus))
+        .with_state(RouterState { app: state, process: Arc::default(), focus: Arc::default() })
 }
 
 /// A body made of a few shared chunks, sent without copying them into one buffer.
@@ -216,6 +237,57 @@ async fn reload(State(state): State<AppState>) -> Response {
             (StatusCode::BAD_REQUEST, format!("reload refused, the running configuration stays: {e}\n")).into_response()
         }
     }
+}
+
+/// `GET /focus?month=YYYY-MM`: the FOCUS 1.2 CSV of the bills the exporter holds (each
+/// account's month under way and last month; default last month), made from the billing
+/// samples of the last polls (never a request to a provider), cached [`FOCUS_REFRESH`].
+async fn focus(
+    State(state): State<AppState>,
+    State(cache): State<Arc<FocusCache>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let now = crate::timeutil::now_unix();
+    let this_month = crate::timeutil::month_start(now.div_euclid(86_400));
+    let last_month = crate::timeutil::month_start(this_month - 1);
+    let asked = serde_urlencoded::from_str::<BTreeMap<String, String>>(query.as_deref().unwrap_or_default())
+        .ok()
+        .and_then(|q| q.get("month").cloned());
+    let month = match asked {
+        None => last_month,
+        Some(m) => match crate::focus::parse_month(&m) {
+            Some(month) => month,
+            None => {
+                return (StatusCode::BAD_REQUEST, "month is not a month: write it as month=YYYY-MM\n").into_response();
+            }
+        },
+    };
+    if month != this_month && month != last_month {
+        return (
+            StatusCode::NOT_FOUND,
+            "the exporter holds this month's and last month's bills; for another month run `cdn-usage-exporter focus --month YYYY-MM`\n",
+        )
+            .into_response();
+    }
+    let body = {
+        let mut cached = cache.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the two months held are ever cached: at most two answers.
+        cached.retain(|m, _| *m == this_month || *m == last_month);
+        match cached.get(&month) {
+            Some((at, body)) if at.elapsed() < FOCUS_REFRESH => body.clone(),
+            _ => {
+                let report = crate::focus::collect::from_store(&state.store, month, now);
+                let body = Bytes::from(crate::focus::csv(&report.bills));
+                cached.insert(month, (Instant::now(), body.clone()));
+                body
+            }
+        }
+    };
+    if body.len() > MAX_FOCUS_BYTES {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the bills are larger than 16 MiB: use `cdn-usage-exporter focus`\n")
+            .into_response();
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
 }
 
 async fn status_page(State(state): State<AppState>) -> Html<String> {

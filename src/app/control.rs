@@ -222,6 +222,7 @@ impl Control {
         let mut jobs = self.jobs.lock().await;
         self.store.set_max_series(config.limits.max_series);
         self.store.set_rates(config.rates.clone());
+        self.store.set_focus_accounts(crate::focus::collect::accounts(config));
         self.store.set_shard(config.shard, config.sharded_account_count(), config.account_count());
         for account in config.sharded_accounts() {
             self.start_account(&mut jobs, account.clone())?;
@@ -257,6 +258,7 @@ impl Control {
         }
         self.store.set_max_series(config.limits.max_series);
         self.store.set_rates(config.rates.clone());
+        self.store.set_focus_accounts(crate::focus::collect::accounts(&config));
         self.store.set_shard(config.shard, config.sharded_account_count(), config.account_count());
         let wanted: Vec<AccountRef> = config.sharded_accounts().cloned().collect();
         let wanted_keys: Vec<_> = wanted.iter().map(account_key).collect();

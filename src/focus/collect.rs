@@ -14,7 +14,7 @@ use super::{Bill, BillError, Point, Profile, bill};
 use crate::backfill::{BackfillError, history_units};
 use crate::config::Config;
 use crate::families::FamilyId;
-use crate::job::{JobKey, Sample};
+use crate::job::Sample;
 use crate::providers::{SampleSink, SinkError, Window, WindowError};
 use crate::store::Store;
 use crate::timeutil::{self, format_ymd};
@@ -41,6 +41,9 @@ pub async fn run(config: &Config, month: i64, now: i64) -> Result<Report, Backfi
     let under_way = config.accounts.iter().any(|a| current_month(now, a.focus_profile().utc_offset) <= month);
     if under_way { live(config, month, now).await } else { history(config, month, now).await }
 }
+
+/// An account: its `provider` and `account` labels.
+type AccountKey = (&'static str, Arc<str>);
 
 /// A sink that keeps every sample with its time.
 #[derive(Default)]
@@ -78,7 +81,7 @@ async fn history(config: &Config, month: i64, now: i64) -> Result<Report, Backfi
             (provider, account, keep.0, failed)
         });
     }
-    let mut seen: BTreeMap<(&'static str, Arc<str>), Vec<(i64, Sample)>> = BTreeMap::new();
+    let mut seen: BTreeMap<AccountKey, Vec<(i64, Sample)>> = BTreeMap::new();
     let mut report = Report::default();
     while let Some(joined) = tasks.join_next().await {
         let (provider, account, samples, failed) = joined?;
@@ -141,29 +144,35 @@ async fn live(config: &Config, month: i64, now: i64) -> Result<Report, BackfillE
     while let Some(joined) = tasks.join_next().await {
         failed.extend(joined?);
     }
-    let mut report = from_store(config, &store, month, now);
+    store.set_focus_accounts(accounts(config));
+    let mut report = from_store(&store, month, now);
     report.failed.extend(failed);
     report.failed.sort();
     Ok(report)
 }
 
+/// The accounts of `config` this process polls, with their FOCUS profiles.
+pub fn accounts(config: &Config) -> Vec<(&'static str, Arc<str>, Profile)> {
+    config.sharded_accounts().map(|a| (a.provider(), Arc::from(a.name()), a.focus_profile())).collect()
+}
+
 /// The bills of `month` from the billing samples a store holds: the month-to-date figures for
 /// an account's month under way, last month's bill for the month before it; any other month
 /// has none.
-pub fn from_store(config: &Config, store: &Store, month: i64, now: i64) -> Report {
-    let mut by_account: BTreeMap<(&'static str, Arc<str>), Vec<(JobKey, i64, Arc<Vec<Sample>>)>> = BTreeMap::new();
+pub fn from_store(store: &Store, month: i64, now: i64) -> Report {
+    type Held = Vec<(i64, Arc<Vec<Sample>>)>;
+    let mut by_account: BTreeMap<AccountKey, Held> = BTreeMap::new();
     for (key, at, samples) in store.bills() {
-        by_account.entry((key.provider, key.account.clone())).or_default().push((key, at, samples));
+        by_account.entry((key.provider, key.account.clone())).or_default().push((at, samples));
     }
     let mut report = Report::default();
-    for a in config.sharded_accounts() {
-        let profile = a.focus_profile();
+    for (provider, account, profile) in store.focus_accounts() {
         let current = current_month(now, profile.utc_offset);
         let last = timeutil::month_start(current - 1);
         let (_, end) = super::period(month, profile.utc_offset);
-        let held = by_account.get(&(a.provider(), Arc::from(a.name()))).map(Vec::as_slice).unwrap_or_default();
+        let held = by_account.get(&(provider, account.clone())).map(Vec::as_slice).unwrap_or_default();
         let mut owned: Vec<(i64, Sample)> = Vec::new();
-        for (_, at, samples) in held {
+        for (at, samples) in held {
             for s in samples.iter() {
                 let mapped = if month == current {
                     match s.family {
@@ -186,7 +195,7 @@ pub fn from_store(config: &Config, store: &Store, month: i64, now: i64) -> Repor
             }
         }
         let points: Vec<Point<'_>> = owned.iter().map(|(at, sample)| Point { at: *at, sample }).collect();
-        push(&mut report, a.provider(), a.name(), &profile, month, now, &points);
+        push(&mut report, provider, &account, &profile, month, now, &points);
     }
     report
 }

@@ -59,7 +59,8 @@ pub fn is_bill_family(f: FamilyId) -> bool {
 pub enum Category {
     /// Metered use.
     Usage,
-    /// A recurring purchase (a contract's monthly fee).
+    /// A purchase (none of the providers' figures is one yet: a contract's monthly fee is
+    /// usage of the month, see [`Charge::recurring`]).
     Purchase,
     /// A tax the provider itemises.
     Tax,
@@ -109,6 +110,8 @@ pub struct Charge {
     /// `PricingQuantity` and `PricingUnit` (also `ConsumedQuantity` and `ConsumedUnit` for
     /// usage), where known.
     pub quantity: Option<(f64, &'static str)>,
+    /// A charge that recurs each period (`ChargeFrequency` `Recurring`), not one of metered use.
+    pub recurring: bool,
 }
 
 /// One account's bill for one month.
@@ -177,17 +180,15 @@ pub fn bill(
     // A point at the month's last second (a whole month's figure) ends the month.
     let snap = |at: i64| if at >= end - 1 { end } else { at.min(now.max(start)) };
     let mut currency = None;
-    let mut costs: BTreeMap<Vec<(&'static str, String)>, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut costs: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
     let mut usage: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
     let mut total: Option<(i64, f64)> = None;
     for p in &inside {
         let s = p.sample;
         let at = snap(p.at);
         match s.family {
-            FamilyId::BillingCurrencyInfo => {
-                if currency.is_none() {
-                    currency = s.labels.iter().find(|(k, _)| *k == "currency").map(|(_, v)| v.clone());
-                }
+            FamilyId::BillingCurrencyInfo if currency.is_none() => {
+                currency = label(s, "currency").map(str::to_owned);
             }
             FamilyId::BillingMonthToDateCostUsd => costs.entry(s.labels.clone()).or_default().push((at, s.value)),
             FamilyId::BillingMonthToDateUsage => {
@@ -195,10 +196,8 @@ pub fn bill(
                     usage.entry(item.to_owned()).or_default().insert(at, s.value);
                 }
             }
-            FamilyId::BillingMonthToDateSpendUsd => {
-                if total.is_none_or(|(t, _)| at >= t) {
-                    total = Some((at, s.value));
-                }
+            FamilyId::BillingMonthToDateSpendUsd if total.is_none_or(|(t, _)| at >= t) => {
+                total = Some((at, s.value));
             }
             _ => {}
         }
@@ -254,6 +253,7 @@ pub fn bill(
             end: total_at,
             cost: rest,
             quantity: None,
+            recurring: false,
         });
     }
     charges.sort_by(|a, b| (a.start, a.end, &a.item).cmp(&(b.start, b.end, &b.item)));
@@ -268,6 +268,9 @@ pub fn bill(
         total,
     })
 }
+
+/// A sample's labels beyond `provider` and `account`.
+type Labels = Vec<(&'static str, String)>;
 
 fn label<'a>(s: &'a Sample, name: &str) -> Option<&'a str> {
     s.labels.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
@@ -286,8 +289,6 @@ fn charge(
         Category::Credit
     } else if item.contains("tax") {
         Category::Tax
-    } else if unit == Some(MONTHS) {
-        Category::Purchase
     } else {
         Category::Usage
     };
@@ -298,7 +299,11 @@ fn charge(
         Category::Usage | Category::Purchase => unit.zip(used).map(|(u, q)| (q, u)),
         _ => None,
     };
-    Charge { item: item.to_owned(), description, category, start, end, cost, quantity }
+    // A charge per month (a contract's fee) recurs; FOCUS's Purchase would need an
+    // EffectiveCost of 0, amortised into later usage, which a flat fee is not: it is the month's
+    // use of the plan (docs/focus.md).
+    let recurring = unit == Some(MONTHS) && category == Category::Usage;
+    Charge { item: item.to_owned(), description, category, start, end, cost, quantity, recurring }
 }
 
 /// The unit of a charge billed per month (a contract's fee): its rows are purchases.
@@ -336,6 +341,14 @@ pub const COLUMNS: &[&str] = &[
     "x_ExporterProvider",
     "x_ExporterItem",
 ];
+
+/// `InvoiceId`: the exporter's id of the account's bill for the billing period,
+/// `provider:account:YYYY-MM` (the month in the account's zone). Not the provider's invoice
+/// number (no API of ours gives one we keep): a stable key that groups a bill's rows.
+pub fn invoice_id(b: &Bill) -> String {
+    let month = (b.period_start + 86_400 / 2).div_euclid(86_400) + 1;
+    format!("{}:{}:{}", b.provider, b.account, &format_ymd(crate::timeutil::month_start(month))[..7])
+}
 
 /// An instant as FOCUS writes it: ISO 8601 in UTC, to the second.
 pub fn datetime(unix: i64) -> String {
@@ -380,6 +393,8 @@ pub fn csv(bills: &[Bill]) -> String {
             let cost = decimal(c.cost);
             let (quantity, unit) = c.quantity.map_or((String::new(), ""), |(q, u)| (decimal(q), u));
             let consumed = c.category == Category::Usage && c.quantity.is_some();
+            let frequency = if c.recurring { "Recurring" } else { c.category.frequency() };
+            let invoice = invoice_id(b);
             let values: [&str; 28] = [
                 &cost,
                 &format!("{}:{}", b.provider, b.account),
@@ -390,14 +405,14 @@ pub fn csv(bills: &[Bill]) -> String {
                 c.category.as_str(),
                 "",
                 &c.description,
-                c.category.frequency(),
+                frequency,
                 &datetime(c.end),
                 &datetime(c.start),
                 if consumed { &quantity } else { "" },
                 if consumed { unit } else { "" },
                 &cost,
                 &cost,
-                "",
+                &invoice,
                 b.profile_name,
                 &cost,
                 &quantity,

@@ -32,14 +32,45 @@ fn daily_points_become_daily_rows_that_add_up_to_the_bill() {
     assert_eq!(end - start, 30 * 86_400);
     let day = |d: i64| start + d * 86_400;
     let held = [
-        (day(1), vec![cost("traffic", 10.0), used("traffic", 100.0), cost("fee", 1.0), used("fee", 0.1), total(11.0), marker("EUR")]),
-        (day(2), vec![cost("traffic", 25.0), used("traffic", 250.0), cost("fee", 2.0), used("fee", 0.2), total(27.0), marker("EUR")]),
+        (
+            day(1),
+            vec![
+                cost("traffic", 10.0),
+                used("traffic", 100.0),
+                cost("fee", 1.0),
+                used("fee", 0.1),
+                total(11.0),
+                marker("EUR"),
+            ],
+        ),
+        (
+            day(2),
+            vec![
+                cost("traffic", 25.0),
+                used("traffic", 250.0),
+                cost("fee", 2.0),
+                used("fee", 0.2),
+                total(27.0),
+                marker("EUR"),
+            ],
+        ),
         // A credit on day 3, and a total the items do not reach.
-        (day(3), vec![cost("traffic", 25.0), used("traffic", 250.0), cost("fee", 2.0), cost("credit", -4.0), total(30.0), marker("EUR")]),
+        (
+            day(3),
+            vec![
+                cost("traffic", 25.0),
+                used("traffic", 250.0),
+                cost("fee", 2.0),
+                cost("credit", -4.0),
+                total(30.0),
+                marker("EUR"),
+            ],
+        ),
         // Outside the month: not this bill.
         (end + 10, vec![cost("traffic", 999.0), marker("EUR")]),
     ];
-    let points: Vec<Point<'_>> = held.iter().flat_map(|(at, s)| s.iter().map(|sample| Point { at: *at, sample })).collect();
+    let points: Vec<Point<'_>> =
+        held.iter().flat_map(|(at, s)| s.iter().map(|sample| Point { at: *at, sample })).collect();
     let b = bill("cdnetworks", "cn", &PROFILE, nov, end + 100, &points).unwrap();
     assert_eq!(b.currency, "EUR");
     assert_eq!(b.total, 30.0);
@@ -51,7 +82,7 @@ fn daily_points_become_daily_rows_that_add_up_to_the_bill() {
     assert_eq!(traffic[1].quantity, Some((150.0, "GB")));
     assert_eq!(traffic[1].category, Category::Usage);
     let fee = b.charges.iter().find(|c| c.item == "fee").unwrap();
-    assert_eq!((fee.category, fee.quantity), (Category::Purchase, Some((0.1, MONTHS))));
+    assert_eq!((fee.category, fee.quantity, fee.recurring), (Category::Usage, Some((0.1, MONTHS)), true));
     let credit = b.charges.iter().find(|c| c.item == "credit").unwrap();
     assert_eq!((credit.category, credit.quantity), (Category::Credit, None));
     let rest = b.charges.iter().find(|c| c.item == "unitemised").unwrap();
@@ -103,6 +134,7 @@ fn the_csv_is_what_focus_type_inference_reads() {
             end: 3600,
             cost: 2.0,
             quantity: None,
+            recurring: false,
         }],
         total: 2.0,
     };

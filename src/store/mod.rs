@@ -67,6 +67,8 @@ struct Inner {
     /// Each job's last billing samples as the provider or contract gave them, in the account's
     /// currency (before conversion), with when they were taken: what `GET /focus` is built from.
     bills: BTreeMap<JobKey, (i64, Arc<Vec<Sample>>)>,
+    /// The accounts polled, with what the FOCUS export needs of their provider.
+    focus_accounts: Vec<(&'static str, Arc<str>, crate::focus::Profile)>,
 }
 
 /// Shared state between the scheduler, the renderer and the HTTP server.
@@ -335,6 +337,16 @@ impl Store {
             return;
         }
         self.lock().bills.insert(key.clone(), (at, Arc::new(kept)));
+    }
+
+    /// Sets the accounts polled (a start or a reload), for `GET /focus`.
+    pub fn set_focus_accounts(&self, accounts: Vec<(&'static str, Arc<str>, crate::focus::Profile)>) {
+        self.lock().focus_accounts = accounts;
+    }
+
+    /// The accounts polled, with their FOCUS profiles.
+    pub fn focus_accounts(&self) -> Vec<(&'static str, Arc<str>, crate::focus::Profile)> {
+        self.lock().focus_accounts.clone()
     }
 
     /// Every job's last billing samples, with when they were taken.

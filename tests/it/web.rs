@@ -47,7 +47,7 @@ async fn tls_and_basic_auth_guard_every_endpoint() {
     let silent = std::net::TcpStream::connect(r.addr).unwrap();
     let opened = std::time::Instant::now();
     let https = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
-    for path in ["/metrics", "/", "/healthz", "/readyz"] {
+    for path in ["/metrics", "/", "/healthz", "/readyz", "/focus"] {
         let url = format!("https://{}{path}", r.addr);
         let ok = https.get(&url).basic_auth("prometheus", Some("correct horse")).send().await.unwrap();
         assert!(ok.status().is_success() || ok.status() == 503, "{path}: {}", ok.status());

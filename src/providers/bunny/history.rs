@@ -51,6 +51,10 @@ impl History for Unit {
         format!("{PROVIDER}/{}/{part}", self.account.name)
     }
 
+    fn bills(&self) -> bool {
+        self.kind == Kind::Billing
+    }
+
     /// Month by month, each from its first day (month-to-date sums start there), up to
     /// yesterday: today belongs to live polling. bunny.net serves statistics for the last
     /// [`STATS_HISTORY_DAYS`] only: a month that begins earlier cannot be summed whole and is

@@ -156,4 +156,8 @@ impl Account for BunnyAccount {
     fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError> {
         Ok(history::units(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone()))))
     }
+
+    fn focus_profile(&self) -> crate::focus::Profile {
+        crate::focus::Profile::plain("bunny.net")
+    }
 }

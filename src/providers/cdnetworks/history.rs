@@ -105,6 +105,11 @@ impl History for Traffic {
         format!("{PROVIDER}/{}/{}", self.account.name, traffic::ENDPOINT)
     }
 
+    /// The contract's prices are written with the traffic.
+    fn bills(&self) -> bool {
+        self.account.pricing.is_some()
+    }
+
     /// Month by month in the account's zone, from each month's first day (month-to-date figures
     /// start there); months older than the API's history cannot be summed whole and are left out.
     fn windows(&self, from: i64, to: i64, now: i64) -> Vec<(i64, i64)> {

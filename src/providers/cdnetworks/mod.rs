@@ -98,4 +98,10 @@ impl Account for CdnetworksAccount {
     fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError> {
         Ok(history::units(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone())?)))
     }
+
+    /// The contract's months are the account's `time_zone`'s; its items' billed quantities
+    /// are GB of traffic, Mbps-months of bandwidth, GB-months of storage, months of the fee.
+    fn focus_profile(&self) -> crate::focus::Profile {
+        crate::focus::Profile { name: "CDNetworks", utc_offset: self.utc_offset, unit: pricing::item_unit }
+    }
 }

@@ -389,8 +389,8 @@ pub struct Item {
     pub to_date: f64,
     /// The month-end estimate, in the contract's currency.
     pub estimate: f64,
-    /// The billed quantity to date and at month end, in the item's billing unit (GB, GB-months),
-    /// where it has one.
+    /// The billed quantity to date and at month end, in the item's billing unit ([`item_unit`]:
+    /// GB, Mbps-months, GB-months, months).
     pub usage: Option<(f64, f64)>,
 }
 
@@ -411,8 +411,16 @@ pub fn quote(pricing: &Pricing, commit_mbps: Option<f64>, usage: &Usage, s: f64)
         });
     }
     if let Some(price) = &pricing.bandwidth {
-        let charge = bandwidth_charge(usage.bandwidth / BYTES_PER_SEC_PER_MBPS, commit_mbps, price);
-        items.push(Item { name: "bandwidth", to_date: charge * s, estimate: charge, usage: None });
+        let mbps = usage.bandwidth / BYTES_PER_SEC_PER_MBPS;
+        let charge = bandwidth_charge(mbps, commit_mbps, price);
+        // Billed: the month's Mbps (at least the commit), accrued over the month as Mbps-months.
+        let billed = commit_mbps.map_or(mbps, |c| mbps.max(c));
+        items.push(Item {
+            name: "bandwidth",
+            to_date: charge * s,
+            estimate: charge,
+            usage: Some((billed * s, billed)),
+        });
     }
     if let Some(price) = &pricing.storage {
         let charge = usage.storage_gb * price.per_gb_month;
@@ -424,7 +432,7 @@ pub fn quote(pricing: &Pricing, commit_mbps: Option<f64>, usage: &Usage, s: f64)
         });
     }
     if let Some(fee) = pricing.monthly_fee {
-        items.push(Item { name: "fee", to_date: fee * s, estimate: fee, usage: None });
+        items.push(Item { name: "fee", to_date: fee * s, estimate: fee, usage: Some((s, 1.0)) });
     }
     items
 }
@@ -459,6 +467,18 @@ pub fn last_month_samples(items: &[Item], currency: &str) -> Vec<Sample> {
     out.push(Sample::new(FamilyId::BillingLastMonthSpendUsd, items.iter().map(|i| i.estimate).sum()));
     out.push(crate::currency::marker(currency));
     out
+}
+
+/// The unit of an item's billed quantity (`cdn_billing_month_to_date_usage{item}`), in FOCUS's
+/// unit format.
+pub fn item_unit(item: &str) -> Option<&'static str> {
+    match item {
+        "traffic" => Some("GB"),
+        "bandwidth" => Some("Mbps-Months"),
+        "storage" => Some("GB-Months"),
+        "fee" => Some(crate::focus::MONTHS),
+        _ => None,
+    }
 }
 
 /// The share of the local month that starts on day `first_day` (in a zone `offset` seconds

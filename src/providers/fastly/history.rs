@@ -92,6 +92,10 @@ impl History for Invoices {
         format!("{PROVIDER}/{}/{INVOICES_ENDPOINT}", self.account.name)
     }
 
+    fn bills(&self) -> bool {
+        true
+    }
+
     fn windows(&self, from: i64, to: i64, now: i64) -> Vec<(i64, i64)> {
         month_windows(from, to, now, None)
     }

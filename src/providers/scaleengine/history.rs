@@ -61,6 +61,10 @@ impl History for Unit {
         self.name.clone()
     }
 
+    fn bills(&self) -> bool {
+        matches!(self.kind, Kind::Billing)
+    }
+
     fn windows(&self, from: i64, to: i64, now: i64) -> Vec<(i64, i64)> {
         let today = now.div_euclid(86_400);
         match self.kind {

@@ -160,4 +160,8 @@ impl Account for ScaleEngineAccount {
     fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError> {
         Ok(history::units(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone()))))
     }
+
+    fn focus_profile(&self) -> crate::focus::Profile {
+        crate::focus::Profile { name: "ScaleEngine", utc_offset: 0, unit: normalize::item_unit }
+    }
 }

@@ -250,6 +250,23 @@ pub fn billing(table: &Table<'_>) -> Result<Vec<Sample>, PollError> {
     Ok(samples)
 }
 
+/// The unit of a billing item's usage columns, from its name (ScaleEngine's documentation: GB
+/// for bandwidth and storage, counts for requests and queries, hours for CPU), in FOCUS's unit
+/// format; `None` for an item it does not name.
+pub fn item_unit(item: &str) -> Option<&'static str> {
+    if item.contains("cpu_hours") {
+        Some("Hours")
+    } else if item.contains("bandwidth") || item.contains("storage") {
+        Some("GB")
+    } else if item.contains("requests") {
+        Some("Requests")
+    } else if item.starts_with("sql_") {
+        Some("Queries")
+    } else {
+        None
+    }
+}
+
 /// The currency of ScaleEngine's bills: US dollars (its API names none).
 pub const CURRENCY: &str = "USD";
 

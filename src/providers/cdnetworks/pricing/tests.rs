@@ -258,6 +258,10 @@ fn a_quote_follows_the_documented_formulas() {
     assert!(close(items[0].to_date, 30.0) && close(items[0].estimate, 50.0 + 1400.0 * 0.03), "{:?}", items[0]);
     assert_eq!(items[0].usage, Some((600.0, 2400.0)));
     assert!(close(items[1].estimate, 200.0) && close(items[1].to_date, 50.0), "{:?}", items[1]);
+    let billed = items[1].usage.expect("Mbps-months");
+    assert!(close(billed.0, 25.0) && close(billed.1, 100.0), "100 Mbps billed, a quarter accrued: {billed:?}");
+    assert_eq!(items[3].usage, Some((0.25, 1.0)), "a quarter of the fee's month");
+    assert_eq!(item_unit("bandwidth"), Some("Mbps-Months"));
     assert!(close(items[2].estimate, 10.0) && close(items[2].to_date, 2.5), "{:?}", items[2]);
     assert!(close(items[3].estimate, 100.0) && close(items[3].to_date, 25.0), "{:?}", items[3]);
     let samples = month_samples(&items, Some(usage.bandwidth), "EUR");
