@@ -11,6 +11,7 @@ mod e2e;
 mod exporter;
 mod fastly;
 mod fixtures;
+mod focus_judge;
 mod forecast_eval;
 mod hostile_clients;
 mod hostile_upstreams;
