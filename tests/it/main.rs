@@ -12,6 +12,7 @@ mod exporter;
 mod fastly;
 mod fixtures;
 mod focus;
+mod focus_judge;
 mod forecast_eval;
 mod hostile_clients;
 mod hostile_upstreams;
