@@ -256,6 +256,11 @@ pub fn bill(
             recurring: false,
         });
     }
+    // Usage with no quantity the provider gives (a total alone, an invoice line): FOCUS needs
+    // one, and the charge's period in months is the one quantity known (docs/focus.md).
+    for c in charges.iter_mut().filter(|c| c.category == Category::Usage && c.quantity.is_none()) {
+        c.quantity = Some(((c.end - c.start) as f64 / (end - start) as f64, MONTHS));
+    }
     charges.sort_by(|a, b| (a.start, a.end, &a.item).cmp(&(b.start, b.end, &b.item)));
     Ok(Bill {
         provider,
@@ -324,6 +329,7 @@ pub const COLUMNS: &[&str] = &[
     "ChargeFrequency",
     "ChargePeriodEnd",
     "ChargePeriodStart",
+    "CommitmentDiscountStatus",
     "ConsumedQuantity",
     "ConsumedUnit",
     "ContractedCost",
@@ -395,7 +401,7 @@ pub fn csv(bills: &[Bill]) -> String {
             let consumed = c.category == Category::Usage && c.quantity.is_some();
             let frequency = if c.recurring { "Recurring" } else { c.category.frequency() };
             let invoice = invoice_id(b);
-            let values: [&str; 28] = [
+            let values: [&str; 29] = [
                 &cost,
                 &format!("{}:{}", b.provider, b.account),
                 &b.account,
@@ -408,6 +414,7 @@ pub fn csv(bills: &[Bill]) -> String {
                 frequency,
                 &datetime(c.end),
                 &datetime(c.start),
+                "",
                 if consumed { &quantity } else { "" },
                 if consumed { unit } else { "" },
                 &cost,

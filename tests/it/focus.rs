@@ -42,6 +42,24 @@ pub fn rows(text: &str) -> Vec<BTreeMap<String, String>> {
     records.map(|r| header.iter().cloned().zip(r).collect()).collect()
 }
 
+/// The FinOps Foundation's validator on `file`: no failed mandatory rule, and what it cannot
+/// check (docs/focus-validator.md) checked here: every usage row has its quantities.
+fn judged(file: &std::path::Path) {
+    let text = std::fs::read_to_string(file).unwrap();
+    for r in rows(&text) {
+        if r["ChargeCategory"] == "Usage" {
+            for column in ["PricingQuantity", "PricingUnit", "ConsumedQuantity", "ConsumedUnit"] {
+                assert!(!r[column].is_empty(), "{}: a usage row without {column}: {r:?}", file.display());
+            }
+        }
+    }
+    let Some(judge) = crate::focus_judge::judge() else { return };
+    let verdict = judge.validate(file);
+    let failed = verdict.failed_mandatory();
+    assert!(failed.is_empty(), "{verdict}");
+    eprintln!("{}: {} rules, no failed mandatory rule", file.display(), verdict.rules.len());
+}
+
 fn cents(v: f64) -> i64 {
     (v * 100.0).round() as i64
 }
@@ -50,7 +68,7 @@ fn last_month(now: i64) -> i64 {
     timeutil::month_start(timeutil::month_start(now.div_euclid(86_400)) - 1)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_months_export_adds_up_to_each_accounts_bill_on_metrics() {
     let sim = Simulator::start(loopback(), demo_state()).await.unwrap();
     let config = Config::from_toml_str(&demo_toml(&sim.addr.to_string()), "demo").unwrap();
@@ -148,6 +166,11 @@ async fn last_months_export_adds_up_to_each_accounts_bill_on_metrics() {
     );
     assert!(rows.iter().all(|r| r["InvoiceId"].ends_with(&timeutil::format_ymd(last_month(now))[..7])));
     sim.stop().await;
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for file in ["focus-demo-last-month.csv", "focus-served-last-month.csv", "focus-served-this-month.csv"] {
+        let file = tmp.join(file);
+        tokio::task::block_in_place(|| judged(&file));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,6 +199,7 @@ async fn the_command_writes_the_current_month_to_date_and_refuses_a_bad_month() 
     for r in &rows {
         assert!(r["ChargePeriodEnd"] <= focus::datetime(now + 120), "nothing past now: {r:?}");
     }
+    tokio::task::block_in_place(|| judged(&out));
     for bad in ["2026-13", "next", "2999-01"] {
         let o = tokio::task::block_in_place(|| run(&["--month", bad]));
         assert_eq!(o.status.code(), Some(64), "{bad}: {}", String::from_utf8_lossy(&o.stderr));
