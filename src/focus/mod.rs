@@ -25,9 +25,14 @@ pub struct Profile {
     pub name: &'static str,
     /// Seconds east of UTC of the zone the account's months are billed in.
     pub utc_offset: i64,
-    /// The unit of `cdn_billing_month_to_date_usage{item}` for an item, in FOCUS's unit format
-    /// (`GB`, `GB-Months`, `Requests`), where the provider's figure has a known one.
-    pub unit: fn(&str) -> Option<&'static str>,
+    /// The unit of `cdn_billing_month_to_date_usage` for an item (its labels), in FOCUS's unit
+    /// format (`GB`, `GB-Months`, `Requests`), where the provider's figure has a known one.
+    pub unit: fn(&[(&'static str, String)]) -> Option<&'static str>,
+}
+
+/// The `item` label among `labels` (empty if none).
+pub fn item_of<'a>(labels: &'a [(&'static str, String)]) -> &'a str {
+    labels.iter().find(|(k, _)| *k == "item").map_or("", |(_, v)| v.as_str())
 }
 
 impl Profile {
@@ -37,7 +42,7 @@ impl Profile {
     }
 }
 
-fn no_unit(_: &str) -> Option<&'static str> {
+fn no_unit(_: &[(&'static str, String)]) -> Option<&'static str> {
     None
 }
 
@@ -181,7 +186,7 @@ pub fn bill(
     let snap = |at: i64| if at >= end - 1 { end } else { at.min(now.max(start)) };
     let mut currency = None;
     let mut costs: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
-    let mut usage: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
+    let mut usage: BTreeMap<Labels, BTreeMap<i64, f64>> = BTreeMap::new();
     let mut total: Option<(i64, f64)> = None;
     for p in &inside {
         let s = p.sample;
@@ -192,9 +197,7 @@ pub fn bill(
             }
             FamilyId::BillingMonthToDateCostUsd => costs.entry(s.labels.clone()).or_default().push((at, s.value)),
             FamilyId::BillingMonthToDateUsage => {
-                if let Some(item) = label(s, "item") {
-                    usage.entry(item.to_owned()).or_default().insert(at, s.value);
-                }
+                usage.entry(s.labels.clone()).or_default().insert(at, s.value);
             }
             FamilyId::BillingMonthToDateSpendUsd if total.is_none_or(|(t, _)| at >= t) => {
                 total = Some((at, s.value));
@@ -216,9 +219,9 @@ pub fn bill(
             }
             same
         });
-        let item = labels.iter().find(|(k, _)| *k == "item").map_or_else(String::new, |(_, v)| v.clone());
-        let unit = (profile.unit)(&item);
-        let used = usage.get(&item);
+        let item = item_of(&labels).to_owned();
+        let unit = (profile.unit)(&labels);
+        let used = usage.get(&labels);
         let (mut from, mut cost_before, mut used_before) = (start, 0.0, 0.0);
         for (at, cost) in series {
             let quantity_now = used.and_then(|u| u.get(&at)).copied();

@@ -14,8 +14,8 @@ fn total(v: f64) -> Sample {
     Sample::new(FamilyId::BillingMonthToDateSpendUsd, v)
 }
 
-fn units(item: &str) -> Option<&'static str> {
-    match item {
+fn units(labels: &[(&'static str, String)]) -> Option<&'static str> {
+    match item_of(labels) {
         "traffic" => Some("GB"),
         "fee" => Some(MONTHS),
         _ => None,

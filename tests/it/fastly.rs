@@ -232,7 +232,7 @@ async fn cursor_paging_is_followed_to_the_end_and_bounded_and_the_currency_is_ch
     let sim = sim_account("USD");
     for b in &bills {
         assert_eq!(cents(b.total), bill_cents(&sim, b.month) as i64);
-        assert_eq!(b.items.iter().map(|(_, v)| cents(*v)).sum::<i64>(), cents(b.total));
+        assert_eq!(b.items.iter().map(|(_, v)| cents(v.amount)).sum::<i64>(), cents(b.total));
     }
     // Pages that never end stop at max_pages.
     rig.faults(FastlyFaults { endless_cursor: true, ..FastlyFaults::default() });
@@ -715,7 +715,7 @@ fn the_vendor_shaped_fixtures_parse_and_normalize() {
     assert_eq!(total, 842.17, "the string total");
     assert_eq!(items.len(), 1);
     assert_eq!(
-        (items[0].0.item.as_str(), items[0].0.area.as_str(), items[0].1),
+        (items[0].0.item.as_str(), items[0].0.area.as_str(), items[0].1.amount),
         ("north_america_bandwidth", "North America", 610.2)
     );
 

@@ -86,6 +86,6 @@ impl Account for FastlyAccount {
     }
 
     fn focus_profile(&self) -> crate::focus::Profile {
-        crate::focus::Profile::plain("Fastly")
+        crate::focus::Profile { unit: normalize::usage_unit, ..crate::focus::Profile::plain("Fastly") }
     }
 }

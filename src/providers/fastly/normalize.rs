@@ -69,13 +69,24 @@ pub struct ItemLabels {
     pub area: String,
 }
 
-/// Line items as (labels, USD): at most `max` items, every amount a finite number, items with
-/// the same labels summed (so that the items still add up to the total).
+/// One line item's figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Line {
+    /// `amount`, in the invoice's currency.
+    pub amount: f64,
+    /// `units`: "total number of units of usage", in the unit its `usage_type` names; `None`
+    /// when the line gives none.
+    pub units: Option<f64>,
+}
+
+/// Line items as (labels, figures): at most `max` items, every amount a finite number, items
+/// with the same labels summed (so that the items still add up to the total; their units too,
+/// when every one of them gives units).
 pub fn line_items(
     items: Option<Capped<LineItem<'_>>>,
     max: usize,
     what: &str,
-) -> Result<Vec<(ItemLabels, f64)>, PollError> {
+) -> Result<Vec<(ItemLabels, Line)>, PollError> {
     let items = items.map(|Capped(v)| v).unwrap_or_default();
     if items.len() > max {
         return Err(PollError::parse(format!(
@@ -85,7 +96,7 @@ pub fn line_items(
         )));
     }
     let label = |t: &Text<'_>| text::label(t.get().unwrap_or_default().trim());
-    let mut merged: BTreeMap<ItemLabels, f64> = BTreeMap::new();
+    let mut merged: BTreeMap<ItemLabels, Line> = BTreeMap::new();
     for li in &items {
         let name = li.description.get().unwrap_or_default();
         let item = match slug(name) {
@@ -93,29 +104,48 @@ pub fn line_items(
             s => s,
         };
         let value = amount(li.amount, &format!("{what} line item {:?} amount", text::label(name)))?;
+        let units = match li.units {
+            Num::Missing => None,
+            n => Some(amount(n, &format!("{what} line item {:?} units", text::label(name)))?),
+        };
         let key = ItemLabels {
             item,
             product: label(&li.product_name),
             usage_type: label(&li.usage_type),
             area: label(&li.region),
         };
-        *merged.entry(key).or_insert(0.0) += value;
+        let line = merged.entry(key).or_insert(Line { amount: 0.0, units: Some(0.0) });
+        line.amount += value;
+        line.units = line.units.zip(units).map(|(a, b)| a + b);
     }
     Ok(merged.into_iter().collect())
 }
 
+impl ItemLabels {
+    fn sample(&self, family: FamilyId, value: f64) -> Sample {
+        Sample::new(family, value)
+            .label("item", self.item.clone())
+            .label("product", self.product.clone())
+            .label("usage_type", self.usage_type.clone())
+            .label("area", self.area.clone())
+    }
+}
+
 /// Cost samples of `family` for `items`.
-pub fn cost_samples(family: FamilyId, items: &[(ItemLabels, f64)]) -> Vec<Sample> {
-    items
-        .iter()
-        .map(|(l, v)| {
-            Sample::new(family, *v)
-                .label("item", l.item.clone())
-                .label("product", l.product.clone())
-                .label("usage_type", l.usage_type.clone())
-                .label("area", l.area.clone())
-        })
-        .collect()
+pub fn cost_samples(family: FamilyId, items: &[(ItemLabels, Line)]) -> Vec<Sample> {
+    items.iter().map(|(l, v)| l.sample(family, v.amount)).collect()
+}
+
+/// The unit of a line item's `units`, in FOCUS's unit format, from its `usage_type` ("the unit
+/// of measure (e.g., requests or bandwidth)", fastly-go's Invoicelineitems): requests are
+/// counted one by one, bandwidth in GB (Fastly's price list bills it per GB: a guess, listed in
+/// docs/providers/fastly.md); `None` for any other.
+pub fn usage_unit(labels: &[(&'static str, String)]) -> Option<&'static str> {
+    match labels.iter().find(|(k, _)| *k == "usage_type").map(|(_, v)| v.as_str()) {
+        Some("requests") => Some("Requests"),
+        Some("bandwidth") => Some("GB"),
+        _ => None,
+    }
 }
 
 /// The month-to-date invoice as its total and items, checked against the current UTC month
@@ -124,7 +154,7 @@ pub fn month_to_date(
     mtd: MtdInvoice<'_>,
     max_items: usize,
     today: i64,
-) -> Result<(f64, Vec<(ItemLabels, f64)>), PollError> {
+) -> Result<(f64, Vec<(ItemLabels, Line)>), PollError> {
     let total = amount(mtd.monthly_transaction_amount, "month-to-date invoice monthly_transaction_amount")?;
     let start = mtd.billing_start_date.get().and_then(timeutil::parse_ymd);
     if let Some(start) = start.filter(|s| timeutil::month_start(*s) != timeutil::month_start(today)) {
@@ -153,7 +183,7 @@ pub struct Bill {
     /// The total.
     pub total: f64,
     /// The line items.
-    pub items: Vec<(ItemLabels, f64)>,
+    pub items: Vec<(ItemLabels, Line)>,
 }
 
 /// Checks one end-of-month invoice.
@@ -224,9 +254,11 @@ pub fn last_month_samples(bill: &Bill, currency: &str) -> Vec<Sample> {
 }
 
 /// The samples of a month's spend to date, in `currency`.
-pub fn month_to_date_samples(total: f64, items: &[(ItemLabels, f64)], currency: &str) -> Vec<Sample> {
+pub fn month_to_date_samples(total: f64, items: &[(ItemLabels, Line)], currency: &str) -> Vec<Sample> {
     let mut out = vec![Sample::new(FamilyId::BillingMonthToDateSpendUsd, total)];
     out.extend(cost_samples(FamilyId::BillingMonthToDateCostUsd, items));
+    // The units used, where the line gives them: `cdn_billing_month_to_date_usage`.
+    out.extend(items.iter().filter_map(|(l, v)| v.units.map(|u| l.sample(FamilyId::BillingMonthToDateUsage, u))));
     out.push(crate::currency::marker(currency));
     out
 }
@@ -380,8 +412,8 @@ mod tests {
     #[test]
     fn invoices_are_checked_and_items_merged() {
         let body = br#"{"monthly_transaction_amount":"100.05","billing_start_date":"2026-12-01T00:00:00Z","transaction_line_items":[
-            {"description":"North America Bandwidth","amount":60,"product_name":"Full-Site Delivery","usage_type":"bandwidth","region":"North America"},
-            {"description":"North America Bandwidth","amount":0.05,"product_name":"Full-Site Delivery","usage_type":"bandwidth","region":"North America"},
+            {"description":"North America Bandwidth","amount":60,"units":500,"product_name":"Full-Site Delivery","usage_type":"bandwidth","region":"North America"},
+            {"description":"North America Bandwidth","amount":0.05,"units":"1.5","product_name":"Full-Site Delivery","usage_type":"bandwidth","region":"North America"},
             {"description":"Requests\n{x}","amount":"40","region":"Europe"}]}"#;
         let today = timeutil::days_from_civil(2026, 12, 9);
         let mtd: MtdInvoice<'_> = parse_capped(body, LIMIT, "x").unwrap();
@@ -390,8 +422,14 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].0.item, "north_america_bandwidth");
         assert_eq!(items[0].0.area, "North America");
-        assert!((items[0].1 - 60.05).abs() < 1e-9);
+        assert!((items[0].1.amount - 60.05).abs() < 1e-9);
+        assert_eq!(items[0].1.units, Some(501.5), "units summed too");
         assert_eq!(items[1].0.item, "requests_x");
+        assert_eq!(items[1].1.units, None, "no units given: none");
+        let samples = month_to_date_samples(total, &items, "USD");
+        let used: Vec<&Sample> = samples.iter().filter(|s| s.family == FamilyId::BillingMonthToDateUsage).collect();
+        assert_eq!(used.len(), 1, "usage only where the line gives units");
+        assert_eq!(usage_unit(&used[0].labels), Some("GB"));
         let err = month_to_date(mtd.clone(), 1, today).unwrap_err();
         assert!(err.message.contains("max_line_items"), "{err}");
         let err = month_to_date(mtd, 10, today + 31).unwrap_err();

@@ -162,6 +162,10 @@ impl Account for ScaleEngineAccount {
     }
 
     fn focus_profile(&self) -> crate::focus::Profile {
-        crate::focus::Profile { name: "ScaleEngine", utc_offset: 0, unit: normalize::item_unit }
+        crate::focus::Profile {
+            name: "ScaleEngine",
+            utc_offset: 0,
+            unit: |labels| normalize::item_unit(crate::focus::item_of(labels)),
+        }
     }
 }
