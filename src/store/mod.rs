@@ -194,13 +194,17 @@ impl Store {
         self.mark_dirty();
     }
 
-    /// Sets samples that come from configuration rather than a poll (e.g. the budget).
+    /// Sets samples that come from configuration rather than a poll (e.g. the budget), or that
+    /// belong to an account rather than a job (its currency).
     pub fn set_static(&self, key: &JobKey, samples: &[Sample]) {
         let mut inner = self.lock();
         let budget = self.max_series.load(Ordering::Relaxed);
-        let (fragments, ids, _, headline) =
+        let (fragments, ids, dropped, headline) =
             prerender(key, samples.to_vec(), inner.jobs.get(key).map(|e| &e.ids), inner.series, budget);
         replace_fragments(&mut inner, key, fragments, ids, headline);
+        // Counted as a poll's are: whichever comes first when the limit is reached, every
+        // series refused is in cdn_exporter_series_dropped_total.
+        inner.dropped_total += dropped as u64;
         drop(inner);
         self.mark_dirty();
     }

@@ -637,20 +637,17 @@ async fn the_exporter_serves_fastly_spend_budget_and_usage_without_the_token() {
     sim.stop().await;
 }
 
-/// An exporter on the Fastly account of `rig`, with `rates` as its `[exchange_rates]` lines.
-async fn exporter_in(rig: &Rig, rates: &str) -> (cdn_usage_exporter::app::Running, String) {
-    let toml = format!(
+/// The configuration of the Fastly account of `rig`, with `rates` as its `[exchange_rates]` lines.
+fn euro_toml(rig: &Rig, rates: &str) -> String {
+    format!(
         "[exchange_rates]\n{rates}\n[[fastly]]\nname = \"f\"\nbase_url = \"{}\"\napi_token = \"{TOKEN}\"\ninvoice_interval = \"1s\"\nstats_interval = \"1s\"\ntimeout = \"2s\"\nbudget_usd = 1000\n",
         rig.sim.url("fastly").unwrap()
-    );
-    let config = Config::from_toml_str(&toml, "test").unwrap_or_else(|e| panic!("{e}"));
-    let exporter = app::start(&config, loopback()).await.unwrap();
-    let base = format!("http://{}", exporter.addr);
-    (exporter, base)
+    )
 }
 
 #[tokio::test]
 async fn a_fastly_account_billed_in_euros_is_converted_at_the_configured_rate_and_a_missing_rate_keeps_the_usage() {
+    use cdn_usage_exporter::app::{ConfigSource, WebOptions};
     let now = timeutil::now_unix();
     let rig = Rig::start(now, "EUR").await;
     // What the invoices say, in euros.
@@ -658,10 +655,17 @@ async fn a_fastly_account_billed_in_euros_is_converted_at_the_configured_rate_an
     let eur = only(&raw, FamilyId::BillingLastMonthSpendUsd)[0].value;
     let http = reqwest::Client::new();
     let l = [("provider", "fastly"), ("account", "f")];
-
-    let (exporter, base) = exporter_in(&rig, "EUR = 1.25").await;
-    let s = wait_for(Duration::from_secs(30), "every Fastly job up", || async {
-        let s = Scrape::parse(&http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, euro_toml(&rig, "EUR = 1.25")).unwrap();
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let exporter =
+        app::start_from(ConfigSource::File(path.clone()), &config, loopback(), &WebOptions::default()).await.unwrap();
+    let base = format!("http://{}", exporter.addr);
+    let scrape =
+        || async { Some(Scrape::parse(&http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?)) };
+    let s: Scrape = wait_for(Duration::from_secs(30), "every Fastly job up", || async {
+        let s: Scrape = scrape().await?;
         let up = s.all("cdn_exporter_poll_up", &l);
         (up.len() == 3 && up.iter().all(|x| x.value == 1.0)).then_some(s)
     })
@@ -672,12 +676,24 @@ async fn a_fastly_account_billed_in_euros_is_converted_at_the_configured_rate_an
     let items: f64 = s.all("cdn_billing_last_month_cost_usd", &l).iter().map(|x| x.value).sum();
     assert_eq!(cents(items), cents(eur * 1.25), "the items are converted too");
     assert_eq!(s.value("cdn_billing_budget_usd", &l), 1000.0, "the budget is in US dollars, never converted");
-    exporter.stop().await;
+
+    // A new rate, by reload: the account keeps running, its next poll converts at it.
+    std::fs::write(&path, euro_toml(&rig, "EUR = 1.5")).unwrap();
+    let summary = exporter.reload().await.unwrap();
+    assert_eq!(summary.unchanged, 1, "a rate is no reason to restart an account");
+    wait_for(Duration::from_secs(30), "last month at the new rate", || async {
+        let s: Scrape = scrape().await?;
+        (cents(s.get("cdn_billing_last_month_spend_usd", &l)?) == cents(eur * 1.5)
+            && s.get("cdn_billing_exchange_rate", &[("account", "f"), ("currency", "EUR")]) == Some(1.5))
+        .then_some(())
+    })
+    .await;
 
     // No rate for euros: no amount in dollars, a failed poll naming the key, the usage kept.
-    let (exporter, base) = exporter_in(&rig, "GBP = 1.3").await;
-    let s = wait_for(Duration::from_secs(30), "both billing jobs failed and the usage up", || async {
-        let s = Scrape::parse(&http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?);
+    std::fs::write(&path, euro_toml(&rig, "GBP = 1.3")).unwrap();
+    exporter.reload().await.unwrap();
+    let s: Scrape = wait_for(Duration::from_secs(30), "both billing jobs failed and the usage up", || async {
+        let s: Scrape = scrape().await?;
         let up = |e: &str| s.all("cdn_exporter_poll_up", &[("account", "f"), ("endpoint", e)]).first().map(|x| x.value);
         let config_errors = |e: &str| {
             s.all("cdn_exporter_poll_errors_total", &[("endpoint", e), ("reason", "config")]).first().map(|x| x.value)
