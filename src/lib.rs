@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod backfill;
+pub mod bill;
 pub mod config;
 pub mod currency;
 pub mod demo;

@@ -58,7 +58,7 @@ pub async fn poll_once(job: &JobSpec, store: &Store) -> Result<usize, PollError>
             let converted = crate::currency::convert(samples, &store.rates(), &account);
             let currency = converted.account_samples();
             if !currency.is_empty() {
-                store.set_static(&currency_key(&job.key), &currency);
+                store.set_account_static(&currency_key(&job.key), &currency);
             }
             let series = converted.samples.len();
             if let Some(error) = converted.error {

@@ -83,8 +83,8 @@ pub trait Account: fmt::Debug + Send + Sync + AccountEq + 'static {
     fn history(&self, ctx: &Context<'_>) -> Result<Vec<Box<dyn History>>, SetupError>;
     /// What the FOCUS export needs to know of the provider (its name, the zone of its months,
     /// the units of its billing usage).
-    fn focus_profile(&self) -> crate::focus::Profile {
-        crate::focus::Profile::plain(self.provider())
+    fn focus_profile(&self) -> crate::bill::Profile {
+        crate::bill::Profile::plain(self.provider())
     }
 }
 

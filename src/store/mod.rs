@@ -67,8 +67,11 @@ struct Inner {
     /// Each job's last billing samples as the provider or contract gave them, in the account's
     /// currency (before conversion), with when they were taken: what `GET /focus` is built from.
     bills: BTreeMap<JobKey, (i64, Arc<Vec<Sample>>)>,
+    /// The account-level samples last set per key (an account's currency), to set them again
+    /// only when they change.
+    account_statics: BTreeMap<JobKey, Vec<Sample>>,
     /// The accounts polled, with what the FOCUS export needs of their provider.
-    focus_accounts: Vec<(&'static str, Arc<str>, crate::focus::Profile)>,
+    focus_accounts: Vec<(&'static str, Arc<str>, crate::bill::Profile)>,
 }
 
 /// Shared state between the scheduler, the renderer and the HTTP server.
@@ -177,6 +180,7 @@ impl Store {
     pub fn remove_job(&self, key: &JobKey) {
         let mut inner = self.lock();
         inner.bills.remove(key);
+        inner.account_statics.remove(key);
         if let Some(entry) = inner.jobs.remove(key) {
             inner.series -= entry.ids.len();
         }
@@ -192,6 +196,17 @@ impl Store {
         inner.bills.retain(|k, _| !(k.provider == provider && &*k.account == account));
         drop(inner);
         self.mark_dirty();
+    }
+
+    /// Sets an account's own samples (its currency and rate) when they differ from the last ones
+    /// set: each poll of each billing job reports them, and a series the limit refused is
+    /// counted once, not once per poll.
+    pub fn set_account_static(&self, key: &JobKey, samples: &[Sample]) {
+        if self.lock().account_statics.get(key).is_some_and(|s| s.as_slice() == samples) {
+            return;
+        }
+        self.set_static(key, samples);
+        self.lock().account_statics.insert(key.clone(), samples.to_vec());
     }
 
     /// Sets samples that come from configuration rather than a poll (e.g. the budget), or that
@@ -336,7 +351,7 @@ impl Store {
     /// marker among them), taken at `at` (Unix seconds), for `GET /focus`. Samples of other
     /// families are left out; a poll with none leaves the job's previous ones.
     pub fn set_bill(&self, key: &JobKey, samples: &[Sample], at: i64) {
-        let kept: Vec<Sample> = samples.iter().filter(|s| crate::focus::is_bill_family(s.family)).cloned().collect();
+        let kept: Vec<Sample> = samples.iter().filter(|s| crate::bill::is_bill_family(s.family)).cloned().collect();
         if kept.is_empty() {
             return;
         }
@@ -344,12 +359,12 @@ impl Store {
     }
 
     /// Sets the accounts polled (a start or a reload), for `GET /focus`.
-    pub fn set_focus_accounts(&self, accounts: Vec<(&'static str, Arc<str>, crate::focus::Profile)>) {
+    pub fn set_focus_accounts(&self, accounts: Vec<(&'static str, Arc<str>, crate::bill::Profile)>) {
         self.lock().focus_accounts = accounts;
     }
 
     /// The accounts polled, with their FOCUS profiles.
-    pub fn focus_accounts(&self) -> Vec<(&'static str, Arc<str>, crate::focus::Profile)> {
+    pub fn focus_accounts(&self) -> Vec<(&'static str, Arc<str>, crate::bill::Profile)> {
         self.lock().focus_accounts.clone()
     }
 

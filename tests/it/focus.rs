@@ -86,11 +86,12 @@ async fn last_months_export_adds_up_to_each_accounts_bill_on_metrics() {
     let exporter = app::start(&config, loopback()).await.unwrap();
     let url = format!("http://{}/metrics", exporter.addr);
     let http = reqwest::Client::new();
-    let s = wait_for(Duration::from_secs(60), "every account's last month and currency", || async {
+    let s = wait_for(Duration::from_secs(60), "every account's bills and currency", || async {
         let s = Scrape::parse(&http.get(&url).send().await.ok()?.text().await.ok()?);
         let done = config.accounts.iter().all(|a| {
             let l = [("provider", a.provider()), ("account", a.name())];
             s.get("cdn_billing_last_month_spend_usd", &l).is_some()
+                && s.get("cdn_billing_month_to_date_spend_usd", &l).is_some()
                 && !s.all("cdn_billing_exchange_rate", &l).is_empty()
         });
         done.then_some(s)

@@ -31,6 +31,15 @@ const EXPECTED: &[(&str, (&str, &str))] = &[
     ("cdn_billing_month_to_date_cost_usd", ("item", "north_america_bandwidth")),
     ("cdn_billing_last_month_spend_usd", ("provider", "fastly")),
     ("cdn_billing_budget_usd", ("provider", "fastly")),
+    // The checks below compare these: each provider's must be there, not only one of them.
+    ("cdn_billing_estimated_month_spend_usd", ("provider", "scaleengine")),
+    ("cdn_billing_estimated_month_spend_usd", ("provider", "cdnetworks")),
+    ("cdn_billing_budget_usd", ("provider", "scaleengine")),
+    ("cdn_billing_budget_usd", ("provider", "cdnetworks")),
+    ("cdn_billing_month_to_date_spend_usd", ("provider", "fastly")),
+    // The demo's CDNetworks contract is in euros, served in dollars at its rate.
+    ("cdn_billing_currency_info", ("currency", "EUR")),
+    ("cdn_billing_exchange_rate", ("currency", "EUR")),
 ];
 
 #[tokio::test]

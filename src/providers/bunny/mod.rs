@@ -157,7 +157,7 @@ impl Account for BunnyAccount {
         Ok(history::units(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone()))))
     }
 
-    fn focus_profile(&self) -> crate::focus::Profile {
-        crate::focus::Profile::plain("bunny.net")
+    fn focus_profile(&self) -> crate::bill::Profile {
+        crate::bill::Profile::plain("bunny.net")
     }
 }

@@ -101,11 +101,11 @@ impl Account for CdnetworksAccount {
 
     /// The contract's months are the account's `time_zone`'s; its items' billed quantities
     /// are GB of traffic, Mbps-months of bandwidth, GB-months of storage, months of the fee.
-    fn focus_profile(&self) -> crate::focus::Profile {
-        crate::focus::Profile {
+    fn focus_profile(&self) -> crate::bill::Profile {
+        crate::bill::Profile {
             name: "CDNetworks",
             utc_offset: self.utc_offset,
-            unit: |labels| pricing::item_unit(crate::focus::item_of(labels)),
+            unit: |labels| pricing::item_unit(crate::bill::item_of(labels)),
         }
     }
 }

@@ -476,7 +476,7 @@ pub fn item_unit(item: &str) -> Option<&'static str> {
         "traffic" => Some("GB"),
         "bandwidth" => Some("Mbps-Months"),
         "storage" => Some("GB-Months"),
-        "fee" => Some(crate::focus::MONTHS),
+        "fee" => Some(crate::bill::MONTHS),
         _ => None,
     }
 }

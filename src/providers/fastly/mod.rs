@@ -85,7 +85,7 @@ impl Account for FastlyAccount {
         Ok(history::units(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone())?)))
     }
 
-    fn focus_profile(&self) -> crate::focus::Profile {
-        crate::focus::Profile { unit: normalize::usage_unit, ..crate::focus::Profile::plain("Fastly") }
+    fn focus_profile(&self) -> crate::bill::Profile {
+        crate::bill::Profile { unit: normalize::usage_unit, ..crate::bill::Profile::plain("Fastly") }
     }
 }

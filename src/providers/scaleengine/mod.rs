@@ -161,11 +161,11 @@ impl Account for ScaleEngineAccount {
         Ok(history::units(self, Arc::new(Client::new(self, ctx.http, ctx.upstream.clone()))))
     }
 
-    fn focus_profile(&self) -> crate::focus::Profile {
-        crate::focus::Profile {
+    fn focus_profile(&self) -> crate::bill::Profile {
+        crate::bill::Profile {
             name: "ScaleEngine",
             utc_offset: 0,
-            unit: |labels| normalize::item_unit(crate::focus::item_of(labels)),
+            unit: |labels| normalize::item_unit(crate::bill::item_of(labels)),
         }
     }
 }
