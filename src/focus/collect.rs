@@ -91,22 +91,16 @@ async fn history(config: &Config, month: i64, now: i64) -> Result<Report, Backfi
     for a in &config.accounts {
         let samples = seen.remove(&(a.provider(), Arc::from(a.name()))).unwrap_or_default();
         let points: Vec<Point<'_>> = samples.iter().map(|(at, sample)| Point { at: *at, sample }).collect();
-        push(&mut report, a.provider(), a.name(), &a.focus_profile(), month, now, &points);
+        let outcome = bill(a.provider(), a.name(), &a.focus_profile(), month, now, &points);
+        push(&mut report, (a.provider(), a.name()), month, outcome);
     }
     report.failed.sort();
     Ok(report)
 }
 
-fn push(
-    report: &mut Report,
-    provider: &'static str,
-    account: &str,
-    profile: &Profile,
-    month: i64,
-    now: i64,
-    points: &[Point<'_>],
-) {
-    match bill(provider, account, profile, month, now, points) {
+/// Adds the outcome of one account's [`bill`] to `report`.
+fn push(report: &mut Report, (provider, account): (&str, &str), month: i64, outcome: Result<Bill, BillError>) {
+    match outcome {
         Ok(b) => report.bills.push(b),
         Err(BillError::Empty) => report.failed.push(format!(
             "{provider}/{account}: no billing figure for {} (the provider keeps none that far back, or its jobs failed)",
@@ -195,7 +189,8 @@ pub fn from_store(store: &Store, month: i64, now: i64) -> Report {
             }
         }
         let points: Vec<Point<'_>> = owned.iter().map(|(at, sample)| Point { at: *at, sample }).collect();
-        push(&mut report, provider, &account, &profile, month, now, &points);
+        let outcome = bill(provider, &account, &profile, month, now, &points);
+        push(&mut report, (provider, &account), month, outcome);
     }
     report
 }
