@@ -84,10 +84,15 @@ async fn main() {
     };
     let now = timeutil::days_from_civil(2026, 11, 20) * 86_400 + 15 * 3600 + 5 * 60;
     let clock = Clock::manual(now);
-    let sim =
-        Simulator::start("127.0.0.1:0".parse().expect("address"), SimState::with_fastly(vec![account], clock.clone()))
-            .await
-            .expect("simulator");
+    let sim = Simulator::start(
+        "127.0.0.1:0".parse().expect("address"),
+        SimState::builder()
+            .with(cdn_usage_exporter::providers::fastly::simulator::part(vec![account]))
+            .clock(clock.clone())
+            .build(),
+    )
+    .await
+    .expect("simulator");
     println!("Fastly usage poll, {n} services, on 2026-11-20 15:05 UTC (default bounds unless said)");
     for (what, extra) in [("", ""), (" (answer_bytes = 256 MiB)", "answer_bytes = 268435456")] {
         clock.set(now);

@@ -393,8 +393,14 @@ async fn scrape_bench(n: usize, a: &Args, baseline_rss: &mut Option<(usize, u64,
         n if n <= 2_000 => (1, (n.saturating_sub(85)) / 2),
         n => (n / 2_000, 1_000 - 43),
     };
-    let sim =
-        Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), SimState::new(vec![sim_account(1_000)])).await.unwrap();
+    let sim = Simulator::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        SimState::builder()
+            .with(cdn_usage_exporter::providers::scaleengine::simulator::part(vec![sim_account(1_000)]))
+            .build(),
+    )
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bench.toml");
     std::fs::write(&cfg, config(accounts, top_n, &sim.scaleengine_url())).unwrap();
@@ -567,7 +573,12 @@ async fn poll_round() {
     const LIMIT: usize = 32;
     let mut account = sim_account(5);
     account.video_apps = vec![VideoAppSpec { name: "vod".into(), urls: 5 }];
-    let sim = Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), SimState::new(vec![account])).await.unwrap();
+    let sim = Simulator::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        SimState::builder().with(cdn_usage_exporter::providers::scaleengine::simulator::part(vec![account])).build(),
+    )
+    .await
+    .unwrap();
     sim.state.set_faults(cdn_usage_exporter::simulator::Faults { latency_ms: 100, ..Default::default() });
     let toml = format!(
         "max_in_flight = {LIMIT}\nmax_in_flight_per_provider = {LIMIT}\n{}",
@@ -663,7 +674,12 @@ async fn backfill_bench() {
         secret_key: "s".into(),
         domains: (0..10).map(|i| (format!("d{i}.example.net"), "C-1".into(), 1e12 + f64::from(i) * 1e9)).collect(),
     };
-    let sim = Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), SimState::with(vec![], vec![cdn])).await.unwrap();
+    let sim = Simulator::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        SimState::builder().with(cdn_usage_exporter::providers::cdnetworks::simulator::part(vec![cdn])).build(),
+    )
+    .await
+    .unwrap();
     println!("\n## Backfill: hourly storage of 10 CDNetworks domains against the simulator\n");
     println!("| range | requests | samples | took | peak RSS |");
     println!("|---|---:|---:|---:|---:|");

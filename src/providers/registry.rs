@@ -1,47 +1,82 @@
-//! The one place that lists the providers. The configuration reads their sections, the app
-//! starts their accounts' jobs, backfill walks their history, the simulator serves their APIs
-//! and the demo configures them, all by looping over what is here; nothing else names a
-//! provider. Adding one is a line in each function below (docs/architecture.md).
+//! The one place that lists the providers: [`PROVIDERS`], one [`Entry`] each. The configuration
+//! reads their sections, the app starts their accounts' jobs, backfill walks their history, the
+//! simulator serves their APIs and the demo configures them, all by looping over it; nothing
+//! else names a provider. Adding one is its `ENTRY` and one line in [`PROVIDERS`]
+//! (docs/architecture.md).
 
 use std::sync::Arc;
 
 use crate::timeutil::Clock;
 use crate::validate::{Table, Validator};
 
+use std::any::Any;
+
 use super::common::simulator::SimState;
 use super::{AccountRef, CheckLimits, Provider, bunny, cdnetworks, fastly, scaleengine};
-use bunny::simulator::SimAccount as BunnySimAccount;
-use cdnetworks::simulator::CdnAccount;
-use fastly::simulator::FastlySim;
-use scaleengine::simulator::SeAccount;
 
 /// The simulator's router, before its state is given.
 pub type SimRouter = axum::Router<Arc<SimState>>;
 
+/// A provider's part of a [`SimState`] (its accounts and request log), found by type.
+pub type SimPart = Box<dyn Any + Send + Sync>;
+
+/// One provider: everything the rest of the program does with it, each a function of the
+/// provider's own modules. A provider declares its entry (`ENTRY` in `providers/<p>/mod.rs`);
+/// [`PROVIDERS`] lists them.
+#[derive(Clone, Copy)]
+pub struct Entry {
+    /// The table's name and the `provider` label.
+    pub name: &'static str,
+    /// Reads its `[[name]]` tables out of the top level into accounts ([`section`]).
+    pub parse: fn(&mut Validator, &mut Table<'_>, &mut Vec<AccountRef>),
+    /// Checks what involves all of its accounts together ([`check`]).
+    pub check: fn(&mut Validator, &[AccountRef], &CheckLimits),
+    /// Adds its simulator's routes.
+    pub routes: fn(SimRouter) -> SimRouter,
+    /// Where its simulated API is served under the simulator's address (`/stable/`, or `""`).
+    pub base_path: &'static str,
+    /// What `simulate` prints about it.
+    pub describe: fn(&SimState, &str) -> String,
+    /// Its demo account's configuration table, against a simulator at the address given.
+    pub demo_toml: fn(&str) -> String,
+    /// Its simulator part holding the demo account.
+    pub demo_part: fn() -> SimPart,
+}
+
+/// Every provider, in the order of the configuration's tables, the exposition and the demo.
+/// Adding a provider is one line here (docs/architecture.md).
+pub const PROVIDERS: &[Entry] = &[scaleengine::ENTRY, cdnetworks::ENTRY, fastly::ENTRY, bunny::ENTRY];
+
 /// Every provider's name (`provider` label, configuration table), in registry order.
-pub const NAMES: &[&str] =
-    &[scaleengine::ScaleEngine::NAME, cdnetworks::Cdnetworks::NAME, fastly::Fastly::NAME, bunny::Bunny::NAME];
+pub const NAMES: [&str; PROVIDERS.len()] = {
+    let mut names = [""; PROVIDERS.len()];
+    let mut i = 0;
+    while i < PROVIDERS.len() {
+        names[i] = PROVIDERS[i].name;
+        i += 1;
+    }
+    names
+};
 
 /// Reads every provider's `[[name]]` tables out of the top-level table `root`, each account
 /// validated by its provider; names must be unique within a provider.
 pub fn parse_accounts(v: &mut Validator, root: &mut Table<'_>) -> Vec<AccountRef> {
     let mut accounts = Vec::new();
-    section::<scaleengine::ScaleEngine>(v, root, &mut accounts);
-    section::<cdnetworks::Cdnetworks>(v, root, &mut accounts);
-    section::<fastly::Fastly>(v, root, &mut accounts);
-    section::<bunny::Bunny>(v, root, &mut accounts);
+    for p in PROVIDERS {
+        (p.parse)(v, root, &mut accounts);
+    }
     accounts
 }
 
 /// Runs every provider's checks over all of its accounts (budgets the accounts share).
 pub fn check_accounts(v: &mut Validator, accounts: &[AccountRef], limits: &CheckLimits) {
-    check::<scaleengine::ScaleEngine>(v, accounts, limits);
-    check::<cdnetworks::Cdnetworks>(v, accounts, limits);
-    check::<fastly::Fastly>(v, accounts, limits);
-    check::<bunny::Bunny>(v, accounts, limits);
+    for p in PROVIDERS {
+        (p.check)(v, accounts, limits);
+    }
 }
 
-fn section<P: Provider>(v: &mut Validator, root: &mut Table<'_>, out: &mut Vec<AccountRef>) {
+/// A provider's [`Entry::parse`]: its `[[P::NAME]]` tables, each validated by `P::parse`.
+pub fn section<P: Provider>(v: &mut Validator, root: &mut Table<'_>, out: &mut Vec<AccountRef>) {
     let accounts = v.accounts(root, P::NAME, |v, i, value| {
         let mut t = v.table(format!("{}[{i}]", P::NAME), value)?;
         let before = v.count();
@@ -52,45 +87,30 @@ fn section<P: Provider>(v: &mut Validator, root: &mut Table<'_>, out: &mut Vec<A
     out.extend(accounts.into_iter().map(|a| Arc::new(a) as AccountRef));
 }
 
-fn check<P: Provider>(v: &mut Validator, accounts: &[AccountRef], limits: &CheckLimits) {
+/// A provider's [`Entry::check`]: `P::check` over its accounts among `accounts`.
+pub fn check<P: Provider>(v: &mut Validator, accounts: &[AccountRef], limits: &CheckLimits) {
     let mine: Vec<&P::Account> = accounts.iter().filter_map(|a| a.as_any().downcast_ref::<P::Account>()).collect();
     P::check(v, &mine, limits);
 }
 
 /// The simulator's routes of every provider's API, on one address.
 pub fn simulator_routes(router: SimRouter) -> SimRouter {
-    let router = scaleengine::simulator::routes(router);
-    let router = cdnetworks::simulator::routes(router);
-    let router = fastly::simulator::routes(router);
-    bunny::simulator::routes(router)
+    PROVIDERS.iter().fold(router, |router, p| (p.routes)(router))
 }
 
 /// The base URL to configure for `provider` against a simulator at `addr` (`host:port`).
 pub fn simulator_url(provider: &str, addr: &str) -> Option<String> {
-    match provider {
-        scaleengine::PROVIDER => Some(format!("http://{addr}{}", scaleengine::simulator::BASE_PATH)),
-        cdnetworks::PROVIDER => Some(format!("http://{addr}")),
-        fastly::PROVIDER => Some(format!("http://{addr}")),
-        bunny::PROVIDER => Some(format!("http://{addr}{}", bunny::simulator::BASE_PATH)),
-        _ => None,
-    }
+    PROVIDERS.iter().find(|p| p.name == provider).map(|p| format!("http://{addr}{}", p.base_path))
 }
 
 /// What `simulate` prints about every provider: where each listens, and its accounts.
 pub fn describe_simulator(state: &SimState, addr: &str) -> String {
-    scaleengine::simulator::describe(state, addr)
-        + &cdnetworks::simulator::describe(state, addr)
-        + &fastly::simulator::describe(state, addr)
-        + &bunny::simulator::describe(state, addr)
+    PROVIDERS.iter().map(|p| (p.describe)(state, addr)).collect()
 }
 
 /// The demo configuration (every provider's demo account) against a simulator at `addr`.
 pub fn demo_toml(addr: &str) -> String {
-    scaleengine::simulator::demo_toml(addr)
-        + &cdnetworks::simulator::demo_toml(addr)
-        + &fastly::simulator::demo_toml(addr)
-        + &bunny::simulator::demo_toml(addr)
-        + DEMO_RATES
+    PROVIDERS.iter().map(|p| (p.demo_toml)(addr)).collect::<String>() + DEMO_RATES
 }
 
 /// The demo's `[exchange_rates]`: the CDNetworks demo contract is in euros. Last in the file, so
@@ -103,55 +123,39 @@ EUR = 1.08
 
 /// The simulator state `demo` and `simulate` use: the demo accounts of every provider.
 pub fn demo_state() -> Arc<SimState> {
-    SimState::with_all(
-        scaleengine::simulator::demo_accounts(),
-        cdnetworks::simulator::demo_accounts(),
-        fastly::simulator::demo_accounts(),
-        bunny::simulator::demo_accounts(),
-        Clock::system(),
-    )
+    PROVIDERS.iter().fold(SimState::builder(), |b, p| b.with((p.demo_part)())).build()
+}
+
+/// Builds a [`SimState`]: the parts of the providers it simulates (each provider's
+/// `simulator::part(accounts)`; a provider without one has no accounts), and its clock.
+#[derive(Default)]
+pub struct SimBuilder {
+    parts: Vec<SimPart>,
+    clock: Option<Clock>,
+}
+
+impl SimBuilder {
+    /// Adds a provider's part.
+    pub fn with(mut self, part: SimPart) -> Self {
+        self.parts.push(part);
+        self
+    }
+
+    /// Answers by `clock` (default: the system clock).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The state, with no faults.
+    pub fn build(self) -> Arc<SimState> {
+        SimState::from_parts(self.parts, self.clock.unwrap_or_else(Clock::system))
+    }
 }
 
 impl SimState {
-    /// State with these ScaleEngine accounts and no faults.
-    pub fn new(scaleengine: Vec<SeAccount>) -> Arc<Self> {
-        Self::with(scaleengine, Vec::new())
-    }
-
-    /// State with accounts of both providers and no faults.
-    pub fn with(scaleengine: Vec<SeAccount>, cdnetworks: Vec<CdnAccount>) -> Arc<Self> {
-        Self::with_clock(scaleengine, cdnetworks, Clock::system())
-    }
-
-    /// State with accounts of both providers, no faults, and the data answering by `clock`.
-    pub fn with_clock(scaleengine: Vec<SeAccount>, cdnetworks: Vec<CdnAccount>, clock: Clock) -> Arc<Self> {
-        Self::with_all(scaleengine, cdnetworks, Vec::new(), Vec::new(), clock)
-    }
-
-    /// State with these Fastly accounts only, answering by `clock`.
-    pub fn with_fastly(fastly: Vec<FastlySim>, clock: Clock) -> Arc<Self> {
-        Self::with_all(Vec::new(), Vec::new(), fastly, Vec::new(), clock)
-    }
-
-    /// State with these bunny.net accounts only, no faults, answering by `clock`.
-    pub fn with_bunny(bunny: Vec<BunnySimAccount>, clock: Clock) -> Arc<Self> {
-        Self::with_all(Vec::new(), Vec::new(), Vec::new(), bunny, clock)
-    }
-
-    /// State with accounts of every provider, no faults, and the data answering by `clock`.
-    pub fn with_all(
-        scaleengine: Vec<SeAccount>,
-        cdnetworks: Vec<CdnAccount>,
-        fastly: Vec<FastlySim>,
-        bunny: Vec<BunnySimAccount>,
-        clock: Clock,
-    ) -> Arc<Self> {
-        let parts = vec![
-            scaleengine::simulator::part(scaleengine),
-            cdnetworks::simulator::part(cdnetworks),
-            fastly::simulator::part(fastly),
-            bunny::simulator::part(bunny),
-        ];
-        SimState::from_parts(parts, clock)
+    /// A [`SimBuilder`] with no provider and the system clock.
+    pub fn builder() -> SimBuilder {
+        SimBuilder::default()
     }
 }

@@ -16,6 +16,7 @@ use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 use cdn_usage_exporter::timeutil::{self, civil_from_days, days_from_civil, format_ymd};
 use serde_json::Value;
 
+use crate::support::{cdn_part, se_part};
 use crate::support::{loopback, require_tool, wait_for};
 
 const NINE: i64 = 9 * 3600;
@@ -23,23 +24,23 @@ const NINE: i64 = 9 * 3600;
 async fn sim() -> Simulator {
     Simulator::start(
         loopback(),
-        SimState::with(
-            vec![SeAccount {
+        SimState::builder()
+            .with(se_part(vec![SeAccount {
                 cdn: 5,
                 api_key: "BFKEY".into(),
                 api_secret: "bf-secret".into(),
                 monthly_edge_gb: 2_000.0,
                 users: vec![],
                 video_apps: vec![VideoAppSpec { name: "vod".into(), urls: 30 }],
-            }],
-            vec![CdnAccount {
+            }]))
+            .with(cdn_part(vec![CdnAccount {
                 username: "bf".into(),
                 api_key: "bf-cdn-key".into(),
                 access_key: "AK".into(),
                 secret_key: "SK".into(),
                 domains: vec![("a.example.net".into(), "C-1".into(), 4e9), ("b.example.net".into(), "C-1".into(), 9e9)],
-            }],
-        ),
+            }]))
+            .build(),
     )
     .await
     .unwrap()

@@ -19,9 +19,10 @@ use cdn_usage_exporter::providers::bunny::{BunnyAccount, history};
 use cdn_usage_exporter::providers::common::http::{RetryPolicy, Upstream};
 use cdn_usage_exporter::providers::{Account, Context, SampleSink, SinkError, Window};
 use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
-use cdn_usage_exporter::timeutil::{self, Clock};
+use cdn_usage_exporter::timeutil;
 use serde_json::Value;
 
+use crate::support::bunny_part;
 use crate::support::{Binary, Launch, Scrape, loopback, wait_for};
 
 const KEY: &str = "bunny-key-SIM-0d9e71";
@@ -160,7 +161,8 @@ async fn wait_matches(sim: &Simulator, exporter: &Running, zones: &[SimPullZone]
 
 #[tokio::test]
 async fn every_figure_equals_the_simulator_and_a_restart_rebuilds_them() {
-    let sim = Simulator::start(loopback(), SimState::with_bunny(vec![account()], Clock::system())).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(bunny_part(vec![account()])).build()).await.unwrap();
     let base = sim.url("bunny").unwrap();
     let config = toml(&base, KEY, "");
     let exporter = start_exporter(&config).await;
@@ -216,7 +218,8 @@ async fn every_figure_equals_the_simulator_and_a_restart_rebuilds_them() {
 
 #[tokio::test]
 async fn configured_zones_bare_arrays_and_failures_that_keep_the_last_values() {
-    let sim = Simulator::start(loopback(), SimState::with_bunny(vec![account()], Clock::system())).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(bunny_part(vec![account()])).build()).await.unwrap();
     let base = sim.url("bunny").unwrap();
     let exporter = start_exporter(&toml(&base, KEY, "pull_zones = [445566, 3]\nmax_age = \"1h\"")).await;
     let zones: Vec<SimPullZone> = account().pull_zones.into_iter().filter(|z| z.id == 445_566 || z.id == 3).collect();
@@ -294,7 +297,8 @@ async fn configured_zones_bare_arrays_and_failures_that_keep_the_last_values() {
 
 #[tokio::test]
 async fn answers_past_the_bounds_fail_with_the_key_that_raises_them() {
-    let sim = Simulator::start(loopback(), SimState::with_bunny(vec![account()], Clock::system())).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(bunny_part(vec![account()])).build()).await.unwrap();
     let base = sim.url("bunny").unwrap();
     for (extra, endpoint, says) in [
         ("max_pull_zones = 6", "billing/summary", "more than max_pull_zones (6)"),
@@ -330,7 +334,8 @@ impl SampleSink for Collect {
 
 #[tokio::test]
 async fn backfill_writes_daily_month_to_date_figures_and_monthly_bills() {
-    let sim = Simulator::start(loopback(), SimState::with_bunny(vec![account()], Clock::system())).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(bunny_part(vec![account()])).build()).await.unwrap();
     let config =
         Config::from_toml_str(&toml(&sim.url("bunny").unwrap(), KEY, "pull_zones = [112233, 4]"), "t").unwrap();
     let account = config.accounts_of::<BunnyAccount>()[0];
@@ -395,8 +400,9 @@ async fn a_null_chart_is_no_data_for_that_zone_and_fails_no_other() {
     let mut with_null = account();
     with_null.pull_zones[2].null_charts = true; // z3
     let nulled = with_null.pull_zones[2].id.to_string();
-    let sim =
-        Simulator::start(loopback(), SimState::with_bunny(vec![with_null.clone()], Clock::system())).await.unwrap();
+    let sim = Simulator::start(loopback(), SimState::builder().with(bunny_part(vec![with_null.clone()])).build())
+        .await
+        .unwrap();
     let exporter = start_exporter(&toml(&sim.url("bunny").unwrap(), KEY, "")).await;
     let s = wait_for(Duration::from_secs(20), "requests of the zones with charts", || async {
         let s = scrape(&exporter).await;
@@ -440,7 +446,8 @@ async fn a_null_chart_is_no_data_for_that_zone_and_fails_no_other() {
 /// the months inside the year and leaves out, once, those that begin before it.
 #[tokio::test]
 async fn backfill_past_a_year_writes_the_months_inside_it() {
-    let sim = Simulator::start(loopback(), SimState::with_bunny(vec![account()], Clock::system())).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(bunny_part(vec![account()])).build()).await.unwrap();
     let config = Config::from_toml_str(&toml(&sim.url("bunny").unwrap(), KEY, "pull_zones = [4]"), "t").unwrap();
     let account = config.accounts_of::<BunnyAccount>()[0];
     let http = reqwest::Client::new();
@@ -479,7 +486,8 @@ fn assert_clean(what: &str, text: &str) {
 
 #[tokio::test]
 async fn no_payment_detail_key_or_document_url_reaches_any_output() {
-    let sim = Simulator::start(loopback(), SimState::with_bunny(vec![account()], Clock::system())).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(bunny_part(vec![account()])).build()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     let key_file = dir.path().join("key");

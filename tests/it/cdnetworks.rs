@@ -13,6 +13,7 @@ use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 use cdn_usage_exporter::timeutil;
 use serde_json::Value;
 
+use crate::support::cdn_part;
 use crate::support::{Scrape, loopback, wait_for};
 
 const NINE: i64 = 9 * 3600;
@@ -34,7 +35,8 @@ struct Cdn {
 
 impl Cdn {
     async fn start(auth_toml: &str, extra: &str) -> Cdn {
-        let sim = Simulator::start(loopback(), SimState::with(vec![], vec![account()])).await.unwrap();
+        let sim =
+            Simulator::start(loopback(), SimState::builder().with(cdn_part(vec![account()])).build()).await.unwrap();
         let toml = format!(
             r#"
 [[cdnetworks]]
@@ -221,7 +223,7 @@ async fn raw(sim: &Simulator, body: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn the_simulator_enforces_the_docs_request_rules() {
-    let sim = Simulator::start(loopback(), SimState::with(vec![], vec![account()])).await.unwrap();
+    let sim = Simulator::start(loopback(), SimState::builder().with(cdn_part(vec![account()])).build()).await.unwrap();
     let today = (timeutil::now_unix() + NINE).div_euclid(86_400);
     let d = |n: i64| timeutil::format_ymd(today - n);
     let req = |from: &str, to: &str, domain: &str, contract: &str| {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use cdn_usage_exporter::simulator::SimState;
 
+use crate::support::se_part;
 use crate::support::{Kill, Scrape, account_toml, require_tool, sim_account, wait_for};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -391,7 +392,7 @@ async fn the_runtime_stage_runs_as_nobody_passes_its_healthcheck_and_trusts_its_
     )
     .await
     .unwrap();
-    let state = SimState::new(vec![sim_account()]);
+    let state = SimState::builder().with(se_part(vec![sim_account()])).build();
     let app = cdn_usage_exporter::simulator::router(state.clone());
     let server = tokio::spawn(axum_server::from_tcp_rustls(listener, tls).unwrap().serve(app.into_make_service()));
 

@@ -8,6 +8,7 @@ use cdn_usage_exporter::config::Config;
 use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 use cdn_usage_exporter::timeutil;
 
+use crate::support::se_part;
 use crate::support::{Harness, Scrape, account_toml, loopback, sim_account, wait_for};
 
 const MAIN: (&str, &str) = ("account", "main");
@@ -219,7 +220,8 @@ async fn numbers_as_strings_give_the_same_values() {
 
 #[tokio::test]
 async fn a_wrong_secret_is_an_auth_error_naming_the_code() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let toml = account_toml("main", &sim.scaleengine_url(), "1h").replace(crate::support::SECRET, "wrong");
     let config = Config::from_toml_str(&toml, "test").unwrap();
     let exporter = app::start(&config, loopback()).await.unwrap();

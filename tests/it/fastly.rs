@@ -24,6 +24,7 @@ use cdn_usage_exporter::simulator::{SimState, Simulator};
 use cdn_usage_exporter::timeutil::{self, Clock};
 use tokio::sync::Semaphore;
 
+use crate::support::fastly_part;
 use crate::support::{Scrape, loopback, wait_for};
 
 const TOKEN: &str = "fastly-test-token-1";
@@ -64,7 +65,7 @@ impl Rig {
 
     async fn start_with(now: i64, account: FastlySim) -> Rig {
         let clock = Clock::manual(now);
-        let state = SimState::with_fastly(vec![account], clock.clone());
+        let state = SimState::builder().with(fastly_part(vec![account])).clock(clock.clone()).build();
         Rig { sim: Simulator::start(loopback(), state).await.unwrap(), clock }
     }
 
@@ -599,8 +600,9 @@ fn expected_at_day_end(at: i64) -> Usage {
 
 #[tokio::test]
 async fn the_exporter_serves_fastly_spend_budget_and_usage_without_the_token() {
-    let sim =
-        Simulator::start(loopback(), SimState::with_fastly(vec![sim_account("USD")], Clock::system())).await.unwrap();
+    let sim = Simulator::start(loopback(), SimState::builder().with(fastly_part(vec![sim_account("USD")])).build())
+        .await
+        .unwrap();
     let toml = format!(
         "[[fastly]]\nname = \"f\"\nbase_url = \"{}\"\napi_token = \"{TOKEN}\"\ninvoice_interval = \"1s\"\nstats_interval = \"1s\"\ntimeout = \"2s\"\nbudget_usd = 1000\n",
         sim.url("fastly").unwrap()
@@ -773,8 +775,9 @@ fn the_vendor_shaped_fixtures_parse_and_normalize() {
 #[tokio::test]
 async fn no_token_reaches_the_log_the_metrics_or_the_pages() {
     use crate::support::{Binary, Launch};
-    let sim =
-        Simulator::start(loopback(), SimState::with_fastly(vec![sim_account("USD")], Clock::system())).await.unwrap();
+    let sim = Simulator::start(loopback(), SimState::builder().with(fastly_part(vec![sim_account("USD")])).build())
+        .await
+        .unwrap();
     let wrong = "fastly-wrong-secret-77";
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use cdn_usage_exporter::simulator::{SimState, Simulator};
 
+use crate::support::se_part;
 use crate::support::{Binary, Launch, account_toml, loopback, sim_account, wait_for};
 
 /// The binary serving `config`, with `args`, `env`, and an open-files limit if given (the
@@ -44,7 +45,8 @@ impl Exporter {
 
 /// A configuration with one account on a simulator that answers.
 async fn simulated(dir: &std::path::Path) -> (Simulator, std::path::PathBuf) {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let path = dir.join("config.toml");
     std::fs::write(&path, account_toml("main", &sim.scaleengine_url(), "1h")).unwrap();
     (sim, path)

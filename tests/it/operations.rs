@@ -7,6 +7,7 @@ use cdn_usage_exporter::app::{self, ConfigSource, Running, WebOptions};
 use cdn_usage_exporter::config::Config;
 use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 
+use crate::support::se_part;
 use crate::support::{SE_JOBS, Scrape, account_toml, loopback, sim_account, wait_for};
 
 async fn start_file(path: &std::path::Path) -> Running {
@@ -39,7 +40,8 @@ async fn wait_up(r: &Running, account: &str, jobs: usize) -> Scrape {
 
 #[tokio::test]
 async fn reload_adds_removes_keeps_and_refuses_a_bad_file() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     let a = account_toml("a", &sim.scaleengine_url(), "1h");
@@ -91,7 +93,8 @@ async fn reload_adds_removes_keeps_and_refuses_a_bad_file() {
 
 #[tokio::test]
 async fn readyz_turns_200_once_every_job_has_polled() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     sim.state.set_faults(Faults { latency_ms: 1_500, ..Faults::default() });
     let config = Config::from_toml_str(&account_toml("main", &sim.scaleengine_url(), "1h"), "t").unwrap();
     let r = app::start(&config, loopback()).await.unwrap();
@@ -105,7 +108,8 @@ async fn readyz_turns_200_once_every_job_has_polled() {
 
 #[tokio::test]
 async fn samples_older_than_max_age_leave_and_come_back() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let toml = account_toml("main", &sim.scaleengine_url(), "1s").replace("budget_usd", "max_age = \"3s\"\nbudget_usd");
     let config = Config::from_toml_str(&toml, "t").unwrap();
     let r = app::start(&config, loopback()).await.unwrap();
@@ -138,7 +142,8 @@ async fn samples_older_than_max_age_leave_and_come_back() {
 
 #[tokio::test]
 async fn the_cardinality_guard_drops_new_series_and_counts_them() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let toml = format!("max_series = 40\n{}", account_toml("main", &sim.scaleengine_url(), "1h"));
     let config = Config::from_toml_str(&toml, "t").unwrap();
     let r = app::start(&config, loopback()).await.unwrap();
@@ -158,7 +163,8 @@ async fn the_cardinality_guard_drops_new_series_and_counts_them() {
 
 #[tokio::test]
 async fn transient_failures_are_retried_and_auth_failures_are_not() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     sim.state.set_faults(Faults { flaky: 2, ..Faults::default() });
     let config = Config::from_toml_str(&account_toml("main", &sim.scaleengine_url(), "10s"), "t").unwrap();
     let r = app::start(&config, loopback()).await.unwrap();
@@ -191,9 +197,11 @@ async fn transient_failures_are_retried_and_auth_failures_are_not() {
 
 #[tokio::test]
 async fn a_slow_provider_delays_no_other_job_and_no_scrape() {
-    let slow = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let slow =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     slow.state.set_faults(Faults { latency_ms: 30_000, ..Faults::default() });
-    let fast = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let fast =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let toml = format!(
         "{}\n{}",
         account_toml("slow", &slow.scaleengine_url(), "1h").replace("timeout = \"2s\"", "timeout = \"60s\""),
@@ -223,7 +231,8 @@ async fn a_slow_provider_delays_no_other_job_and_no_scrape() {
 
 #[tokio::test]
 async fn requests_in_flight_stay_under_the_caps() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     sim.state.set_faults(Faults { latency_ms: 200, ..Faults::default() });
     let mut toml = String::from("max_in_flight = 8\nmax_in_flight_per_provider = 3\n");
     for i in 0..6 {
@@ -240,7 +249,8 @@ async fn requests_in_flight_stay_under_the_caps() {
 #[tokio::test]
 async fn json_logs_carry_provider_account_endpoint_and_reason_per_failed_poll() {
     use std::io::{BufRead as _, BufReader};
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
     std::fs::write(&path, account_toml("main", &sim.scaleengine_url(), "1h").replace(crate::support::SECRET, "wrong"))
@@ -296,7 +306,8 @@ fn data_series(s: &Scrape, account: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_reload_that_changes_limits_while_a_provider_fails_keeps_every_series_and_health() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     let a = account_toml("a", &sim.scaleengine_url(), "1s").replace("budget_usd", "max_age = \"1h\"\nbudget_usd");
@@ -357,7 +368,8 @@ async fn a_reload_that_changes_limits_while_a_provider_fails_keeps_every_series_
 
 #[tokio::test]
 async fn the_job_set_does_not_grow_across_reloads() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     let a = account_toml("a", &sim.scaleengine_url(), "1h");

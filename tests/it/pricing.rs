@@ -17,6 +17,7 @@ use cdn_usage_exporter::simulator::{SimState, Simulator};
 use cdn_usage_exporter::timeutil::{self, Clock};
 use tokio::sync::Semaphore;
 
+use crate::support::cdn_part;
 use crate::support::loopback;
 
 const NINE: i64 = 9 * 3600;
@@ -41,7 +42,7 @@ impl Rig {
             secret_key: "skp".into(),
             domains: DOMAINS.iter().map(|(d, base)| (d.to_string(), "C-1".to_string(), *base)).collect(),
         };
-        let state = SimState::with_clock(vec![], vec![account], clock.clone());
+        let state = SimState::builder().with(cdn_part(vec![account])).clock(clock.clone()).build();
         Rig { sim: Simulator::start(loopback(), state).await.unwrap(), clock }
     }
 

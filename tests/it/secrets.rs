@@ -9,6 +9,7 @@ use cdn_usage_exporter::providers::scaleengine::simulator::{SeAccount, VideoAppS
 use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 
 use crate::support::{Binary, Launch, Scrape, loopback, wait_for};
+use crate::support::{cdn_part, se_part};
 
 const SE_KEY: &str = "SECRETsekey4b1d";
 const SE_SECRET: &str = "SECRET-se-secret-9f2a";
@@ -68,23 +69,23 @@ fn start(config_path: &std::path::Path) -> Binary {
 async fn no_secret_reaches_logs_metrics_pages_or_reload_answers() {
     let sim = Simulator::start(
         loopback(),
-        SimState::with(
-            vec![SeAccount {
+        SimState::builder()
+            .with(se_part(vec![SeAccount {
                 cdn: 7,
                 api_key: SE_KEY.into(),
                 api_secret: SE_SECRET.into(),
                 monthly_edge_gb: 10.0,
                 users: vec![],
                 video_apps: vec![VideoAppSpec { name: "live".into(), urls: 2 }],
-            }],
-            vec![CdnAccount {
+            }]))
+            .with(cdn_part(vec![CdnAccount {
                 username: "ops".into(),
                 api_key: CDN_KEY.into(),
                 access_key: AK.into(),
                 secret_key: SK.into(),
                 domains: vec![("a.example.net".into(), "C-1".into(), 1e9)],
-            }],
-        ),
+            }]))
+            .build(),
     )
     .await
     .unwrap();

@@ -7,6 +7,7 @@ use cdn_usage_exporter::simulator::{SimState, Simulator};
 use cdn_usage_exporter::timeutil::now_unix;
 use serde_json::{Value, json};
 
+use crate::support::se_part;
 use crate::support::{KEY, SECRET, loopback, sim_account};
 
 async fn post_form(url: &str, json_field: &str) -> Value {
@@ -27,7 +28,8 @@ fn code(v: &Value) -> &str {
 
 #[tokio::test]
 async fn checks_signature_key_cdn_timestamp_fields_and_command() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let url = sim.scaleengine_url();
     let now = now_unix();
 
@@ -89,7 +91,8 @@ async fn checks_signature_key_cdn_timestamp_fields_and_command() {
 
 #[tokio::test]
 async fn accepts_multipart_like_the_docs_php_example() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let json_field = signed_request("usage.billing.live", KEY, SECRET, 4242, now_unix(), &[]);
     let boundary = "------------------------a1b2c3d4";
     let body = format!(
@@ -110,7 +113,8 @@ async fn accepts_multipart_like_the_docs_php_example() {
 
 #[tokio::test]
 async fn pages_video_usage_with_limit_offset_and_count() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let page = |offset: u64| {
         signed_request(
             "video.usage",

@@ -12,6 +12,7 @@ use cdn_usage_exporter::providers::cdnetworks::simulator::demo_accounts as demo_
 use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 
 use crate::support::{Scrape, loopback, sim_account, wait_for};
+use crate::support::{cdn_part, se_part};
 
 const SE_ACCOUNTS: usize = 10;
 const CDN_ACCOUNTS: usize = 3;
@@ -96,7 +97,12 @@ fn jobs_of(s: &Scrape) -> Vec<(cdn_usage_exporter::job::JobKey, bool, Option<f64
 async fn faults_everywhere_scrapes_always_answered_memory_flat_full_recovery() {
     let soak =
         Duration::from_secs(std::env::var("CDN_EXPORTER_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20));
-    let sim = Simulator::start(loopback(), SimState::with(vec![sim_account()], demo_cdn_accounts())).await.unwrap();
+    let sim = Simulator::start(
+        loopback(),
+        SimState::builder().with(se_part(vec![sim_account()])).with(cdn_part(demo_cdn_accounts())).build(),
+    )
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, config(&sim.scaleengine_url(), &sim.cdnetworks_url())).unwrap();

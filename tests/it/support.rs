@@ -143,6 +143,12 @@ where
     }
 }
 
+/// Each provider's simulator part, for [`SimState::builder`](cdn_usage_exporter::simulator::SimState::builder).
+pub use cdn_usage_exporter::providers::bunny::simulator::part as bunny_part;
+pub use cdn_usage_exporter::providers::cdnetworks::simulator::part as cdn_part;
+pub use cdn_usage_exporter::providers::fastly::simulator::part as fastly_part;
+pub use cdn_usage_exporter::providers::scaleengine::simulator::part as se_part;
+
 /// Finds an outside tool. Without it the test is skipped with a notice, unless
 /// `CDN_EXPORTER_REQUIRE_TOOLS=1`, under which a missing tool fails the test.
 pub fn require_tool(name: &str) -> Option<std::path::PathBuf> {
@@ -216,7 +222,9 @@ impl Harness {
 
     /// [`Harness::start`] with more keys (`extra`) for the account's table.
     pub async fn start_with(interval: &str, extra: &str) -> Harness {
-        let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.expect("simulator starts");
+        let sim = Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build())
+            .await
+            .expect("simulator starts");
         let toml = account_toml("main", &sim.scaleengine_url(), interval) + extra;
         let config = Config::from_toml_str(&toml, "test").expect("valid config");
         let exporter = app::start(&config, loopback()).await.expect("exporter starts");

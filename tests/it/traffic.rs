@@ -17,6 +17,7 @@ use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 use cdn_usage_exporter::timeutil::{self, Clock};
 use tokio::sync::Semaphore;
 
+use crate::support::cdn_part;
 use crate::support::loopback;
 
 const NINE: i64 = 9 * 3600;
@@ -45,7 +46,7 @@ struct Rig {
 impl Rig {
     async fn start(now: i64) -> Rig {
         let clock = Clock::manual(now);
-        let state = SimState::with_clock(vec![], vec![sim_account()], clock.clone());
+        let state = SimState::builder().with(cdn_part(vec![sim_account()])).clock(clock.clone()).build();
         Rig { sim: Simulator::start(loopback(), state).await.unwrap(), clock }
     }
 

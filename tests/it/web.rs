@@ -8,6 +8,7 @@ use cdn_usage_exporter::app::{self, ConfigSource, WebOptions};
 use cdn_usage_exporter::config::Config;
 use cdn_usage_exporter::simulator::{SimState, Simulator};
 
+use crate::support::se_part;
 use crate::support::{KEY, SECRET, account_toml, loopback, require_tool, sim_account, wait_for};
 
 /// A self-signed certificate for 127.0.0.1, made with openssl.
@@ -38,7 +39,8 @@ async fn tls_and_basic_auth_guard_every_endpoint() {
         ),
     )
     .unwrap();
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let toml = account_toml("main", &sim.scaleengine_url(), "1h");
     let config = Config::from_toml_str(&toml, "t").unwrap();
     let web = WebOptions { config_file: Some(dir.path().join("web.yml")), ..WebOptions::default() };
@@ -122,7 +124,8 @@ fn chromium_dom(url: &str) -> Option<String> {
 
 #[tokio::test]
 async fn the_status_page_shows_a_healthy_and_a_failing_job_in_a_browser() {
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let good = account_toml("good", &sim.scaleengine_url(), "1h");
     let bad = account_toml("bad", &sim.scaleengine_url(), "1h").replace(SECRET, "not-the-secret");
     let config = Config::from_toml_str(&format!("{good}\n{bad}"), "t").unwrap();
@@ -162,7 +165,8 @@ async fn the_status_page_shows_a_healthy_and_a_failing_job_in_a_browser() {
 async fn the_status_page_shows_spend_against_budget_and_the_shard_in_a_browser() {
     use cdn_usage_exporter::shard::{Shard, shard_of};
     use cdn_usage_exporter::spend::usd;
-    let sim = Simulator::start(loopback(), SimState::new(vec![sim_account()])).await.unwrap();
+    let sim =
+        Simulator::start(loopback(), SimState::builder().with(se_part(vec![sim_account()])).build()).await.unwrap();
     let config = Config::from_toml_str(&account_toml("main", &sim.scaleengine_url(), "1h"), "t").unwrap();
     // The shard of two that holds "main", so the page has a shard line and the account.
     let shard = Shard::new(shard_of("main", 2), 2).unwrap();

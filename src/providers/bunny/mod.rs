@@ -127,6 +127,18 @@ pub async fn statistics(
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bunny;
 
+/// Bunny's entry in the registry.
+pub const ENTRY: crate::providers::registry::Entry = crate::providers::registry::Entry {
+    name: Bunny::NAME,
+    parse: crate::providers::registry::section::<Bunny>,
+    check: crate::providers::registry::check::<Bunny>,
+    routes: simulator::routes,
+    base_path: simulator::BASE_PATH,
+    describe: simulator::describe,
+    demo_toml: simulator::demo_toml,
+    demo_part: || simulator::part(simulator::demo_accounts()),
+};
+
 impl Provider for Bunny {
     const NAME: &'static str = PROVIDER;
     type Account = BunnyAccount;

@@ -47,6 +47,18 @@ pub const REQUEST_ID: &str = "x-cnc-request-id";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cdnetworks;
 
+/// Cdnetworks's entry in the registry.
+pub const ENTRY: crate::providers::registry::Entry = crate::providers::registry::Entry {
+    name: Cdnetworks::NAME,
+    parse: crate::providers::registry::section::<Cdnetworks>,
+    check: crate::providers::registry::check::<Cdnetworks>,
+    routes: simulator::routes,
+    base_path: "",
+    describe: simulator::describe,
+    demo_toml: simulator::demo_toml,
+    demo_part: || simulator::part(simulator::demo_accounts()),
+};
+
 impl Provider for Cdnetworks {
     const NAME: &'static str = PROVIDER;
     type Account = CdnetworksAccount;

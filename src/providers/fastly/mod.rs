@@ -54,6 +54,18 @@ pub const RATELIMIT_REMAINING: &str = "fastly-ratelimit-remaining";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Fastly;
 
+/// Fastly's entry in the registry.
+pub const ENTRY: crate::providers::registry::Entry = crate::providers::registry::Entry {
+    name: Fastly::NAME,
+    parse: crate::providers::registry::section::<Fastly>,
+    check: crate::providers::registry::check::<Fastly>,
+    routes: simulator::routes,
+    base_path: "",
+    describe: simulator::describe,
+    demo_toml: simulator::demo_toml,
+    demo_part: || simulator::part(simulator::demo_accounts()),
+};
+
 impl Provider for Fastly {
     const NAME: &'static str = PROVIDER;
     type Account = FastlyAccount;

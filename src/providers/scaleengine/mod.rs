@@ -130,6 +130,18 @@ pub async fn video_pages(
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScaleEngine;
 
+/// ScaleEngine's entry in the registry.
+pub const ENTRY: crate::providers::registry::Entry = crate::providers::registry::Entry {
+    name: ScaleEngine::NAME,
+    parse: crate::providers::registry::section::<ScaleEngine>,
+    check: crate::providers::registry::check::<ScaleEngine>,
+    routes: simulator::routes,
+    base_path: simulator::BASE_PATH,
+    describe: simulator::describe,
+    demo_toml: simulator::demo_toml,
+    demo_part: || simulator::part(simulator::demo_accounts()),
+};
+
 impl Provider for ScaleEngine {
     const NAME: &'static str = PROVIDER;
     type Account = ScaleEngineAccount;
