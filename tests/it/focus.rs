@@ -129,7 +129,18 @@ async fn last_months_export_adds_up_to_each_accounts_bill_on_metrics() {
         assert_eq!(got, status, "{query}");
     }
     exporter.stop().await;
-    for b in &report.bills {
+    // An account whose months are in another zone (CDNetworks, GMT+9) may already be in the
+    // next month near the UTC month's end: its "last month" on /metrics is not the one exported.
+    let in_step = |b: &focus::Bill| {
+        let (start, _) = focus::period(last_month(now), 0);
+        let offset = b.period_start - start;
+        let same = focus::collect::current_month(now, -offset) == timeutil::month_start(now.div_euclid(86_400));
+        if !same {
+            eprintln!("{}:{}: its month has already turned; not compared", b.provider, b.account);
+        }
+        same
+    };
+    for b in report.bills.iter().filter(|b| in_step(b)) {
         let id = format!("{}:{}", b.provider, b.account);
         let l = [("provider", b.provider), ("account", b.account.as_str())];
         let rate = s.all("cdn_billing_exchange_rate", &l)[0].value;
@@ -143,7 +154,7 @@ async fn last_months_export_adds_up_to_each_accounts_bill_on_metrics() {
         let agree = (cents(sum(&current) * rate) - to_date).abs() <= 1;
         assert!(agree || moved.contains(&id), "{id}: /focus this month against /metrics");
     }
-    for b in &report.bills {
+    for b in report.bills.iter().filter(|b| in_step(b)) {
         let l = [("provider", b.provider), ("account", b.account.as_str())];
         let rate = s.all("cdn_billing_exchange_rate", &l)[0].value;
         let id = format!("{}:{}", b.provider, b.account);
