@@ -4,5 +4,6 @@
 pub mod http;
 pub mod limits;
 pub mod sign;
+pub mod sigv4;
 pub mod simulator;
 pub mod wire;
