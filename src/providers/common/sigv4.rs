@@ -188,6 +188,76 @@ mod tests {
         assert!(failures.is_empty(), "{} of {checked} cases differ:\n{}", failures.len(), failures.join("\n"));
     }
 
+    /// The exporter's own request shapes, signed by botocore 1.44.8's `SigV4Auth` with the
+    /// suite's identity and time (../shared/provider-apis/aws-cloudfront.md, 4.2, vectors 2-5):
+    /// Cost Explorer's JSON, CloudWatch's form body, CloudFront's query with an empty value, and
+    /// a host with a port (a local peer such as moto).
+    #[test]
+    fn the_exporters_request_shapes_sign_as_botocore_signs_them() {
+        let credentials = Credentials {
+            access_key_id: Secret::new(ACCESS_KEY),
+            secret_access_key: Secret::new(SECRET_KEY),
+            session_token: None,
+        };
+        let time = UNIX_EPOCH + Duration::from_secs(TIME);
+        let ce_body = r#"{"TimePeriod":{"Start":"2015-08-01","End":"2015-09-01"},"Granularity":"MONTHLY","Metrics":["UnblendedCost"],"Filter":{"Dimensions":{"Key":"SERVICE","Values":["Amazon CloudFront"]}}}"#;
+        let form = "Action=ListMetrics&Version=2010-08-01&Namespace=AWS%2FCloudFront&Dimensions.member.1.Name=Region&Dimensions.member.1.Value=Global";
+        /// Method, URL, headers, body, service, signed headers, signature.
+        type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str, &'a str, &'a str);
+        let cases: [Case<'_>; 4] = [
+            (
+                "POST",
+                "https://ce.us-east-1.amazonaws.com/",
+                vec![
+                    ("content-type", "application/x-amz-json-1.1"),
+                    ("x-amz-target", "AWSInsightsIndexService.GetCostAndUsage"),
+                ],
+                ce_body,
+                "ce",
+                "content-type;host;x-amz-date;x-amz-target",
+                "857e0eccca9f8e6ecf86bf6f1cc3185c807e98beb0327842c8ab79a04cec1d6f",
+            ),
+            (
+                "POST",
+                "https://monitoring.us-east-1.amazonaws.com/",
+                vec![("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
+                form,
+                "monitoring",
+                "content-type;host;x-amz-date",
+                "a77e4731dc64bc729d57208932a650f789545cea4349c745c560970063e739cf",
+            ),
+            (
+                "GET",
+                "https://cloudfront.amazonaws.com/2020-05-31/distribution?MaxItems=100&Marker=",
+                vec![],
+                "",
+                "cloudfront",
+                "host;x-amz-date",
+                "f807711bf02f3678642da7d44805dbfb12b4895b204b251592f45735db45cf0e",
+            ),
+            (
+                "GET",
+                "http://127.0.0.1:5123/2020-05-31/distribution?MaxItems=2",
+                vec![],
+                "",
+                "cloudfront",
+                "host;x-amz-date",
+                "2c046538af7e4f75f58f3f19b52792e8c4b96b405deab58e16fc7bdc56799c04",
+            ),
+        ];
+        for (method, url, given, body, service, signed, signature) in cases {
+            let scope = Scope { region: "us-east-1", service };
+            let headers =
+                super::headers(method, url, &given, body.as_bytes(), &credentials, scope, time).expect("signed");
+            let authz = headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.as_str());
+            let want = format!(
+                "AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20150830/us-east-1/{service}/aws4_request, SignedHeaders={signed}, Signature={signature}"
+            );
+            assert_eq!(authz, Some(want.as_str()), "{method} {url}");
+            assert!(headers.iter().any(|(k, v)| k == "x-amz-date" && v == "20150830T123600Z"), "{headers:?}");
+        }
+    }
+
     #[test]
     fn a_credential_never_prints() {
         let c = Credentials {
