@@ -25,9 +25,6 @@ use crate::timeutil::{civil_from_days, days_in_month, format_ymd};
 pub enum Category {
     /// Metered use.
     Usage,
-    /// A purchase (none of the providers' figures is one yet: a contract's monthly fee is
-    /// usage of the month, see [`Charge::recurring`]).
-    Purchase,
     /// A tax the provider itemises.
     Tax,
     /// A negative amount: a credit.
@@ -41,7 +38,6 @@ impl Category {
     pub fn as_str(self) -> &'static str {
         match self {
             Category::Usage => "Usage",
-            Category::Purchase => "Purchase",
             Category::Tax => "Tax",
             Category::Credit => "Credit",
             Category::Adjustment => "Adjustment",
@@ -52,7 +48,6 @@ impl Category {
     pub fn frequency(self) -> &'static str {
         match self {
             Category::Usage | Category::Tax => "Usage-Based",
-            Category::Purchase => "Recurring",
             Category::Credit | Category::Adjustment => "One-Time",
         }
     }
@@ -265,7 +260,7 @@ fn charge(
         labels.iter().filter(|(k, v)| *k != "item" && !v.is_empty()).map(|(_, v)| v.as_str()).collect();
     let description = if others.is_empty() { item.to_owned() } else { format!("{item} ({})", others.join(", ")) };
     let quantity = match category {
-        Category::Usage | Category::Purchase => unit.zip(used).map(|(u, q)| (q, u)),
+        Category::Usage => unit.zip(used).map(|(u, q)| (q, u)),
         _ => None,
     };
     // A charge per month (a contract's fee) recurs; FOCUS's Purchase would need an

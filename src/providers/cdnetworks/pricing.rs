@@ -115,12 +115,11 @@ fn price_key<'a>(
             v.problem(t.key_path(old), format!("and {name} are the same price under two names. Keep {name}."));
             None
         }
-        (None, Some(value)) if currency != "USD" => {
+        (None, Some(_)) if currency != "USD" => {
             v.problem(
                 t.key_path(old),
                 format!("says US dollars, and the contract's currency is {currency}. Rename it to {name}."),
             );
-            let _ = value;
             None
         }
         (Some(value), None) => Some((t.key_path(name), value)),
@@ -129,12 +128,12 @@ fn price_key<'a>(
     }
 }
 
-/// A price: a finite number of at least 0.
-fn price_at(v: &mut Validator, path: &str, value: &Value) -> Option<f64> {
+/// A price (or a tier's bound, `what`): a finite number of at least 0.
+fn price_at(v: &mut Validator, path: &str, value: &Value, what: &str) -> Option<f64> {
     match value.as_f64() {
         Some(n) if n.is_finite() && n >= 0.0 => Some(n),
         _ => {
-            v.problem(path, format!("expected a price of at least 0, found {}.", crate::validate::show(value)));
+            v.problem(path, format!("expected a {what} of at least 0, found {}.", crate::validate::show(value)));
             None
         }
     }
@@ -188,10 +187,11 @@ pub fn parse(
         }
     };
     let bandwidth_given = t.has(bandwidth_key.0) || t.has(bandwidth_key.1);
-    let per_mbps = price_key(v, &mut t, bandwidth_key, &currency).and_then(|(p, value)| price_at(v, &p, value));
+    let per_mbps =
+        price_key(v, &mut t, bandwidth_key, &currency).and_then(|(p, value)| price_at(v, &p, value, "price"));
     let overage = price_key(v, &mut t, overage_key, &currency);
     let overage_path = overage.as_ref().map_or_else(|| t.key_path(overage_key.0), |(p, _)| p.clone());
-    let overage = overage.and_then(|(p, value)| price_at(v, &p, value));
+    let overage = overage.and_then(|(p, value)| price_at(v, &p, value, "price"));
     let basis_path = t.key_path("storage_basis");
     let basis = match v.string(&mut t, "storage_basis").as_deref() {
         None => None,
@@ -206,8 +206,9 @@ pub fn parse(
         }
     };
     let storage_given = t.has(storage_key.0) || t.has(storage_key.1);
-    let per_gb_month = price_key(v, &mut t, storage_key, &currency).and_then(|(p, value)| price_at(v, &p, value));
-    let fee = price_key(v, &mut t, fee_key, &currency).and_then(|(p, value)| price_at(v, &p, value));
+    let per_gb_month =
+        price_key(v, &mut t, storage_key, &currency).and_then(|(p, value)| price_at(v, &p, value, "price"));
+    let fee = price_key(v, &mut t, fee_key, &currency).and_then(|(p, value)| price_at(v, &p, value, "price"));
     let table_path = t.path.clone();
     v.unknown(t);
     if per_mbps.is_none() && !bandwidth_given {
@@ -261,15 +262,8 @@ pub fn parse(
 /// `traffic_per_gb`: one price, or tiers `[{ up_to_gb, price }, …, { price }]` (`usd`, the
 /// older name of `price`, in a contract in USD).
 fn tiers(v: &mut Validator, path: &str, value: &Value, currency: &str) -> Option<Vec<Tier>> {
-    let price = |v: &mut Validator, path: &str, value: Option<&Value>, what: &str| match value {
-        Some(x) => match x.as_f64() {
-            Some(n) if n.is_finite() && n >= 0.0 => Some(n),
-            _ => {
-                v.problem(path, format!("expected a {what} of at least 0, found {}.", crate::validate::show(x)));
-                None
-            }
-        },
-        None => None,
+    let price = |v: &mut Validator, path: &str, value: Option<&Value>, what: &str| {
+        value.and_then(|x| price_at(v, path, x, what))
     };
     let items = match value {
         Value::Array(items) => items,
