@@ -430,6 +430,13 @@ mod tests {
         let used: Vec<&Sample> = samples.iter().filter(|s| s.family == FamilyId::BillingMonthToDateUsage).collect();
         assert_eq!(used.len(), 1, "usage only where the line gives units");
         assert_eq!(usage_unit(&used[0].labels), Some("GB"));
+        // Units that are not a finite number are not data, as an amount would be.
+        let hostile = br#"{"monthly_transaction_amount":"1","billing_start_date":"2026-12-01T00:00:00Z","transaction_line_items":[
+            {"description":"x","amount":1,"units":"Infinity"}]}"#;
+        let bad: MtdInvoice<'_> = parse_capped(hostile, LIMIT, "x").unwrap();
+        let err = month_to_date(bad, 10, today).unwrap_err();
+        assert_eq!(err.reason, Reason::Parse);
+        assert!(err.message.contains("units"), "{err}");
         let err = month_to_date(mtd.clone(), 1, today).unwrap_err();
         assert!(err.message.contains("max_line_items"), "{err}");
         let err = month_to_date(mtd, 10, today + 31).unwrap_err();
