@@ -85,12 +85,15 @@ macro_rules! families {
 families! {
     /// usage.summary bandwidth rows (by product), traffic-request (by domain), Fastly usage
     /// stats (by service and area), bunny.net billing summary (by pull zone).
-    MonthToDateBandwidthBytes => { "cdn_month_to_date_bandwidth_bytes", Gauge, Some("bytes"), ["product|domain|service_id,area|pull_zone,pull_zone_id"], true,
-        "Bytes transferred since the start of the current month (UTC for ScaleEngine, Fastly and bunny.net, the account's time_zone for CDNetworks), by product (ScaleEngine), domain (CDNetworks), service_id and area (Fastly) or pull zone (bunny.net)." }
+    MonthToDateBandwidthBytes => { "cdn_month_to_date_bandwidth_bytes", Gauge, Some("bytes"), ["product|domain|service_id,area|pull_zone,pull_zone_id|distribution_id,domain"], true,
+        "Bytes transferred since the start of the current month (UTC for ScaleEngine, Fastly, bunny.net and CloudFront, the account's time_zone for CDNetworks), by product (ScaleEngine), domain (CDNetworks), service_id and area (Fastly), pull zone (bunny.net) or distribution (CloudFront: bytes downloaded by viewers, from CloudWatch)." }
+    /// CloudFront's BytesUploaded (by distribution).
+    MonthToDateUploadBytes => { "cdn_month_to_date_upload_bytes", Gauge, Some("bytes"), ["distribution_id", "domain"], true,
+        "Bytes viewers sent (POST and PUT bodies) since the start of the current month (UTC), by distribution (CloudFront's BytesUploaded, from CloudWatch)." }
     /// usage.summary request rows (by product), traffic-request (by domain), Fastly usage stats
     /// (by service, area and kind: delivery or Compute), bunny.net statistics (by pull zone).
-    MonthToDateRequests => { "cdn_month_to_date_requests", Gauge, None, ["product|domain|service_id,area,kind|pull_zone,pull_zone_id"], true,
-        "Requests served since the start of the current month (UTC for ScaleEngine, Fastly and bunny.net, the account's time_zone for CDNetworks), by product (ScaleEngine), domain (CDNetworks), service_id, area and kind (Fastly: delivery, or compute for Compute services) or pull zone (bunny.net)." }
+    MonthToDateRequests => { "cdn_month_to_date_requests", Gauge, None, ["product|domain|service_id,area,kind|pull_zone,pull_zone_id|distribution_id,domain"], true,
+        "Requests served since the start of the current month (UTC for ScaleEngine, Fastly, bunny.net and CloudFront, the account's time_zone for CDNetworks), by product (ScaleEngine), domain (CDNetworks), service_id, area and kind (Fastly: delivery, or compute for Compute services), pull zone (bunny.net) or distribution (CloudFront, from CloudWatch)." }
     /// usage.summary SQL query rows.
     MonthToDateSqlQueries => { "cdn_month_to_date_sql_queries", Gauge, None, ["kind"], true,
         "SQL queries run since the start of the current month (UTC), by kind of query." }
@@ -127,6 +130,12 @@ families! {
     /// usage.billing.live totals row, estimated total.
     BillingEstimatedMonthSpendUsd => { "cdn_billing_estimated_month_spend_usd", Gauge, Some("usd"), [], true,
         "The provider's estimate of the whole month's total charges, in US dollars (the provider's totals row)." }
+    /// The provider's forecast interval, low end (Cost Explorer's 80 % prediction interval).
+    BillingEstimatedMonthSpendLowUsd => { "cdn_billing_estimated_month_spend_low_usd", Gauge, Some("usd"), [], true,
+        "The low end of the provider's 80 % prediction interval for the whole month's total charges, in US dollars (CloudFront: what was spent before today plus Cost Explorer's lower bound for the rest of the month)." }
+    /// The provider's forecast interval, high end.
+    BillingEstimatedMonthSpendHighUsd => { "cdn_billing_estimated_month_spend_high_usd", Gauge, Some("usd"), [], true,
+        "The high end of the provider's 80 % prediction interval for the whole month's total charges, in US dollars (CloudFront: what was spent before today plus Cost Explorer's upper bound for the rest of the month)." }
     /// The previous month's final total (the provider's bill, or priced from the contract).
     BillingLastMonthSpendUsd => { "cdn_billing_last_month_spend_usd", Gauge, Some("usd"), [], true,
         "Total charges of the previous month, in US dollars: the provider's final figure (ScaleEngine usage.billing, Fastly's last invoice, bunny.net's last monthly record) or the month priced from the contract (CDNetworks); see cdn_billing_spend_source_info." }
@@ -215,6 +224,9 @@ families! {
     /// Upstream HTTP requests by outcome.
     ExporterUpstreamRequestsTotal => { "cdn_exporter_upstream_requests_total", Counter, None, ["code"], true,
         "HTTP requests sent to the provider's API, by HTTP status code (code error when no response arrived)." }
+    /// What the exporter's own requests may cost (Cost Explorer, CloudWatch GetMetricData).
+    ExporterUpstreamCostUsdTotal => { "cdn_exporter_upstream_cost_usd_total", Counter, Some("usd"), ["api"], true,
+        "What the exporter's requests to a pay-per-request API may have cost, in US dollars, by api (ce: $0.01 a Cost Explorer request, every attempt counted; monitoring: $0.01 per 1,000 CloudWatch metrics requested)." }
     /// This process's shard of the configured accounts.
     ExporterShardInfo => { "cdn_exporter_shard_info", Info, None, ["shard", "shards"], false,
         "The shard of the configured accounts this process polls (--shard shard/shards; 1/1 when not sharded); always 1." }

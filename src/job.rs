@@ -205,6 +205,8 @@ pub trait RequestSink: Send + Sync {
     /// One request of `provider`'s `account` ended with `status` (an HTTP status code, or
     /// `error` when no answer came).
     fn count(&self, provider: &'static str, account: &Arc<str>, status: &str);
+    /// One request of `provider`'s `account` to `api` may cost `usd` US dollars.
+    fn cost(&self, _provider: &'static str, _account: &Arc<str>, _api: &'static str, _usd: f64) {}
 }
 
 /// A [`RequestSink`] that counts nothing.

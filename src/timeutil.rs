@@ -192,6 +192,34 @@ pub fn months(from: i64, to: i64) -> Vec<(i64, i64)> {
     out
 }
 
+/// `yyyy-mm-dd`, `yyyy-mm-ddTHH:MM:SS` with optional fraction and optional `Z` or `+00:00`,
+/// as UTC Unix seconds
+/// (bunny.net's chart keys, STS's `Expiration`, CloudFront's `LastModifiedTime`).
+pub fn parse_utc(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let day = parse_ymd(s.get(..10)?)?;
+    let rest = &s[10..];
+    if rest.is_empty() {
+        return Some(day * 86_400);
+    }
+    let rest = rest.strip_prefix('T').or_else(|| rest.strip_prefix(' '))?;
+    let rest = rest.strip_suffix('Z').or_else(|| rest.strip_suffix("+00:00")).unwrap_or(rest);
+    let hms = rest.split('.').next()?;
+    let mut parts = hms.split(':');
+    let h: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let sec: i64 = parts.next().map_or(Some(0), |p| p.parse().ok())?;
+    if parts.next().is_some() || !(0..24).contains(&h) || !(0..60).contains(&m) || !(0..61).contains(&sec) {
+        return None;
+    }
+    if let Some(frac) = rest.split('.').nth(1)
+        && !frac.chars().all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    Some(day * 86_400 + h * 3600 + m * 60 + sec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

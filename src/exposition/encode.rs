@@ -298,6 +298,8 @@ pub struct SelfMetrics {
     pub dropped_total: u64,
     /// Upstream requests by (provider, account, code).
     pub upstream: Vec<(&'static str, std::sync::Arc<str>, String, u64)>,
+    /// What requests to pay-per-request APIs may have cost: provider, account, api, US dollars.
+    pub upstream_cost: Vec<(&'static str, std::sync::Arc<str>, &'static str, f64)>,
     /// This process's shard.
     pub shard: crate::shard::Shard,
 }
@@ -319,6 +321,13 @@ impl Collector for SelfMetrics {
             for (provider, account, code, n) in &self.upstream {
                 let labels = [("provider", *provider), ("account", &**account), ("code", code.as_str())];
                 ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        if !self.upstream_cost.is_empty() {
+            let mut m = descriptor(FamilyId::ExporterUpstreamCostUsdTotal).encode(&mut encoder)?;
+            for (provider, account, api, usd) in &self.upstream_cost {
+                let labels = [("provider", *provider), ("account", &**account), ("api", *api)];
+                ConstCounter::new(*usd).encode(m.encode_family(&labels)?)?;
             }
         }
         Ok(())

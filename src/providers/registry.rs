@@ -12,7 +12,7 @@ use crate::validate::{Table, Validator};
 use std::any::Any;
 
 use super::common::simulator::SimState;
-use super::{AccountRef, CheckLimits, Provider, bunny, cdnetworks, fastly, scaleengine};
+use super::{AccountRef, CheckLimits, Provider, bunny, cdnetworks, cloudfront, fastly, scaleengine};
 
 /// The simulator's router, before its state is given.
 pub type SimRouter = axum::Router<Arc<SimState>>;
@@ -45,7 +45,8 @@ pub struct Entry {
 
 /// Every provider, in the order of the configuration's tables, the exposition and the demo.
 /// Adding a provider is one line here (docs/architecture.md).
-pub const PROVIDERS: &[Entry] = &[scaleengine::ENTRY, cdnetworks::ENTRY, fastly::ENTRY, bunny::ENTRY];
+pub const PROVIDERS: &[Entry] =
+    &[scaleengine::ENTRY, cdnetworks::ENTRY, fastly::ENTRY, bunny::ENTRY, cloudfront::ENTRY];
 
 /// Every provider's name (`provider` label, configuration table), in registry order.
 pub const NAMES: [&str; PROVIDERS.len()] = {

@@ -57,6 +57,8 @@ struct JobEntry {
 struct Inner {
     jobs: BTreeMap<JobKey, JobEntry>,
     upstream: BTreeMap<(&'static str, Arc<str>, String), u64>,
+    /// What requests to pay-per-request APIs may have cost, by provider, account and api.
+    upstream_cost: BTreeMap<(&'static str, Arc<str>, &'static str), f64>,
     /// Series exported, all jobs together.
     series: usize,
     dropped_total: u64,
@@ -192,6 +194,7 @@ impl Store {
     pub fn forget_account(&self, provider: &str, account: &str) {
         let mut inner = self.lock();
         inner.upstream.retain(|(p, a, _), _| !(*p == provider && &**a == account));
+        inner.upstream_cost.retain(|(p, a, _), _| !(*p == provider && &**a == account));
         inner.spend_history.retain(|(p, a), _| !(*p == provider && &**a == account));
         inner.bills.retain(|k, _| !(k.provider == provider && &*k.account == account));
         drop(inner);
@@ -379,6 +382,13 @@ impl Store {
         *inner.upstream.entry((provider, account.clone(), code.to_owned())).or_default() += 1;
     }
 
+    /// Adds what one upstream request of `account` to `api` may cost, in US dollars.
+    pub fn cost_upstream(&self, provider: &'static str, account: &Arc<str>, api: &'static str, usd: f64) {
+        if usd > 0.0 && usd.is_finite() {
+            *self.lock().upstream_cost.entry((provider, account.clone(), api)).or_default() += usd;
+        }
+    }
+
     /// Every polled job with its health, in key order.
     pub fn jobs(&self) -> Vec<(JobKey, Health)> {
         self.lock().jobs.iter().filter_map(|(k, e)| e.health.clone().map(|h| (k.clone(), h))).collect()
@@ -417,5 +427,9 @@ impl Store {
 impl crate::job::RequestSink for Store {
     fn count(&self, provider: &'static str, account: &Arc<str>, status: &str) {
         self.count_upstream(provider, account, status);
+    }
+
+    fn cost(&self, provider: &'static str, account: &Arc<str>, api: &'static str, usd: f64) {
+        self.cost_upstream(provider, account, api, usd);
     }
 }

@@ -65,7 +65,8 @@ impl Store {
                 | FamilyId::ExporterShardInfo
                 | FamilyId::ExporterSeries
                 | FamilyId::ExporterSeriesDroppedTotal
-                | FamilyId::ExporterUpstreamRequestsTotal => {}
+                | FamilyId::ExporterUpstreamRequestsTotal
+                | FamilyId::ExporterUpstreamCostUsdTotal => {}
                 _ if exposition::HEALTH_FAMILIES.contains(&family) => body.family(
                     family,
                     inner.jobs.values().filter_map(|e| exposition::fragment(&e.health_fragments, family)),
@@ -81,6 +82,7 @@ impl Store {
             series: inner.series as u64,
             dropped_total: inner.dropped_total,
             upstream: inner.upstream.iter().map(|((p, a, c), n)| (*p, a.clone(), c.clone(), *n)).collect(),
+            upstream_cost: inner.upstream_cost.iter().map(|((p, a, api), usd)| (*p, a.clone(), *api, *usd)).collect(),
             shard: inner.shard.0,
         };
         drop(inner);

@@ -241,9 +241,15 @@ impl Validator {
     /// An http(s) URL without credentials in it: a user:password@ or a query string would show
     /// wherever the URL does (status page, logs, errors), so it is refused, and never printed.
     pub fn base_url(&mut self, t: &mut Table<'_>, default: &str) -> Option<String> {
-        let path = join(&t.path, "base_url");
-        let url = match t.has("base_url") {
-            true => self.bounded_string(t, "base_url", MAX_URL_BYTES)?,
+        self.url(t, "base_url", default)
+    }
+
+    /// [`Validator::base_url`] under another key (`endpoint_url`); `default` is the example the
+    /// message gives, and the value when the key is absent.
+    pub fn url(&mut self, t: &mut Table<'_>, key: &str, default: &str) -> Option<String> {
+        let path = join(&t.path, key);
+        let url = match t.has(key) {
+            true => self.bounded_string(t, key, MAX_URL_BYTES)?,
             false => default.to_owned(),
         };
         match reqwest::Url::parse(&url) {

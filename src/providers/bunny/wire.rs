@@ -176,32 +176,9 @@ impl<'de> Deserialize<'de> for Chart {
     }
 }
 
-/// `yyyy-mm-dd`, `yyyy-mm-ddTHH:MM:SS` with optional fraction and optional `Z` or `+00:00`,
-/// as UTC Unix seconds. The Core API states no zone; Stream documents UTC (a guess, see the docs).
-pub fn parse_time(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let day = crate::timeutil::parse_ymd(s.get(..10)?)?;
-    let rest = &s[10..];
-    if rest.is_empty() {
-        return Some(day * 86_400);
-    }
-    let rest = rest.strip_prefix('T').or_else(|| rest.strip_prefix(' '))?;
-    let rest = rest.strip_suffix('Z').or_else(|| rest.strip_suffix("+00:00")).unwrap_or(rest);
-    let hms = rest.split('.').next()?;
-    let mut parts = hms.split(':');
-    let h: i64 = parts.next()?.parse().ok()?;
-    let m: i64 = parts.next()?.parse().ok()?;
-    let sec: i64 = parts.next().map_or(Some(0), |p| p.parse().ok())?;
-    if parts.next().is_some() || !(0..24).contains(&h) || !(0..60).contains(&m) || !(0..61).contains(&sec) {
-        return None;
-    }
-    if let Some(frac) = rest.split('.').nth(1)
-        && !frac.chars().all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    Some(day * 86_400 + h * 3600 + m * 60 + sec)
-}
+/// Chart keys and record times, as UTC Unix seconds. The Core API states no zone; Stream
+/// documents UTC (a guess, see the docs).
+pub use crate::timeutil::parse_utc as parse_time;
 
 /// Whether a record's `Type` is MonthlyUsage: `3` as the spec's integer enum, or its name
 /// `"MonthlyUsage"` (the spec also lists the names; both readings are accepted).

@@ -297,6 +297,11 @@ impl Upstream {
         self.sink.count(self.provider, account, status);
     }
 
+    /// Counts what one request of `account` to `api` may cost, in US dollars.
+    pub fn cost(&self, account: &Arc<str>, api: &'static str, usd: f64) {
+        self.sink.cost(self.provider, account, api, usd);
+    }
+
     /// The same limits with `answers` as the bounds on answers.
     pub fn with_answers(self, answers: AnswerLimits) -> Self {
         let caps = self.caps.load();
