@@ -27,8 +27,10 @@
 //!   `monitoring:GetMetricData`; the seed adds a moto-only policy granting it next to the deploy
 //!   policy (real AWS needs `cloudwatch:GetMetricData`, which the deploy policy has).
 //! - Auth errors are EC2-style XML (`<ErrorResponse><Errors><Error><Code>…`) even on JSON
-//!   services: for Cost Explorer botocore reports the code as `"403"` and the XML as the message
-//!   (probe.py reads the real code out of the XML and keeps botocore's as `botocore_code`).
+//!   services: for Cost Explorer, and for CloudWatch (which botocore 1.44.8 speaks as JSON 1.0,
+//!   preferring it to CBOR and Query), botocore reports the code as `"403"` and the XML as the
+//!   message (probe.py reads the real code out of the XML and keeps botocore's as
+//!   `botocore_code`). STS (Query) errors parse normally.
 //! - The trust policy's `sts:ExternalId` condition is enforced only when an ExternalId is sent: a
 //!   wrong one is `AccessDenied`, but AssumeRole **without** an ExternalId is allowed (moto skips a
 //!   condition whose key is absent from the request; real AWS refuses). Only `StringEquals` is
@@ -40,6 +42,11 @@
 //! - With auth on, an unsigned AssumeRoleWithWebIdentity is a 500 (HTML); with auth off the web
 //!   identity token is never checked (`not-a-jwt` gets credentials).
 //! - GetCostForecast is not implemented (500).
+//! - CreateDistribution takes an alias (CNAME) without a `ViewerCertificate` (real AWS wants a
+//!   certificate covering it); PutMetricData takes the `AWS/CloudFront` namespace.
+//! - Unlike most actions, AssumeRole is checked against the identity policy's `Resource` (moto
+//!   takes the RoleArn as the resource): `assumer`, allowed `sts:AssumeRole` on `cdn-exporter`
+//!   only, is refused `cdn-exporter-web`.
 //! - An unsigned `GET /2020-05-31/distribution` is routed to S3 (`NoSuchBucket`): moto routes by
 //!   the credential scope of the signature.
 //! - `POST /moto-api/reset-auth` must be `text/plain` (a form content type reads as empty: 500).
@@ -553,6 +560,7 @@ fn moto_auth_on_checks_keys_policies_and_the_role_trust() {
         assume(Some("ext-9999")),
         assume(None),
         call("cloudfront", "ListDistributions", json!({}), &exporter),
+        call("sts", "AssumeRole", json!({"RoleArn": s.roles["cdn-exporter-web"], "RoleSessionName": "web"}), &assumer),
     ]));
     // The queue, in the order of distinct bodies; the same body again gets the same result.
     assert_eq!(ok(&r[0], "exporter CE daily", &server), &daily);
@@ -576,6 +584,7 @@ fn moto_auth_on_checks_keys_policies_and_the_role_trust() {
     ok(&r[11], "AssumeRole without an external id (moto allows it)", &server);
     // Quirk: body-less signed requests never pass moto's signature check.
     assert_eq!(r[12]["error"]["status"], 403, "ListDistributions with auth on: {}", r[12]);
+    assert_eq!(error_code(&r[13]), "AccessDenied", "a role outside the assumer's Resource: {}", r[13]);
 
     let session = json!({
         "access_key_id": temporary["AccessKeyId"],
