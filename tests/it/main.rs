@@ -17,6 +17,7 @@ mod forecast_eval;
 mod hostile_clients;
 mod hostile_upstreams;
 mod mixin;
+mod moto;
 mod openmetrics;
 mod operations;
 mod pricing;
