@@ -4,6 +4,7 @@ mod backfill;
 mod bunny;
 mod cdnetworks;
 mod cli;
+mod cloudfront;
 mod cloudfront_moto;
 mod config_hostile;
 mod container;
