@@ -58,16 +58,22 @@ local u = import 'lib/util.libsonnet';
             },
           },
           {
+            // Where the provider gives its estimate an interval (CloudFront: Cost Explorer's
+            // 80 % prediction interval), its low end: the alert does not page on the noise of
+            // an estimate whose interval still reaches below the budget.
             alert: 'CdnEstimatedSpendOverBudget',
             expr: |||
-              max by (provider, account) (cdn_billing_estimated_month_spend_usd)
+              (
+                max by (provider, account) (cdn_billing_estimated_month_spend_low_usd)
+                or max by (provider, account) (cdn_billing_estimated_month_spend_usd)
+              )
               > max by (provider, account) (cdn_billing_budget_usd)
             |||,
             'for': c.estimatedSpendFor,
             labels: { severity: 'critical' },
             annotations: {
               summary: '{{ $labels.account }} ({{ $labels.provider }}) is estimated to spend over its monthly budget',
-              description: 'The month-end estimate of {{ $labels.provider }} account {{ $labels.account }} (the provider\'s, or priced from its contract) is ${{ $value | printf "%.2f" }}, over its budget.',
+              description: 'The month-end estimate of {{ $labels.provider }} account {{ $labels.account }} (the provider\'s, or priced from its contract; the low end of the provider\'s interval where it gives one) is ${{ $value | printf "%.2f" }}, over its budget.',
               runbook: runbook('CdnEstimatedSpendOverBudget'),
             },
           },

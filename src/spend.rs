@@ -23,6 +23,10 @@ pub struct AccountSpend {
     pub spend: Option<f64>,
     /// `cdn_billing_estimated_month_spend_usd`: the provider's own month-end estimate.
     pub estimate: Option<f64>,
+    /// `cdn_billing_estimated_month_spend_low_usd`: the low end of the provider's interval.
+    pub estimate_low: Option<f64>,
+    /// `cdn_billing_estimated_month_spend_high_usd`: its high end.
+    pub estimate_high: Option<f64>,
     /// `cdn_billing_budget_usd`.
     pub budget: Option<f64>,
     /// `cdn_month_to_date_account_p95_bandwidth_bytes_per_second`: the billable bandwidth of a
@@ -204,7 +208,10 @@ pub fn render(accounts: &[AccountSpend], now_unix: i64) -> String {
             escape(&a.account),
             money(a.spend),
             money(a.estimate),
-            if a.priced {
+            match (a.estimate_low, a.estimate_high) {
+                (Some(l), Some(h)) => format!("<br><span class=\"muted\">{} – {}</span>", usd(l), usd(h)),
+                _ => String::new(),
+            } + if a.priced {
                 " <span class=\"muted\" title=\"priced from the account's contract\">priced</span>"
             } else {
                 ""
@@ -266,6 +273,8 @@ mod tests {
                 account: "<main>".into(),
                 spend: Some(150.0),
                 estimate: Some(290.0),
+                estimate_low: Some(270.0),
+                estimate_high: Some(310.5),
                 budget: Some(250.0),
                 forecast: Some(Forecast {
                     expected: 300.0,
@@ -280,8 +289,16 @@ mod tests {
         let html = render(&accounts, at(2026, 11, 16, 0, 0, 0));
         assert_eq!(html.matches("<tr data-account=").count(), 1, "accounts without billing figures are left out");
         assert!(html.contains("&lt;main&gt;") && !html.contains("<main>"), "{html}");
-        for figure in ["$150.00", "$290.00", "$300.00", "$250.00", "60 %", "$255.00 – $345.00", "last month's shape"]
-        {
+        for figure in [
+            "$150.00",
+            "$290.00",
+            "$270.00 – $310.50",
+            "$300.00",
+            "$250.00",
+            "60 %",
+            "$255.00 – $345.00",
+            "last month's shape",
+        ] {
             assert!(html.contains(figure), "{figure} missing: {html}");
         }
         assert!(html.contains("class=\"fail\""), "a forecast over budget is flagged");

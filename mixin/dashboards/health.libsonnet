@@ -55,5 +55,13 @@ function(c)
       d.timeseries('Exporter CPU', [12, 28, 12, 8], [
         d.query('rate(process_cpu_seconds_total{%s}[$__rate_interval])' % t, '{{instance}}'),
       ], 'percentunit'),
+      // Pay-per-request APIs (Cost Explorer $0.01 a request, CloudWatch GetMetricData $0.01 per
+      // 1,000 metrics): what the exporter's own polling may have cost over the last day.
+      d.timeseries('Exporter API spend, last 24h', [0, 36, 12, 8], [
+        d.query(
+          'sum by (provider, account, api) (increase(cdn_exporter_upstream_cost_usd_total{%s}[1d]))' % s,
+          '{{provider}} {{account}} {{api}}'
+        ),
+      ], 'currencyUSD'),
     ],
   )

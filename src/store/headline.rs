@@ -11,9 +11,11 @@ use crate::spend::AccountSpend;
 
 /// Families the status page summarises per account: label-less billing totals and budget, and
 /// the account's billable bandwidth and commitment.
-pub(super) const HEADLINE: [FamilyId; 8] = [
+pub(super) const HEADLINE: [FamilyId; 10] = [
     FamilyId::BillingMonthToDateSpendUsd,
     FamilyId::BillingEstimatedMonthSpendUsd,
+    FamilyId::BillingEstimatedMonthSpendLowUsd,
+    FamilyId::BillingEstimatedMonthSpendHighUsd,
     FamilyId::BillingBudgetUsd,
     FamilyId::MonthToDateAccountP95BandwidthBytesPerSecond,
     FamilyId::MonthToDateAccountPeakBandwidthBytesPerSecond,
@@ -56,6 +58,8 @@ impl Store {
                 let slot = match family {
                     FamilyId::BillingMonthToDateSpendUsd => &mut a.spend,
                     FamilyId::BillingEstimatedMonthSpendUsd => &mut a.estimate,
+                    FamilyId::BillingEstimatedMonthSpendLowUsd => &mut a.estimate_low,
+                    FamilyId::BillingEstimatedMonthSpendHighUsd => &mut a.estimate_high,
                     FamilyId::BillingBudgetUsd => &mut a.budget,
                     FamilyId::MonthToDateAccountP95BandwidthBytesPerSecond => &mut a.p95,
                     FamilyId::MonthToDateAccountPeakBandwidthBytesPerSecond => &mut a.peak,
