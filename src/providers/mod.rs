@@ -8,6 +8,7 @@
 
 pub mod bunny;
 pub mod cdnetworks;
+pub mod cloudfront;
 pub mod common;
 pub mod fastly;
 pub mod registry;

@@ -1,0 +1,3 @@
+//! Amazon CloudFront (stub; the real module comes from main).
+
+pub mod simulator;
