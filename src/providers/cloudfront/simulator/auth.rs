@@ -174,18 +174,30 @@ fn identity(
     Ok((creds, session.account))
 }
 
-/// Checks a request's SigV4 signature for the API whose signing name is `service`, at `now`.
-#[allow(clippy::too_many_arguments)]
+/// A request as received.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The path and query, as sent.
+    pub uri: &'a Uri,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+    /// The body bytes.
+    pub body: &'a [u8],
+}
+
+/// Checks a request's SigV4 signature for the API whose signing name is `service`: sessions
+/// expire by `now`, the signature's date must be within 5 minutes of `signed_now`.
 pub fn verify(
     accounts: &[SimAccount],
     part: &Part,
     service: &str,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: &Received<'_>,
     now: i64,
+    signed_now: i64,
 ) -> Result<Caller, AwsError> {
+    let Received { method, uri, headers, body } = *request;
     let auth = parse(headers)?.ok_or_else(missing)?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let amz_date = header("x-amz-date").ok_or_else(|| {
@@ -216,11 +228,13 @@ pub fn verify(
     if creds.session_token.is_some() && !auth.signed_headers.iter().any(|h| h == "x-amz-security-token") {
         return Err(bad_signature("The header X-Amz-Security-Token must be signed."));
     }
-    if (time - now).abs() > 300 {
+    if (time - signed_now).abs() > 300 {
+        let (relation, bound, sign) =
+            if time < signed_now { ("earlier", signed_now - 300, '-') } else { ("later", signed_now + 300, '+') };
         return Err(bad_signature(format!(
-            "Signature expired: {amz_date} is now earlier than {} ({} - 5 min.)",
-            format_amz_date(now - 300),
-            format_amz_date(now)
+            "Signature expired: {amz_date} is now {relation} than {} ({} {sign} 5 min.)",
+            format_amz_date(bound),
+            format_amz_date(signed_now)
         )));
     }
     // The headers the client signed, as received; the signer adds x-amz-date (from the time)

@@ -180,6 +180,18 @@ pub struct Part {
     /// The faults last seen, and how many throttle answers `aws_throttle_next` has left.
     throttle: Mutex<(Option<Faults>, u32)>,
     serial: AtomicU64,
+    signing_clock: SigningClock,
+}
+
+/// The clock the 5-minute window of a signature's `X-Amz-Date` is measured against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SigningClock {
+    /// The state's clock, as every figure is (a manual clock in tests).
+    #[default]
+    State,
+    /// The system clock: for a client that signs with the wall clock (as the exporter does)
+    /// while the figures follow a manual clock.
+    System,
 }
 
 impl Part {
@@ -215,9 +227,16 @@ impl Part {
     }
 }
 
-/// The part of a [`SimState`] that serves these accounts.
+/// The part of a [`SimState`] that serves these accounts, measuring signatures' age by the
+/// state's clock.
 pub fn part(accounts: Vec<SimAccount>) -> crate::providers::registry::SimPart {
-    Box::new(Part { accounts, ..Part::default() })
+    part_with(accounts, SigningClock::State)
+}
+
+/// The part of a [`SimState`] that serves these accounts, measuring signatures' age by
+/// `signing_clock`.
+pub fn part_with(accounts: Vec<SimAccount>, signing_clock: SigningClock) -> crate::providers::registry::SimPart {
+    Box::new(Part { accounts, signing_clock, ..Part::default() })
 }
 
 impl SimState {
@@ -345,7 +364,12 @@ async fn handle(
     let caller = if unsigned {
         Ok(None)
     } else {
-        auth::verify(accounts, part, api.signing_name(), &method, &uri, &headers, &body, now).map(Some)
+        let signed_now = match part.signing_clock {
+            SigningClock::State => now,
+            SigningClock::System => crate::timeutil::now_unix(),
+        };
+        let request = auth::Received { method: &method, uri: &uri, headers: &headers, body: &body };
+        auth::verify(accounts, part, api.signing_name(), &request, now, signed_now).map(Some)
     };
     keep(
         &part.requests,

@@ -859,3 +859,18 @@ fn the_day_shape_telescopes_to_the_days_total() {
     assert!((data::diurnal(DAY) - 1.0).abs() < 1e-12 && data::diurnal(0) == 0.0);
     assert_eq!(data::cw_sum(d, data::Metric::Requests, noon(), noon() + 3600, noon(), 0), 0.0, "nothing after now");
 }
+
+#[tokio::test]
+async fn signatures_can_be_timed_by_the_system_clock_while_the_figures_follow_a_manual_one() {
+    let state = SimState::builder()
+        .with(part_with(vec![account()], SigningClock::System))
+        .clock(Clock::manual(noon() - 40 * DAY))
+        .build();
+    let body = json!({"TimePeriod": {"Start": "2026-10-01", "End": "2026-10-20"}, "Granularity": "MONTHLY", "Metrics": ["UnblendedCost"]});
+    let wall = crate::timeutil::now_unix();
+    let r = send(&state, Call::ce("GetCostAndUsage", &body).signed(&demo_creds(), "ce", wall)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["ResultsByTime"][0]["TimePeriod"]["End"], "2026-10-20");
+    let r = send(&state, Call::ce("GetCostAndUsage", &body).signed(&demo_creds(), "ce", wall - 600)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+}
