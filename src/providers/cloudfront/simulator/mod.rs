@@ -56,12 +56,19 @@ pub const SENSITIVE: &[&str] =
     &[DEMO_SECRET_ACCESS_KEY, sts::SECRET_PREFIX, sts::TOKEN_PREFIX, DEMO_WEB_IDENTITY_TOKEN, DEMO_COMMENT];
 
 /// An IAM user's access key.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct SimKey {
     /// `AKIA…`.
     pub access_key_id: String,
     /// Its secret.
     pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for SimKey {
+    /// The key id only: a printed account or state shows no secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimKey").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+    }
 }
 
 /// An IAM role the account's keys (or a web identity) may assume.

@@ -874,3 +874,13 @@ async fn signatures_can_be_timed_by_the_system_clock_while_the_figures_follow_a_
     let r = send(&state, Call::ce("GetCostAndUsage", &body).signed(&demo_creds(), "ce", wall - 600)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
 }
+
+#[test]
+fn a_printed_account_shows_no_secret() {
+    let printed = format!("{:?}", demo_accounts());
+    assert!(printed.contains(DEMO_ACCESS_KEY_ID));
+    assert!(!printed.contains(DEMO_SECRET_ACCESS_KEY), "{printed}");
+    let session = sts::issue(ROLE, "s", noon(), 1, 900, 0);
+    let printed = format!("{session:?}");
+    assert!(!printed.contains(&session.secret) && !printed.contains(&session.token), "{printed}");
+}
