@@ -42,6 +42,13 @@ pub struct Faults {
     /// with HTML, HTTP 502 with nothing, truncated JSON, a connection reset mid-answer, or a
     /// delay of up to 2.5 s.
     pub chaos: f64,
+    /// AWS (CloudFront provider): every request gets its API's throttle answer (Cost Explorer
+    /// `LimitExceededException`, CloudWatch `Throttling`, STS and CloudFront XML `Throttling`,
+    /// all HTTP 400), as AWS sends when a caller goes over its rate.
+    pub aws_throttle: bool,
+    /// AWS: the next N requests get the throttle answer, then all is well again (re-armed when
+    /// the faults change), so that a test can watch the client back off and retry.
+    pub aws_throttle_next: u32,
 }
 
 /// A body that fails after the headers went out: the client sees the connection drop mid-answer.
