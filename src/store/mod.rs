@@ -57,8 +57,9 @@ struct JobEntry {
 struct Inner {
     jobs: BTreeMap<JobKey, JobEntry>,
     upstream: BTreeMap<(&'static str, Arc<str>, String), u64>,
-    /// What requests to pay-per-request APIs may have cost, by provider, account and api.
-    upstream_cost: BTreeMap<(&'static str, Arc<str>, &'static str), f64>,
+    /// What requests to pay-per-request APIs may have cost, by provider, account and api, in
+    /// millionths of a dollar (exact: the prices are whole millionths, so sums do not drift).
+    upstream_cost: BTreeMap<(&'static str, Arc<str>, &'static str), u64>,
     /// Series exported, all jobs together.
     series: usize,
     dropped_total: u64,
@@ -385,7 +386,8 @@ impl Store {
     /// Adds what one upstream request of `account` to `api` may cost, in US dollars.
     pub fn cost_upstream(&self, provider: &'static str, account: &Arc<str>, api: &'static str, usd: f64) {
         if usd > 0.0 && usd.is_finite() {
-            *self.lock().upstream_cost.entry((provider, account.clone(), api)).or_default() += usd;
+            let micros = (usd * 1e6).round() as u64;
+            *self.lock().upstream_cost.entry((provider, account.clone(), api)).or_default() += micros;
         }
     }
 

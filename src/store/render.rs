@@ -82,7 +82,11 @@ impl Store {
             series: inner.series as u64,
             dropped_total: inner.dropped_total,
             upstream: inner.upstream.iter().map(|((p, a, c), n)| (*p, a.clone(), c.clone(), *n)).collect(),
-            upstream_cost: inner.upstream_cost.iter().map(|((p, a, api), usd)| (*p, a.clone(), *api, *usd)).collect(),
+            upstream_cost: inner
+                .upstream_cost
+                .iter()
+                .map(|((p, a, api), micros)| (*p, a.clone(), *api, *micros as f64 / 1e6))
+                .collect(),
             shard: inner.shard.0,
         };
         drop(inner);

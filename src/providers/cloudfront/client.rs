@@ -320,13 +320,16 @@ impl Client {
     pub async fn call(&self, ctx: &PollContext, call: &Call) -> Result<Vec<u8>, PollError> {
         with_retries(&self.upstream.retry, ctx, || async {
             let credentials = self.chain.credentials(self, ctx).await?;
-            let outcome = self.send(call, Some(&credentials)).await;
-            if let Err(e) = &outcome
-                && expired_credentials(e)
-            {
-                self.chain.forget().await;
+            match self.send(call, Some(&credentials)).await {
+                // AWS says the temporary credentials expired (earlier than they said, or a
+                // clock apart): renew them and try once more at once.
+                Err(e) if expired_credentials(&e) && self.chain.temporary() => {
+                    self.chain.forget().await;
+                    let credentials = self.chain.credentials(self, ctx).await?;
+                    self.send(call, Some(&credentials)).await
+                }
+                outcome => outcome,
             }
-            outcome
         })
         .await
     }

@@ -80,6 +80,11 @@ impl Chain {
         out
     }
 
+    /// Whether the credentials signed with are temporary ones the chain renews.
+    pub fn temporary(&self) -> bool {
+        self.role.is_some() || matches!(self.source, Source::WebIdentity { .. })
+    }
+
     /// Drops the temporary credentials (AWS said they expired).
     pub async fn forget(&self) {
         *self.cache.lock().await = Cache::default();

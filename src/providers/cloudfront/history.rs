@@ -108,7 +108,8 @@ impl Unit {
         let metric = account.cost_metric.name();
         let body = cost_and_usage_body(account, w.first, w.last + 1, "DAILY", true);
         let mut days: BTreeMap<i64, Costs> = BTreeMap::new();
-        cost_pages(client, &CTX, account, &body, &mut |r| {
+        let max_pages = account.max_pages * (w.last - w.first + 1) as usize;
+        cost_pages(client, &CTX, &body, max_pages, &mut |r| {
             let day = timeutil::parse_ymd(&r.period.start)
                 .filter(|d| (w.first..=w.last).contains(d))
                 .ok_or_else(|| PollError::parse("GetCostAndUsage answer has a day outside the window asked"))?;

@@ -155,21 +155,22 @@ pub async fn cost_and_usage(
     let mut costs = Costs::default();
     let body = cost_and_usage_body(account, from, to, "MONTHLY", grouped);
     let metric = account.cost_metric.name();
-    cost_pages(client, ctx, account, &body, &mut |r| costs.add_result(r, metric)).await?;
+    cost_pages(client, ctx, &body, account.max_pages, &mut |r| costs.add_result(r, metric)).await?;
     Ok(costs)
 }
 
 /// Every result of the `GetCostAndUsage` request `body`, page by page (at most `max_pages`,
-/// each a billed request).
+/// each a billed request: the account's `max_pages` for a monthly answer, that many per day of
+/// a daily one).
 pub async fn cost_pages(
     client: &Client,
     ctx: &PollContext,
-    account: &CloudFrontAccount,
     body: &Value,
+    max_pages: usize,
     each: &mut (dyn FnMut(&wire::ResultByTime) -> Result<(), PollError> + Send),
 ) -> Result<(), PollError> {
     let mut token: Option<String> = None;
-    for _ in 0..account.max_pages {
+    for _ in 0..max_pages {
         let mut request = body.clone();
         if let Some(t) = &token {
             request["NextPageToken"] = json!(t);
@@ -193,7 +194,7 @@ pub async fn cost_pages(
     Err(PollError::parse(format!(
         "GetCostAndUsage kept paging: {} pages read (each a billed request) and NextPageToken is still there: \
          refused. If the account really has that many usage types, raise max_pages",
-        account.max_pages
+        max_pages
     )))
 }
 

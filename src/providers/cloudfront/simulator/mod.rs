@@ -531,7 +531,7 @@ name = "demo-aws"
 access_key_id = "{DEMO_ACCESS_KEY_ID}"
 secret_access_key = "{DEMO_SECRET_ACCESS_KEY}"
 endpoint_url = "http://{addr}{BASE_PATH}"
-budget_usd = 1500
+budget_usd = 900
 "#
     )
 }

@@ -836,7 +836,7 @@ fn the_demo_is_described_without_a_secret_and_configured_against_the_simulator()
     assert_eq!(
         toml,
         format!(
-            "\n[[cloudfront]]\nname = \"demo-aws\"\naccess_key_id = \"AKIASIMDEMO000000001\"\nsecret_access_key = \"{DEMO_SECRET_ACCESS_KEY}\"\nendpoint_url = \"http://127.0.0.1:9/aws\"\nbudget_usd = 1500\n"
+            "\n[[cloudfront]]\nname = \"demo-aws\"\naccess_key_id = \"AKIASIMDEMO000000001\"\nsecret_access_key = \"{DEMO_SECRET_ACCESS_KEY}\"\nendpoint_url = \"http://127.0.0.1:9/aws\"\nbudget_usd = 900\n"
         )
     );
     let a = &demo_accounts()[0];
