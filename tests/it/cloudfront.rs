@@ -375,3 +375,211 @@ async fn no_key_secret_token_external_id_or_comment_reaches_any_output() {
     drop(exporter);
     rig.sim.stop().await;
 }
+
+/// What the hostile peer answers, by API.
+#[derive(Clone)]
+struct Hostile {
+    ce: Arc<dyn Fn(u64) -> axum::response::Response + Send + Sync>,
+    cw: Arc<dyn Fn(u64) -> axum::response::Response + Send + Sync>,
+    list: Arc<dyn Fn(u64) -> axum::response::Response + Send + Sync>,
+    calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// A peer on 127.0.0.1:0 that answers every AWS API of the provider as `h` says (no signature
+/// check: the client's bounds are what is tested).
+async fn hostile(h: Hostile) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::http::HeaderMap;
+    let handler = move |headers: HeaderMap, _body: axum::body::Bytes| {
+        let h = h.clone();
+        async move {
+            let n = h.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            if target.starts_with("AWSInsightsIndexService") {
+                (h.ce)(n)
+            } else if target.starts_with("GraniteServiceVersion20100801") {
+                (h.cw)(n)
+            } else {
+                (h.list)(n)
+            }
+        }
+    };
+    let app = axum::Router::new().fallback(handler);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, server)
+}
+
+fn answer(body: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ([("content-type", "application/x-amz-json-1.1")], body).into_response()
+}
+
+const ONE_GROUP: &str = r#"{"ResultsByTime":[{"TimePeriod":{"Start":"2026-12-01","End":"2026-12-05"},"Total":{},"Estimated":true,"Groups":[{"Keys":["US-DataTransfer-Out-Bytes"],"Metrics":{"UnblendedCost":{"Amount":"AMOUNT","Unit":"USD"},"UsageQuantity":{"Amount":"1","Unit":"GB"}}}]}]TOKEN}"#;
+
+fn peer(ce: impl Fn(u64) -> String + Send + Sync + 'static) -> Hostile {
+    Hostile {
+        ce: Arc::new(move |n| answer(ce(n))),
+        cw: Arc::new(|_| answer(r#"{"MetricDataResults":[]}"#.into())),
+        list: Arc::new(|_| {
+            answer("<DistributionList><IsTruncated>false</IsTruncated><Items/></DistributionList>".into())
+        }),
+        calls: Arc::default(),
+    }
+}
+
+fn hostile_account(url: &str, extra: &str) -> CloudFrontAccount {
+    let toml = format!(
+        "[[cloudfront]]\nname = \"h\"\naccess_key_id = \"AKIAHOSTILE000000001\"\nsecret_access_key = \"hostile-secret\"\nendpoint_url = \"{url}\"\n\
+         timeout = \"2s\"\n{extra}\n"
+    );
+    Config::from_toml_str(&toml, "test").unwrap_or_else(|e| panic!("{e}")).accounts_of::<CloudFrontAccount>()[0].clone()
+}
+
+#[tokio::test]
+async fn hostile_answers_fail_the_poll_within_their_bounds() {
+    let ok = |amount: &str, token: &str| ONE_GROUP.replace("AMOUNT", amount).replace("TOKEN", token);
+    // (what, the peer's Cost Explorer, extra config, the error expected)
+    let cases: Vec<(&str, Hostile, &str, &str)> = vec![
+        (
+            "endless pages",
+            peer(move |n| ok("1", &format!(r#","NextPageToken":"t{n}""#))),
+            "max_pages = 3",
+            "kept paging",
+        ),
+        ("the same token", peer(move |_| ok("1", r#","NextPageToken":"same""#)), "", "same NextPageToken twice"),
+        (
+            "a huge token",
+            peer(move |_| ok("1", &format!(r#","NextPageToken":"{}""#, "x".repeat(9000)))),
+            "",
+            "longer than 8192",
+        ),
+        ("NaN", peer(move |_| ok("NaN", "")), "", "not a finite decimal"),
+        ("a huge amount", peer(move |_| ok("1e999", "")), "", "not a finite decimal"),
+        (
+            "an answer past answer_bytes",
+            peer(move |_| ok(&"1".repeat(4000), "")),
+            "answer_bytes = 2048",
+            "more than the 2048 bytes",
+        ),
+        ("not JSON", peer(|_| "<html>".into()), "", "not in the expected form"),
+        (
+            "two currencies",
+            peer(move |_| {
+                ok("1", "").replace(
+                    r#""Unit":"GB"}}}]"#,
+                    r#""Unit":"GB"}}},{"Keys":["EU"],"Metrics":{"UnblendedCost":{"Amount":"2","Unit":"EUR"}}}]"#,
+                )
+            }),
+            "",
+            "both USD and EUR",
+        ),
+    ];
+    for (what, h, extra, expected) in cases {
+        let calls = h.calls.clone();
+        let (url, server) = hostile(h).await;
+        let priced = Arc::new(Priced::default());
+        let jobs = jobs_of(&hostile_account(&url, extra), once(), priced.clone());
+        let e = poll(&jobs, "cost").await.unwrap_err();
+        assert!(e.message.contains(expected), "{what}: {e}");
+        assert_eq!(e.reason, Reason::Parse, "{what}: {e}");
+        let n = calls.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(n <= 3, "{what}: {n} requests");
+        assert!(near(priced.0.lock().unwrap().get("ce").copied(), n as f64 * 0.01), "{what}: every request priced");
+        server.abort();
+    }
+}
+
+#[tokio::test]
+async fn hostile_cloudwatch_and_distribution_lists_fail_the_usage_poll() {
+    let xml = |n: u64, items: usize, truncated: bool| {
+        let item = |i: usize| {
+            format!(
+                "<DistributionSummary><Id>E{n}X{i}</Id><DomainName>d{i}.cloudfront.net</DomainName></DistributionSummary>"
+            )
+        };
+        format!(
+            "<DistributionList><IsTruncated>{truncated}</IsTruncated><NextMarker>m{n}</NextMarker><Items>{}</Items></DistributionList>",
+            (0..items).map(item).collect::<String>()
+        )
+    };
+    let with = |cw: fn(u64) -> String, list: Arc<dyn Fn(u64) -> String + Send + Sync>| Hostile {
+        ce: Arc::new(|_| answer("{}".into())),
+        cw: Arc::new(move |n| answer(cw(n))),
+        list: Arc::new(move |n| answer(list(n))),
+        calls: Arc::default(),
+    };
+    let one: Arc<dyn Fn(u64) -> String + Send + Sync> = Arc::new(move |n| xml(n, 1, false));
+    let cases: Vec<(&str, Hostile, &str, &str)> = vec![
+        (
+            "endless distribution pages",
+            with(|_| "{}".into(), Arc::new(move |n| xml(n, 1, true))),
+            "max_pages = 4",
+            "kept paging",
+        ),
+        (
+            "more distributions than allowed",
+            with(|_| "{}".into(), Arc::new(move |n| xml(n, 3, false))),
+            "max_distributions = 2",
+            "more than max_distributions",
+        ),
+        (
+            "a page of 101",
+            with(|_| "{}".into(), Arc::new(move |n| xml(n, 101, false))),
+            "",
+            "more than 100 distributions",
+        ),
+        ("deep XML", with(|_| "{}".into(), Arc::new(|_| "<a>".repeat(40))), "", "nests deeper"),
+        (
+            "a query not asked",
+            with(|_| r#"{"MetricDataResults":[{"Id":"q7_d","Timestamps":[1],"Values":[1]}]}"#.into(), one.clone()),
+            "",
+            "not asked",
+        ),
+        (
+            "a negative count",
+            with(|_| r#"{"MetricDataResults":[{"Id":"q0_d","Timestamps":[1],"Values":[-5]}]}"#.into(), one.clone()),
+            "",
+            "not a finite count",
+        ),
+        (
+            "mismatched lists",
+            with(|_| r#"{"MetricDataResults":[{"Id":"q0_r","Timestamps":[1,2],"Values":[1]}]}"#.into(), one.clone()),
+            "",
+            "different lengths",
+        ),
+        (
+            "endless points",
+            with(|n| format!(r#"{{"MetricDataResults":[],"NextToken":"n{n}"}}"#), one.clone()),
+            "max_pages = 2",
+            "kept paging",
+        ),
+    ];
+    for (what, h, extra, expected) in cases {
+        let (url, server) = hostile(h).await;
+        let jobs = jobs_of(&hostile_account(&url, extra), once(), Arc::default());
+        let e = poll(&jobs, "usage").await.unwrap_err();
+        assert!(e.message.contains(expected), "{what}: {e}");
+        server.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_never_answers_is_a_timeout_not_a_hang() {
+    // A listener that accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            open.push(s);
+        }
+    });
+    let started = std::time::Instant::now();
+    let e = poll(&jobs_of(&hostile_account(&url, ""), once(), Arc::default()), "cost").await.unwrap_err();
+    assert_eq!(e.reason, Reason::Timeout, "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    held.abort();
+}
