@@ -249,7 +249,7 @@ async fn wrong_credentials_are_clear_failed_polls_that_show_no_secret() {
     assert_eq!(e.reason, Reason::Auth);
     assert!(e.message.contains("AssumeRole"), "{e}");
     for text in [e.message.as_str(), &format!("{bad_role:?}")] {
-        for secret in SENSITIVE.iter().chain(&["not-the-id", "hidden-session", "wrong-secret-4f1c"]) {
+        for secret in SENSITIVE.iter().chain(&["not-the-id", "hidden-session", "wrong-secret-4f1c", DEMO_ACCESS_KEY_ID]) {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
     }
@@ -368,7 +368,7 @@ async fn no_key_secret_token_external_id_or_comment_reaches_any_output() {
     let log = exporter.log();
     assert!(log.contains("DEBUG"), "{log}");
     for (what, text) in &seen {
-        for secret in SENSITIVE.iter().chain(&[DEMO_EXTERNAL_ID, DEMO_SECRET_ACCESS_KEY]) {
+        for secret in SENSITIVE.iter().chain(&[DEMO_EXTERNAL_ID, DEMO_SECRET_ACCESS_KEY, DEMO_ACCESS_KEY_ID]) {
             assert!(!text.contains(secret), "{secret} leaked into {what}:\n{text}");
         }
     }

@@ -265,7 +265,28 @@ pub fn classify(
     for s in scrub.iter().filter(|s| s.len() >= 2) {
         said = said.replace(s, "[redacted]");
     }
-    PollError::new(reason, said)
+    PollError::new(reason, without_key_ids(&said))
+}
+
+/// `text` with every AWS access key id (`AKIA…`, `ASIA…` and the other four-letter prefixes
+/// followed by 12 or more capitals and digits) replaced: AWS's access-denied texts may name the
+/// caller's key.
+pub fn without_key_ids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(|c: char| c.is_ascii_uppercase()) {
+        out.push_str(&rest[..i]);
+        let word_end = rest[i..].find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit())).map_or(rest.len(), |e| i + e);
+        let word = &rest[i..word_end];
+        let starts_word = out.chars().last().is_none_or(|c| !c.is_ascii_alphanumeric());
+        let key = starts_word
+            && word.len() >= 16
+            && ["AKIA", "ASIA", "AIDA", "AROA", "ANPA", "ANVA", "AGPA", "AIPA"].iter().any(|p| word.starts_with(p));
+        out.push_str(if key { "[access key id]" } else { word });
+        rest = &rest[word_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether an error means the temporary credentials must be renewed now.
@@ -458,6 +479,15 @@ mod tests {
         assert!(e.message.contains("no data for the period"), "{}", e.message);
         let e = classify(Api::CostExplorer, "GetCostAndUsage", 400, &none(), b"", &[]);
         assert!(e.message.contains("(empty body)"), "{}", e.message);
+    }
+
+    #[test]
+    fn access_key_ids_never_reach_a_message() {
+        let t = "User AKIAIOSFODNN7EXAMPLE (or ASIASIMTMP00000000001) denied; AKIA too short; xAKIAIOSFODNN7EXAMPLE kept";
+        let out = without_key_ids(t);
+        assert_eq!(out, "User [access key id] (or [access key id]) denied; AKIA too short; xAKIAIOSFODNN7EXAMPLE kept");
+        let e = classify(Api::Sts, "AssumeRole", 403, &none(), b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>key AKIASIMDEMO000000001 may not assume</Message></Error></ErrorResponse>", &[]);
+        assert!(!e.message.contains("AKIASIMDEMO000000001"), "{}", e.message);
     }
 
     #[test]
