@@ -150,6 +150,29 @@ pub trait History: Send + Sync {
     ) -> crate::job::BoxFuture<'a, Result<(), WindowError>>;
 }
 
+/// A history unit's windows: month by month from each month's first day (month-to-date sums
+/// start there) over the days `[from, to]`, up to yesterday (today belongs to live polling),
+/// leaving out the months that begin before `oldest` (what the provider still serves), said once
+/// in a warning naming `unit` and `why`.
+pub fn month_windows(unit: &str, from: i64, to: i64, now: i64, oldest: i64, why: &str) -> Vec<(i64, i64)> {
+    let today = now.div_euclid(86_400);
+    let all: Vec<(i64, i64)> = crate::timeutil::months(from, to.min(today - 1))
+        .into_iter()
+        .map(|(first, last)| (first, last.min(to).min(today - 1)))
+        .collect();
+    let (kept, dropped): (Vec<_>, Vec<_>) = all.into_iter().partition(|(first, _)| *first >= oldest);
+    if let (Some(first), Some(last)) = (dropped.first(), dropped.last()) {
+        tracing::warn!(
+            unit,
+            from = %crate::timeutil::format_ymd(first.0),
+            to = %crate::timeutil::format_ymd(last.1),
+            oldest = %crate::timeutil::format_ymd(oldest),
+            "{why}; these days are left out (their months begin before it)"
+        );
+    }
+    kept
+}
+
 /// One window of a backfill: its days and the context they are fetched in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {

@@ -4,20 +4,19 @@
 //! the last good values; the bounds hold; and no payment detail, key, certificate or document
 //! URL from any answer reaches /metrics, the status page, a log line or an error.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cdn_usage_exporter::app::{self, Running};
 use cdn_usage_exporter::config::Config;
-use cdn_usage_exporter::job::{JobKey, Sample};
+use cdn_usage_exporter::job::JobKey;
 use cdn_usage_exporter::providers::bunny::normalize::item_slug;
 use cdn_usage_exporter::providers::bunny::simulator::{
     LAST_FOUR, SENSITIVE, SimAccount, SimPullZone, SimStorageZone, data,
 };
 use cdn_usage_exporter::providers::bunny::{BunnyAccount, history};
 use cdn_usage_exporter::providers::common::http::{RetryPolicy, Upstream};
-use cdn_usage_exporter::providers::{Account, Context, SampleSink, SinkError, Window};
+use cdn_usage_exporter::providers::{Account, Context, Window};
 use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 use cdn_usage_exporter::timeutil;
 use serde_json::Value;
@@ -321,16 +320,7 @@ async fn answers_past_the_bounds_fail_with_the_key_that_raises_them() {
     sim.stop().await;
 }
 
-/// Collects backfill samples by timestamp.
-#[derive(Default)]
-struct Collect(BTreeMap<i64, Vec<Sample>>);
-
-impl SampleSink for Collect {
-    fn write(&mut self, samples: &[Sample], timestamp: i64) -> Result<(), SinkError> {
-        self.0.entry(timestamp).or_default().extend_from_slice(samples);
-        Ok(())
-    }
-}
+use crate::support::Collect;
 
 #[tokio::test]
 async fn backfill_writes_daily_month_to_date_figures_and_monthly_bills() {

@@ -40,17 +40,17 @@ use cdn_usage_exporter::providers::cloudfront::simulator::{
 };
 use cdn_usage_exporter::providers::cloudfront::{Client, jobs};
 use cdn_usage_exporter::providers::common::http::{RetryPolicy, Upstream};
-use cdn_usage_exporter::providers::{Account, Context, SampleSink, SinkError, Window};
+use cdn_usage_exporter::providers::{Account, Context, Window};
 use cdn_usage_exporter::simulator::{Faults, SimState, Simulator};
 use cdn_usage_exporter::timeutil::{self, Clock};
 
-use crate::support::{Binary, Launch, Scrape, loopback, wait_for};
+use crate::support::{Binary, Collect, Launch, Scrape, loopback, wait_for};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/cdn-exporter";
 
 /// What the exporter's requests were priced at, by api.
 #[derive(Default)]
-struct Priced(Mutex<BTreeMap<&'static str, f64>>);
+pub struct Priced(pub Mutex<BTreeMap<&'static str, f64>>);
 
 impl RequestSink for Priced {
     fn count(&self, _: &'static str, _: &Arc<str>, _: &str) {}
@@ -99,21 +99,25 @@ impl Rig {
     }
 }
 
-fn jobs_of(account: &CloudFrontAccount, retry: RetryPolicy, priced: Arc<Priced>) -> Vec<JobSpec> {
+/// The jobs of `account`, retried as `retry` says, its requests priced into `priced`.
+pub fn jobs_of(account: &CloudFrontAccount, retry: RetryPolicy, priced: Arc<Priced>) -> Vec<JobSpec> {
     let upstream = Upstream::new(Arc::new(tokio::sync::Semaphore::new(4)), 4, retry).counting("cloudfront", priced);
     jobs::jobs(account, Arc::new(Client::new(account, &reqwest::Client::new(), upstream)))
 }
 
-fn once() -> RetryPolicy {
+/// One attempt per request.
+pub fn once() -> RetryPolicy {
     RetryPolicy { attempts: 1, ..RetryPolicy::default() }
 }
 
-async fn poll(jobs: &[JobSpec], endpoint: &str) -> Result<Vec<Sample>, PollError> {
+/// One poll of the job `endpoint` among `jobs`.
+pub async fn poll(jobs: &[JobSpec], endpoint: &str) -> Result<Vec<Sample>, PollError> {
     let job = jobs.iter().find(|j| j.key.endpoint == endpoint).unwrap_or_else(|| panic!("no {endpoint} job"));
     tokio::time::timeout(Duration::from_secs(60), job.poller.poll(&PollContext::UNBOUNDED)).await.expect("in time")
 }
 
-fn value(samples: &[Sample], family: FamilyId, label: Option<(&str, &str)>) -> Option<f64> {
+/// The value of `family` (with `label`, if given) among `samples`.
+pub fn value(samples: &[Sample], family: FamilyId, label: Option<(&str, &str)>) -> Option<f64> {
     samples
         .iter()
         .find(|s| s.family == family && label.is_none_or(|(k, v)| s.labels.iter().any(|(n, x)| *n == k && x == v)))
@@ -249,22 +253,12 @@ async fn wrong_credentials_are_clear_failed_polls_that_show_no_secret() {
     assert_eq!(e.reason, Reason::Auth);
     assert!(e.message.contains("AssumeRole"), "{e}");
     for text in [e.message.as_str(), &format!("{bad_role:?}")] {
-        for secret in SENSITIVE.iter().chain(&["not-the-id", "hidden-session", "wrong-secret-4f1c", DEMO_ACCESS_KEY_ID]) {
+        for secret in SENSITIVE.iter().chain(&["not-the-id", "hidden-session", "wrong-secret-4f1c", DEMO_ACCESS_KEY_ID])
+        {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
     }
     rig.sim.stop().await;
-}
-
-/// Samples written by a backfill, by timestamp.
-#[derive(Default)]
-struct Collect(BTreeMap<i64, Vec<Sample>>);
-
-impl SampleSink for Collect {
-    fn write(&mut self, samples: &[Sample], timestamp: i64) -> Result<(), SinkError> {
-        self.0.entry(timestamp).or_default().extend_from_slice(samples);
-        Ok(())
-    }
 }
 
 #[tokio::test]

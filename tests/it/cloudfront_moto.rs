@@ -10,32 +10,19 @@
 //! distributions are listed with auth off), and web identity (the unsigned STS call is a 500
 //! with auth on; with auth off moto never checks the token).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use cdn_usage_exporter::config::Config;
 use cdn_usage_exporter::families::FamilyId;
-use cdn_usage_exporter::job::{JobSpec, PollContext, PollError, Reason, RequestSink, Sample};
+use cdn_usage_exporter::job::Reason;
+use cdn_usage_exporter::providers::cloudfront::CloudFrontAccount;
 use cdn_usage_exporter::providers::cloudfront::config::Source;
-use cdn_usage_exporter::providers::cloudfront::{Client, CloudFrontAccount, jobs};
-use cdn_usage_exporter::providers::common::http::{RetryPolicy, Upstream};
 use cdn_usage_exporter::secret::Secret;
 use cdn_usage_exporter::timeutil;
 use serde_json::{Value, json};
 
+use crate::cloudfront::{Priced, jobs_of, once, poll, value};
 use crate::moto::{self, MotoServer, Seeded};
-
-/// What the exporter's requests were priced at, by api.
-#[derive(Default)]
-struct Costs(Mutex<BTreeMap<&'static str, f64>>);
-
-impl RequestSink for Costs {
-    fn count(&self, _: &'static str, _: &Arc<str>, _: &str) {}
-    fn cost(&self, _: &'static str, _: &Arc<str>, api: &'static str, usd: f64) {
-        *self.0.lock().unwrap().entry(api).or_default() += usd;
-    }
-}
 
 /// This month's groups, last month's total and the total before today, as Cost Explorer would
 /// answer the exporter's three distinct `GetCostAndUsage` requests.
@@ -124,25 +111,6 @@ impl Rig {
     }
 }
 
-/// The jobs of `account`, one attempt per request, costs counted into `costs`.
-fn jobs_of(account: &CloudFrontAccount, costs: Arc<Costs>) -> Vec<JobSpec> {
-    let retry = RetryPolicy { attempts: 1, ..RetryPolicy::default() };
-    let upstream = Upstream::new(Arc::new(tokio::sync::Semaphore::new(4)), 4, retry).counting("cloudfront", costs);
-    jobs::jobs(account, Arc::new(Client::new(account, &reqwest::Client::new(), upstream)))
-}
-
-async fn poll(jobs: &[JobSpec], endpoint: &str) -> Result<Vec<Sample>, PollError> {
-    let job = jobs.iter().find(|j| j.key.endpoint == endpoint).unwrap_or_else(|| panic!("no {endpoint} job"));
-    tokio::time::timeout(Duration::from_secs(60), job.poller.poll(&PollContext::UNBOUNDED)).await.expect("in time")
-}
-
-fn value(samples: &[Sample], family: FamilyId, label: Option<(&str, &str)>) -> Option<f64> {
-    samples
-        .iter()
-        .find(|s| s.family == family && label.is_none_or(|(k, v)| s.labels.iter().any(|(n, x)| *n == k && x == v)))
-        .map(|s| s.value)
-}
-
 fn close(a: Option<f64>, b: f64) -> bool {
     a.is_some_and(|a| (a - b).abs() < 1e-6 * b.abs().max(1.0))
 }
@@ -152,8 +120,8 @@ async fn moto_checks_the_signatures_and_the_deploy_policy_and_the_figures_are_th
     let Some(rig) = rig(true) else { return };
     let (id, secret) = rig.user("exporter");
     let account = rig.account(id, secret, &rig.distributions_toml());
-    let costs = Arc::new(Costs::default());
-    let jobs = jobs_of(&account, costs.clone());
+    let costs = Arc::new(Priced::default());
+    let jobs = jobs_of(&account, once(), costs.clone());
 
     // Spend: this month's groups and last month's bill, to the digit.
     let cost = poll(&jobs, "cost").await.unwrap_or_else(|e| panic!("{e}\n{}", rig.server.log()));
@@ -189,7 +157,7 @@ async fn moto_checks_the_signatures_and_the_deploy_policy_and_the_figures_are_th
 
     // A wrong secret: moto's signature check refuses it, a clear failed poll.
     let wrong = rig.account(id, "not-the-secret-0000000000000000000000000", &rig.distributions_toml());
-    let e = poll(&jobs_of(&wrong, Arc::default()), "cost").await.unwrap_err();
+    let e = poll(&jobs_of(&wrong, once(), Arc::default()), "cost").await.unwrap_err();
     assert_eq!(e.reason, Reason::Auth, "{e}");
     assert!(e.message.contains("SignatureDoesNotMatch") && e.message.contains("check secret_access_key"), "{e}");
     assert!(!e.message.contains("not-the-secret"), "the secret never shows: {e}");
@@ -197,15 +165,15 @@ async fn moto_checks_the_signatures_and_the_deploy_policy_and_the_figures_are_th
     // A policy without ce:GetCostAndUsage: AccessDenied, naming the policy to give.
     let (id, secret) = rig.user("exporter-no-ce");
     let partial = rig.account(id, secret, &rig.distributions_toml());
-    let e = poll(&jobs_of(&partial, Arc::default()), "cost").await.unwrap_err();
+    let e = poll(&jobs_of(&partial, once(), Arc::default()), "cost").await.unwrap_err();
     assert_eq!(e.reason, Reason::Auth, "{e}");
     assert!(e.message.contains("AccessDenied") && e.message.contains("cloudfront-exporter-policy.json"), "{e}");
     // …while its CloudWatch reads still pass.
-    poll(&jobs_of(&partial, Arc::default()), "usage").await.unwrap_or_else(|e| panic!("{e}"));
+    poll(&jobs_of(&partial, once(), Arc::default()), "usage").await.unwrap_or_else(|e| panic!("{e}"));
 
     // ListDistributions: moto refuses every signed body-less request with auth on.
     let listing = rig.account(rig.user("exporter").0, rig.user("exporter").1, "");
-    let e = poll(&jobs_of(&listing, Arc::default()), "usage").await.unwrap_err();
+    let e = poll(&jobs_of(&listing, once(), Arc::default()), "usage").await.unwrap_err();
     eprintln!(
         "NOTE: moto cannot judge a signed ListDistributions with auth on (it refuses them all: {e}); listed with auth off below"
     );
@@ -219,7 +187,7 @@ async fn assume_role_through_moto_with_the_external_id() {
     let extra =
         format!("{}\nrole_arn = \"{role}\"\nexternal_id = \"{}\"", rig.distributions_toml(), rig.seeded.external_id);
     let account = rig.account(id, secret, &extra);
-    let jobs = jobs_of(&account, Arc::default());
+    let jobs = jobs_of(&account, once(), Arc::default());
     let cost = poll(&jobs, "cost").await.unwrap_or_else(|e| panic!("{e}\n{}", rig.server.log()));
     assert!(close(value(&cost, FamilyId::BillingMonthToDateSpendUsd, None), 123.4567891234 + 7.25 + 0.005));
     // The assumed role's credentials are kept: the second job reuses them.
@@ -231,7 +199,7 @@ async fn assume_role_through_moto_with_the_external_id() {
 
     // The assumer alone may not read Cost Explorer.
     let direct = rig.account(id, secret, &rig.distributions_toml());
-    assert_eq!(poll(&jobs_of(&direct, Arc::default()), "cost").await.unwrap_err().reason, Reason::Auth);
+    assert_eq!(poll(&jobs_of(&direct, once(), Arc::default()), "cost").await.unwrap_err().reason, Reason::Auth);
 
     // A wrong external id: STS refuses the role, a failed poll that shows neither the id nor
     // the session name.
@@ -239,7 +207,7 @@ async fn assume_role_through_moto_with_the_external_id() {
         "{}\nrole_arn = \"{role}\"\nexternal_id = \"wrong-ext-99\"\nrole_session_name = \"sess-secret-7\"",
         rig.distributions_toml()
     );
-    let e = poll(&jobs_of(&rig.account(id, secret, &extra), Arc::default()), "cost").await.unwrap_err();
+    let e = poll(&jobs_of(&rig.account(id, secret, &extra), once(), Arc::default()), "cost").await.unwrap_err();
     assert_eq!(e.reason, Reason::Auth, "{e}");
     assert!(e.message.contains("AssumeRole") && e.message.contains("AccessDenied"), "{e}");
     assert!(!e.message.contains("wrong-ext-99") && !e.message.contains("sess-secret-7"), "{e}");
@@ -260,7 +228,7 @@ async fn web_identity_and_list_distributions_through_moto_with_auth_off() {
         token_file: token.to_str().unwrap().to_owned(),
         session_name: Secret::new("cdn-usage-exporter"),
     };
-    let jobs = jobs_of(&account, Arc::default());
+    let jobs = jobs_of(&account, once(), Arc::default());
     let cost = poll(&jobs, "cost").await.unwrap_or_else(|e| panic!("{e}\n{}", rig.server.log()));
     assert!(close(value(&cost, FamilyId::BillingMonthToDateSpendUsd, None), 123.4567891234 + 7.25 + 0.005));
     // Every distribution, named by its alias or its cloudfront.net name.
@@ -276,7 +244,7 @@ async fn web_identity_and_list_distributions_through_moto_with_auth_off() {
     }
     // The token file gone: a clear failed poll naming the variable, not a panic.
     drop(dir);
-    let fresh = jobs_of(&account, Arc::default());
+    let fresh = jobs_of(&account, once(), Arc::default());
     let e = poll(&fresh, "cost").await.unwrap_err();
     assert!(e.message.contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "{e}");
 }

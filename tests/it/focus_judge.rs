@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::{first_python, on_path, pyenv_pythons, run_ok};
+
 /// What pip installs. focus-validator 2.2.1 needs numpy < 2, which has no wheel for Python 3.13,
 /// so the venv is made with a 3.12. The libraries that read the CSV (polars), run the checks
 /// (duckdb, sqlglot) and type the columns are pinned to the set measured in
@@ -119,39 +121,9 @@ fn make_judge() -> Option<Judge> {
 /// pyarrow < 18 have no wheels for them.
 fn find_python() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = on_path("python3.12").into_iter().collect();
-    let pyenv = std::env::var_os("PYENV_ROOT")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
-    let versions = pyenv.map(|p| p.join("versions")).unwrap_or_default();
-    if let Ok(entries) = std::fs::read_dir(&versions) {
-        let mut found: Vec<(u32, String)> = entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter_map(|name| {
-                let patch = name.strip_prefix("3.12.")?;
-                Some((patch.parse().ok()?, name))
-            })
-            .collect();
-        found.sort();
-        candidates.extend(found.into_iter().rev().map(|(_, name)| versions.join(name).join("bin/python3")));
-    }
+    candidates.extend(pyenv_pythons(|minor| minor == 12));
     candidates.extend(on_path("python3"));
-    // pyenv's shims exist for every installed version but fail unless that version is selected:
-    // only running the candidate tells.
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import sys; print(sys.version_info[:2] == (3, 12))"])
-            .stderr(Stdio::null())
-            .output()
-            .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"True"))
-    })
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
-}
-
-fn run_ok(program: &Path, args: &[&str]) -> bool {
-    Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    first_python(candidates, "import sys; print(sys.version_info[:2] == (3, 12))")
 }
 
 fn lossy(bytes: &[u8]) -> String {

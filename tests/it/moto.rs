@@ -64,6 +64,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
+use crate::support::{first_python, on_path, pyenv_pythons, run_ok};
+
 /// Making the venv: about 20 s on this machine with a warm pip cache; a slow mirror can take
 /// minutes, anything past this is a hang.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
@@ -163,40 +165,8 @@ fn find_python() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = on_path("python3").into_iter().collect();
     candidates.push(PathBuf::from("/usr/bin/python3"));
     candidates.extend(["python3.11", "python3.12", "python3.13", "python3.14"].iter().filter_map(|n| on_path(n)));
-    let pyenv = std::env::var_os("PYENV_ROOT")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
-    let versions = pyenv.map(|p| p.join("versions")).unwrap_or_default();
-    if let Ok(entries) = std::fs::read_dir(&versions) {
-        let mut found: Vec<((u32, u32), String)> = entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter_map(|name| {
-                let mut parts = name.split('.');
-                let (major, minor, patch) = (parts.next()?, parts.next()?, parts.next()?);
-                (major == "3").then_some(())?;
-                Some(((minor.parse().ok()?, patch.parse().ok()?), name))
-            })
-            .collect();
-        found.sort();
-        candidates.extend(found.into_iter().rev().map(|(_, name)| versions.join(name).join("bin/python3")));
-    }
-    // pyenv's shims exist for every installed version but fail unless that version is selected:
-    // only running the candidate tells.
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import sys, venv, ensurepip; print((3, 11) <= sys.version_info[:2] < (3, 15))"])
-            .stderr(Stdio::null())
-            .output()
-            .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"True"))
-    })
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
-}
-
-fn run_ok(program: &Path, args: &[&str]) -> bool {
-    Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    candidates.extend(pyenv_pythons(|minor| (11..15).contains(&minor)));
+    first_python(candidates, "import sys, venv, ensurepip; print((3, 11) <= sys.version_info[:2] < (3, 15))")
 }
 
 /// An exclusive `flock` on a file next to the venv, held until dropped (the kernel drops it if

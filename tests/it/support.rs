@@ -429,3 +429,68 @@ impl Binary {
         .await
     }
 }
+
+/// `name` on the PATH, if there.
+pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
+}
+
+/// Whether `program args` runs and succeeds (its output discarded).
+pub fn run_ok(program: &std::path::Path, args: &[&str]) -> bool {
+    std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// pyenv's Python 3 interpreters (`$PYENV_ROOT`, else `~/.pyenv`) whose minor version `keep`
+/// accepts, newest first.
+pub fn pyenv_pythons(keep: impl Fn(u32) -> bool) -> Vec<std::path::PathBuf> {
+    let pyenv = std::env::var_os("PYENV_ROOT")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".pyenv")));
+    let versions = pyenv.map(|p| p.join("versions")).unwrap_or_default();
+    let Ok(entries) = std::fs::read_dir(&versions) else { return Vec::new() };
+    let mut found: Vec<((u32, u32), String)> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|name| {
+            let mut parts = name.split('.');
+            let (major, minor, patch) = (parts.next()?, parts.next()?, parts.next()?);
+            (major == "3").then_some(())?;
+            Some(((minor.parse().ok()?, patch.parse().ok()?), name))
+        })
+        .filter(|((minor, _), _)| keep(*minor))
+        .collect();
+    found.sort();
+    found.into_iter().rev().map(|(_, name)| versions.join(name).join("bin/python3")).collect()
+}
+
+/// The first of `candidates` that runs `check` (Python printing `True`). pyenv's shims exist
+/// for every installed version but fail unless that version is selected: only running the
+/// candidate tells.
+pub fn first_python(candidates: Vec<std::path::PathBuf>, check: &str) -> Option<std::path::PathBuf> {
+    candidates.into_iter().find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", check])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"True"))
+    })
+}
+
+/// Collects backfill samples by timestamp.
+#[derive(Default)]
+pub struct Collect(pub std::collections::BTreeMap<i64, Vec<cdn_usage_exporter::job::Sample>>);
+
+impl cdn_usage_exporter::providers::SampleSink for Collect {
+    fn write(
+        &mut self,
+        samples: &[cdn_usage_exporter::job::Sample],
+        timestamp: i64,
+    ) -> Result<(), cdn_usage_exporter::providers::SinkError> {
+        self.0.entry(timestamp).or_default().extend_from_slice(samples);
+        Ok(())
+    }
+}

@@ -61,25 +61,18 @@ impl History for Unit {
     /// left out, said once; the months inside are written.
     fn windows(&self, from: i64, to: i64, now: i64) -> Vec<(i64, i64)> {
         let today = now.div_euclid(86_400);
-        let all: Vec<(i64, i64)> = months(from, to.min(today - 1))
-            .into_iter()
-            .map(|(first, last)| (first, last.min(to).min(today - 1)))
-            .collect();
-        if self.kind != Kind::Statistics {
-            return all;
-        }
-        let oldest = today - STATS_HISTORY_DAYS;
-        let (kept, dropped): (Vec<_>, Vec<_>) = all.into_iter().partition(|(first, _)| *first >= oldest);
-        if let (Some(first), Some(last)) = (dropped.first(), dropped.last()) {
-            tracing::warn!(
-                unit = %self.name(),
-                from = %timeutil::format_ymd(first.0),
-                to = %timeutil::format_ymd(last.1),
-                oldest = %timeutil::format_ymd(oldest),
-                "bunny.net serves statistics for the last year only; these days are left out (their months begin before it)"
-            );
-        }
-        kept
+        let oldest = match self.kind {
+            Kind::Statistics => today - STATS_HISTORY_DAYS,
+            Kind::Billing => i64::MIN,
+        };
+        crate::providers::month_windows(
+            &self.name(),
+            from,
+            to,
+            now,
+            oldest,
+            "bunny.net serves statistics for the last year only",
+        )
     }
 
     fn fetch<'a>(&'a self, w: Window, sink: &'a mut dyn SampleSink) -> BoxFuture<'a, Result<(), WindowError>> {

@@ -276,7 +276,8 @@ pub fn without_key_ids(text: &str) -> String {
     let mut rest = text;
     while let Some(i) = rest.find(|c: char| c.is_ascii_uppercase()) {
         out.push_str(&rest[..i]);
-        let word_end = rest[i..].find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit())).map_or(rest.len(), |e| i + e);
+        let word_end =
+            rest[i..].find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit())).map_or(rest.len(), |e| i + e);
         let word = &rest[i..word_end];
         let starts_word = out.chars().last().is_none_or(|c| !c.is_ascii_alphanumeric());
         let key = starts_word
@@ -483,7 +484,8 @@ mod tests {
 
     #[test]
     fn access_key_ids_never_reach_a_message() {
-        let t = "User AKIAIOSFODNN7EXAMPLE (or ASIASIMTMP00000000001) denied; AKIA too short; xAKIAIOSFODNN7EXAMPLE kept";
+        let t =
+            "User AKIAIOSFODNN7EXAMPLE (or ASIASIMTMP00000000001) denied; AKIA too short; xAKIAIOSFODNN7EXAMPLE kept";
         let out = without_key_ids(t);
         assert_eq!(out, "User [access key id] (or [access key id]) denied; AKIA too short; xAKIAIOSFODNN7EXAMPLE kept");
         let e = classify(Api::Sts, "AssumeRole", 403, &none(), b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>key AKIASIMDEMO000000001 may not assume</Message></Error></ErrorResponse>", &[]);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::job::{BoxFuture, PollContext, PollError, Sample};
 use crate::providers::{History, SampleSink, Window, WindowError};
-use crate::timeutil::{self, months};
+use crate::timeutil;
 
 use super::jobs::{METRICS, cost_and_usage, cost_and_usage_body, cost_pages, distributions, metric_points};
 use super::normalize::{self, Costs};
@@ -74,21 +74,7 @@ impl History for Unit {
             Kind::Cost => months_back(today, COST_HISTORY_MONTHS),
             Kind::Usage => today - USAGE_HISTORY_DAYS,
         };
-        let all: Vec<(i64, i64)> = months(from, to.min(today - 1))
-            .into_iter()
-            .map(|(first, last)| (first, last.min(to).min(today - 1)))
-            .collect();
-        let (kept, dropped): (Vec<_>, Vec<_>) = all.into_iter().partition(|(first, _)| *first >= oldest);
-        if let (Some(first), Some(last)) = (dropped.first(), dropped.last()) {
-            tracing::warn!(
-                unit = %self.name(),
-                from = %timeutil::format_ymd(first.0),
-                to = %timeutil::format_ymd(last.1),
-                oldest = %timeutil::format_ymd(oldest),
-                "AWS keeps no older data for this unit; these days are left out"
-            );
-        }
-        kept
+        crate::providers::month_windows(&self.name(), from, to, now, oldest, "AWS keeps no older data for this unit")
     }
 
     fn fetch<'a>(&'a self, w: Window, sink: &'a mut dyn SampleSink) -> BoxFuture<'a, Result<(), WindowError>> {
