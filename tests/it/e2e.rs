@@ -478,6 +478,7 @@ fn the_manifests_parse_and_the_prometheusrule_carries_the_shipped_rules() {
             "PrometheusRule",
             "Secret",
             "Service",
+            "ServiceAccount",
             "ServiceMonitor",
             "StatefulSet"
         ]
