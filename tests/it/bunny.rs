@@ -394,9 +394,12 @@ async fn a_null_chart_is_no_data_for_that_zone_and_fails_no_other() {
         .await
         .unwrap();
     let exporter = start_exporter(&toml(&sim.url("bunny").unwrap(), KEY, "")).await;
-    let s = wait_for(Duration::from_secs(20), "requests of the zones with charts", || async {
+    // Both jobs' figures: the statistics job's requests, and the summary job's bytes (two jobs,
+    // whose first polls land in either order).
+    let s = wait_for(Duration::from_secs(20), "requests of the zones with charts, and every zone's bytes", || async {
         let s = scrape(&exporter).await;
-        (s.all("cdn_month_to_date_requests", &[("provider", "bunny")]).len() == 6).then_some(s)
+        let requests = s.all("cdn_month_to_date_requests", &[("provider", "bunny")]).len() == 6;
+        (requests && s.get("cdn_month_to_date_bandwidth_bytes", &[("pull_zone_id", &nulled)]).is_some()).then_some(s)
     })
     .await;
     assert_eq!(health(&exporter, "statistics").map(|h| h.up), Some(true), "the statistics job succeeds");
