@@ -25,8 +25,9 @@ pub const SPREAD_LINEAR: f64 = 1.0;
 pub const SHAPE_MIN: f64 = 0.67;
 /// See [`SHAPE_MIN`].
 pub const SHAPE_MAX: f64 = 1.5;
-/// Hours of spend kept per account (40 days: last month's same day and the 7 days before it).
-pub const KEEP_HOURS: usize = 40 * 24;
+/// Hours of spend kept per account (71 days: the same day of the month before last and the 7
+/// days before it, for that month's shape; 16 bytes an hour, about 27 KiB per account).
+pub const KEEP_HOURS: usize = 71 * 24;
 
 const DAY: i64 = 86_400;
 
@@ -34,7 +35,7 @@ const DAY: i64 = 86_400;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     /// The recent pace for the days left, shaped as last month's days still to come from the
-    /// same day and hour were against its pace then.
+    /// same day and hour were against its pace then (or the month before's, when flatter).
     Shape,
     /// The median day's spend of the last 7 whole days, for the days left.
     Pace,
@@ -141,39 +142,76 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(v[lo] + (v[hi] - v[lo]) * (rank - lo as f64))
 }
 
+/// The whole days and the share of today gone in the month holding `now`, as the rules'
+/// `day_of_month() - 1 + hour() / 24 + minute() / 1440`.
+fn elapsed_days(now: i64) -> f64 {
+    let (_, _, d) = civil_from_days(now.div_euclid(DAY));
+    let of_day = now.rem_euclid(DAY);
+    f64::from(d - 1) + (of_day / 3600) as f64 / 24.0 + (of_day % 3600 / 60) as f64 / 1440.0
+}
+
+/// The days of the month before the one holding `now`.
+fn previous_month_days(now: i64) -> i64 {
+    let today = now.div_euclid(DAY);
+    let (_, _, d) = civil_from_days(today);
+    let (py, pm, _) = civil_from_days(today - i64::from(d));
+    i64::from(days_in_month(py, pm))
+}
+
+/// Last month's shape at `now`, as the `cdn:billing_spend_usd:shape_last_month` rule computes
+/// it: what the previous month still had to come from the same day and hour (its end, `last`,
+/// less its spend then), against its pace then times its days left, bounded. `last` is given
+/// the day of the month.
+fn shape_at(history: &History, now: i64, last: impl FnOnce(u32) -> Option<f64>) -> Option<f64> {
+    let (_, _, d) = civil_from_days(now.div_euclid(DAY));
+    let prev_days = previous_month_days(now);
+    if i64::from(d) > prev_days {
+        return None;
+    }
+    let left_then = prev_days as f64 - elapsed_days(now);
+    let then = now - prev_days * DAY;
+    let last = last(d)?;
+    let same_point = history.at(then)?;
+    let pace_then = history.pace(then).filter(|p| *p > 0.0)?;
+    (left_then > 0.0).then(|| ((last - same_point).max(0.0) / pace_then / left_then).clamp(SHAPE_MIN, SHAPE_MAX))
+}
+
 /// The forecast at `now` of an account whose spend to date is `spend`, last month's bill
 /// `last_month` (if posted), from `history`; `None` in the month's first minute with nothing seen.
 pub fn forecast(history: &History, spend: f64, last_month: Option<f64>, now: i64) -> Option<Forecast> {
     let today = now.div_euclid(DAY);
-    let (y, m, d) = civil_from_days(today);
+    let (y, m, _) = civil_from_days(today);
     let days = f64::from(days_in_month(y, m));
-    let (py, pm, _) = civil_from_days(today - i64::from(d));
-    let prev_days = i64::from(days_in_month(py, pm));
-    let of_day = now.rem_euclid(DAY);
-    let elapsed_days = f64::from(d - 1) + (of_day / 3600) as f64 / 24.0 + (of_day % 3600 / 60) as f64 / 1440.0;
+    let elapsed_days = elapsed_days(now);
     let left = days - elapsed_days;
-    let left_then = prev_days as f64 - elapsed_days;
     let pace = history.pace(now);
-    let then = now - prev_days * DAY;
-    let shape = || -> Option<(f64, f64)> {
-        if i64::from(d) > prev_days {
-            return None;
-        }
-        let last = last_month.or_else(|| {
-            // Not posted yet: in the first days, last month's end is the highest value seen
-            // in the last 3 days.
+    // Last month's shape: its end is the bill, or, in the first days before it is posted, the
+    // highest spend to date seen in the last 3 days.
+    let last_shape = shape_at(history, now, |d| {
+        last_month.or_else(|| {
             (d <= 3).then(|| history.points().filter(|(t, _)| *t > now - 3 * DAY).map(|(_, v)| v).fold(spend, f64::max))
-        })?;
-        let same_point = history.at(then)?;
-        let pace_then = history.pace(then).filter(|p| *p > 0.0)?;
-        let pace = pace?;
-        (left_then > 0.0).then(|| {
-            let shape = ((last - same_point).max(0.0) / pace_then / left_then).clamp(SHAPE_MIN, SHAPE_MAX);
-            (spend + pace * left * shape, SPREAD_SHAPE + SPREAD_SHAPE_PER_DEVIATION * (shape - 1.0).abs())
         })
+    });
+    // The month before's, as it was at this point of last month; its end is the highest spend
+    // seen in its last 3 days (the rules read the bill Prometheus kept).
+    let then = now - previous_month_days(now) * DAY;
+    let month_began = (then.div_euclid(DAY) - i64::from(civil_from_days(then.div_euclid(DAY)).2) + 1) * DAY;
+    let before_shape = last_shape.and_then(|_| {
+        shape_at(history, then, |_| {
+            history
+                .points()
+                .filter(|(t, _)| *t < month_began && *t >= month_began - 3 * DAY)
+                .map(|(_, v)| v)
+                .reduce(f64::max)
+        })
+    });
+    // Of the two, the flatter.
+    let shape = match (last_shape, before_shape) {
+        (Some(a), Some(b)) if (b - 1.0).abs() < (a - 1.0).abs() => Some(b),
+        (a, _) => a,
     };
-    let (expected, method, spread) = if let Some((f, spread)) = shape() {
-        (f, Method::Shape, spread)
+    let (expected, method, spread) = if let (Some(shape), Some(p)) = (shape, pace) {
+        (spend + p * left * shape, Method::Shape, SPREAD_SHAPE + SPREAD_SHAPE_PER_DEVIATION * (shape - 1.0).abs())
     } else if let Some(p) = pace {
         (spend + p * left, Method::Pace, SPREAD_PACE)
     } else {
@@ -283,6 +321,41 @@ mod tests {
         assert_eq!(h.increase(0, 10_800), Some(3.0 + 1.0 + 2.0));
         assert_eq!(h.increase(0, 20_000), None, "no point at the window's end");
         assert_eq!(median(vec![3.0, 1.0, 2.0, 10.0]), Some(2.5));
+    }
+
+    /// The month after a change of pace, as rules_test_forecast.yml's `changed` account:
+    /// February halves its pace from the 11th and March keeps it; on Mar 5 February's shape
+    /// (0.625, bounded to 0.67) is further from flat than January's (about 1), so January's
+    /// shapes March: $12 a day for 27 days on the $48 spent, its real end.
+    #[test]
+    fn the_month_after_a_change_of_pace_takes_the_flatter_shape_of_the_two() {
+        let mut h = History::default();
+        let (jan, feb, mar) = (at(2027, 1, 1, 0), at(2027, 2, 1, 0), at(2027, 3, 1, 0));
+        for k in 0..744 {
+            h.record(jan + k * 3600, k as f64);
+        }
+        for k in 0..672 {
+            h.record(feb + k * 3600, if k <= 240 { k as f64 } else { 240.0 + 0.5 * (k - 240) as f64 });
+        }
+        for k in 0..=96 {
+            h.record(mar + k * 3600, 0.5 * k as f64);
+        }
+        let now = at(2027, 3, 5, 0);
+        let f = forecast(&h, 48.0, Some(456.0), now).unwrap();
+        assert_eq!(f.method, Method::Shape);
+        // January's end is the highest spend seen in its last 3 days here ($743, its last hour
+        // unseen; the rules read its $744 bill): a shape of 647 / 648 rather than 1.
+        let shape = 647.0 / 648.0;
+        assert!((f.expected - (48.0 + 324.0 * shape)).abs() < 1e-9, "{f:?}");
+        let spread = SPREAD_SHAPE + SPREAD_SHAPE_PER_DEVIATION * (1.0 - shape);
+        assert!((f.low - (48.0 + 324.0 * shape * (1.0 - spread))).abs() < 1e-9, "{f:?}");
+        // With February's shape alone (no January kept), the forecast would be 48 + 324 × 0.67.
+        let mut short = History::default();
+        for (t, v) in h.points().filter(|(t, _)| *t >= feb - 8 * DAY + 3600) {
+            short.record(t, v);
+        }
+        let f = forecast(&short, 48.0, Some(456.0), now).unwrap();
+        assert!((f.expected - (48.0 + 324.0 * SHAPE_MIN)).abs() < 1e-9, "{f:?}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 // same day and hour, p / p' the typical (median) day's spend over the last 7 whole days now and
 // at that point of last month, and n / n' the days left in this month and, from that point, in
 // last month:
-//   shape:  S + p * n * clamp((L - S') / (n' * p'), 0.5, 2)
+//   shape:  S + p * n * g, g = clamp((L - S') / (n' * p'), 0.67, 1.5), or the same recorded at
+//           this point of last month (the month before's shape) when that is flatter
 //           the recent pace for the days left, shaped as last month's days still to come were
 //           against its pace at the same point (tiers, a fee billed at once, the week)
 //   pace:   S + p * n                              no last month to lean on
@@ -84,7 +85,7 @@ local pace(offset) =
       // Last month's shape: what its days still to come from this day and hour averaged,
       // against its pace at that point; bounded, so that a month whose pace changed does not
       // carry that change into this one twice.
-      record: 'cdn:billing_spend_usd:forecast_shape',
+      record: 'cdn:billing_spend_usd:shape_last_month',
       expr: |||
         clamp(
           clamp_min(cdn:billing_spend_usd:last_month - cdn:billing_spend_usd:same_point_last_month, 0)
@@ -92,6 +93,36 @@ local pace(offset) =
           %(min)s, %(max)s
         )
       ||| % { leftThen: daysLeftThen, min: u.num(shapeBounds[0]), max: u.num(shapeBounds[1]) },
+    },
+    {
+      // The month before last's shape: last month's own, as it was recorded at this day and
+      // hour of last month (the newest record within that hour, as a restart may leave gaps).
+      record: 'cdn:billing_spend_usd:shape_month_before',
+      expr: lastMonth(function(o) 'last_over_time(cdn:billing_spend_usd:shape_last_month[1h] offset %s)' % o),
+    },
+    {
+      // The shape the forecast uses: of the last two months', the one closer to flat, so that a
+      // month whose pace changed (its shape far from 1) does not shape the next one when the
+      // month before it says otherwise; last month's alone when there is no month before.
+      // (One series whichever branch answers: the aggregation drops the branches' names.)
+      record: 'cdn:billing_spend_usd:forecast_shape',
+      expr: |||
+        max by (provider, account) (
+        (
+          cdn:billing_spend_usd:shape_last_month
+          and on (provider, account)
+          (
+            abs(cdn:billing_spend_usd:shape_last_month - 1)
+            <= on (provider, account)
+            abs(cdn:billing_spend_usd:shape_month_before - 1)
+          )
+        )
+        or on (provider, account)
+        (cdn:billing_spend_usd:shape_month_before and on (provider, account) cdn:billing_spend_usd:shape_last_month)
+        or on (provider, account)
+        cdn:billing_spend_usd:shape_last_month
+        )
+      |||,
     },
     {
       // The expected month-end spend.

@@ -270,7 +270,7 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
             }
         }
     }
-    assert_eq!(rules_seen, 26, "every shipped rule loaded");
+    assert_eq!(rules_seen, 28, "every shipped rule loaded");
     assert!(empty.is_empty(), "{} problem(s):\n{}", empty.len(), empty.join("\n"));
     assert!(checked > 50, "{checked} queries checked");
     eprintln!("{checked} dashboard queries, template variables and rule inputs returned data (scrape job {JOB})");
@@ -331,8 +331,8 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
 }
 
 /// Forty days of a steady $1 an hour, to `now` less two minutes, for the account
-/// `history/e2e`, in OpenMetrics: the month-to-date spend (reset at each UTC month's start) and
-/// last month's bill.
+/// `history/e2e`, in OpenMetrics: the month-to-date spend (reset at each UTC month's start),
+/// last month's bill, and the shape the rules recorded (flat).
 fn spend_history(now: i64) -> String {
     use cdn_usage_exporter::timeutil::{civil_from_days, days_in_month, month_start};
     let labels = format!("provider=\"history\",account=\"e2e\",job=\"{JOB}\",instance=\"history\"");
@@ -347,6 +347,13 @@ fn spend_history(now: i64) -> String {
     for &t in &times {
         let (y, m, _) = civil_from_days(month_of(t) / 86_400 - 1);
         out.push_str(&format!("cdn_billing_last_month_spend_usd{{{labels}}} {} {t}\n", days_in_month(y, m) * 24));
+    }
+    // What the shape rule recorded over those days (a steady spend's shape is flat), so that
+    // the month before's shape, read a month back, has data as in a Prometheus that has run.
+    let record_labels = "provider=\"history\",account=\"e2e\"";
+    out.push_str("# TYPE cdn:billing_spend_usd:shape_last_month gauge\n");
+    for &t in &times {
+        out.push_str(&format!("cdn:billing_spend_usd:shape_last_month{{{record_labels}}} 1 {t}\n"));
     }
     out.push_str("# EOF\n");
     out
