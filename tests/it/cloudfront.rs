@@ -352,8 +352,19 @@ async fn no_key_secret_token_external_id_or_comment_reaches_any_output() {
         Faults { http_500: true, ..Faults::default() },
         Faults { chaos: 1.0, ..Faults::default() },
     ] {
+        let errors = |text: &str| -> f64 {
+            Scrape::parse(text)
+                .all("cdn_exporter_poll_errors_total", &[("provider", "cloudfront")])
+                .iter()
+                .map(|x| x.value)
+                .sum()
+        };
+        let before = errors(&get("/metrics").await);
         rig.sim.state.set_faults(faults);
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        wait_for(Duration::from_secs(30), "a poll failing under the fault", || async {
+            (errors(&get("/metrics").await) > before).then_some(())
+        })
+        .await;
         seen.push(("/metrics", get("/metrics").await));
         seen.push(("the status page", get("/").await));
     }

@@ -68,10 +68,7 @@ pub fn judge() -> Option<Judge> {
 }
 
 fn skip(why: String) -> Option<Judge> {
-    let required = std::env::var("CDN_EXPORTER_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
-    assert!(!required, "focus-validator: {why} and CDN_EXPORTER_REQUIRE_TOOLS=1");
-    eprintln!("SKIPPED: focus-validator: {why} (see docs/focus-validator.md)");
-    None
+    crate::support::skip_tool("focus-validator", &why, "see docs/focus-validator.md")
 }
 
 fn make_judge() -> Option<Judge> {

@@ -92,10 +92,7 @@ pub fn moto() -> Option<Moto> {
 }
 
 fn skip(why: String) -> Option<Moto> {
-    let required = std::env::var("CDN_EXPORTER_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
-    assert!(!required, "moto: {why} and CDN_EXPORTER_REQUIRE_TOOLS=1");
-    eprintln!("SKIPPED: moto: {why} (CI installs python3-venv; see tests/it/moto.rs)");
-    None
+    crate::support::skip_tool("moto", &why, "CI installs python3-venv; see tests/it/moto.rs")
 }
 
 fn repo() -> PathBuf {

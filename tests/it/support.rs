@@ -494,3 +494,12 @@ impl cdn_usage_exporter::providers::SampleSink for Collect {
         Ok(())
     }
 }
+
+/// `None` after a `SKIPPED: <tool>: <why>` notice (with `hint`), or a panic under
+/// `CDN_EXPORTER_REQUIRE_TOOLS=1`, where a missing tool fails the test.
+pub fn skip_tool<T>(tool: &str, why: &str, hint: &str) -> Option<T> {
+    let required = std::env::var("CDN_EXPORTER_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+    assert!(!required, "{tool}: {why} and CDN_EXPORTER_REQUIRE_TOOLS=1");
+    eprintln!("SKIPPED: {tool}: {why} ({hint})");
+    None
+}
