@@ -96,7 +96,10 @@ impl Unit {
         let mut days: BTreeMap<i64, Costs> = BTreeMap::new();
         let max_pages = account.max_pages * (w.last - w.first + 1) as usize;
         cost_pages(client, &CTX, &body, max_pages, &mut |r| {
-            let day = timeutil::parse_ymd(&r.period.start)
+            let day = r
+                .period
+                .as_ref()
+                .and_then(|p| timeutil::parse_ymd(&p.start))
                 .filter(|d| (w.first..=w.last).contains(d))
                 .ok_or_else(|| PollError::parse("GetCostAndUsage answer has a day outside the window asked"))?;
             days.entry(day).or_default().add_result(r, metric)

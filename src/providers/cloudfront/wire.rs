@@ -46,9 +46,10 @@ pub struct Period {
 /// `ResultByTime`.
 #[derive(Debug, Deserialize)]
 pub struct ResultByTime {
-    /// The period.
-    #[serde(rename = "TimePeriod")]
-    pub period: Period,
+    /// The period (optional in the model; backfill, which dates the days by it, refuses a
+    /// result without one).
+    #[serde(rename = "TimePeriod", default)]
+    pub period: Option<Period>,
     /// The sums; `{}` when grouped.
     #[serde(rename = "Total", default)]
     pub total: BTreeMap<String, MetricValue>,
@@ -134,8 +135,8 @@ pub struct MetricData {
 /// `MetricDataResult`.
 #[derive(Debug, Deserialize)]
 pub struct MetricDataResult {
-    /// The query's id.
-    #[serde(rename = "Id")]
+    /// The query's id (optional in the model; a result without one is not a query asked).
+    #[serde(rename = "Id", default)]
     pub id: String,
     /// Epoch seconds (numbers in JSON 1.0), paired with `values`.
     #[serde(rename = "Timestamps", default)]
@@ -240,6 +241,16 @@ mod tests {
         for bad in ["NaN", "inf", "1e400", "", "12,5", "0x10", &"9".repeat(65)] {
             assert!(decimal(bad, "the amount").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn fields_the_model_makes_optional_may_be_absent() {
+        let page: CostAndUsage = parse(br#"{"ResultsByTime":[{"Groups":[{"Metrics":{}}]}]}"#, "t").unwrap();
+        assert!(page.results.0[0].period.is_none() && !page.results.0[0].estimated);
+        let data: MetricData = parse(br#"{"MetricDataResults":[{"Values":[]}]}"#, "t").unwrap();
+        assert_eq!(data.results.0[0].id, "");
+        let forecast: CostForecast = parse(b"{}", "t").unwrap();
+        assert!(forecast.total.is_none() && forecast.results.0.is_empty());
     }
 
     #[test]
