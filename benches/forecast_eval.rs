@@ -1,7 +1,8 @@
 //! The forecast evaluation of issue 24, full form: `cargo bench --bench forecast_eval`
 //! (options after `--`: `--months N` (default 13), `--kinds a,b`, `--rules FILE` (default
 //! deploy/prometheus/rules.yml), `--seed N`, `--now YYYY-MM-DD` (the history ends before that
-//! day's month; default today)).
+//! day's month; default today), `--seeds A-B` (the whole evaluation once per seed, and a table
+//! of each seed's results against the targets: the randomness the method was not tuned on)).
 //!
 //! Generates hourly billing history of every kind of account, backfills it and the forecast
 //! recording rules into a real Prometheus on loopback (promtool and prometheus must be on the
@@ -20,6 +21,7 @@ fn tool(name: &str) -> std::path::PathBuf {
 
 fn main() {
     let mut opts = eval::Options::new(13, &[]);
+    let mut seeds = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
@@ -28,6 +30,11 @@ fn main() {
             "--kinds" => opts.kinds = value().split(',').map(str::to_owned).collect(),
             "--rules" => opts.rules = value().into(),
             "--seed" => opts.seed = value().parse().expect("--seed N"),
+            "--seeds" => {
+                let v = value();
+                let (a, b) = v.split_once('-').expect("--seeds A-B");
+                seeds = Some(a.parse::<u64>().expect("--seeds A-B")..=b.parse::<u64>().expect("--seeds A-B"));
+            }
             "--now" => opts.now = timeutil::parse_ymd(&value()).expect("--now YYYY-MM-DD") * 86_400,
             // cargo bench passes --bench to harness = false benches.
             "--bench" => {}
@@ -37,6 +44,26 @@ fn main() {
     let tools = eval::Tools { prometheus: tool("prometheus"), promtool: tool("promtool") };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let started = std::time::Instant::now();
+    if let Some(seeds) = seeds {
+        let mut runs = Vec::new();
+        for seed in seeds.clone() {
+            let opts = eval::Options { seed, ..opts.clone() };
+            let evaluation = runtime.block_on(eval::run(&opts, &tools)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            eprintln!("seed {seed} done after {:.0} s", started.elapsed().as_secs_f64());
+            runs.push((seed, evaluation.summary));
+        }
+        println!("{}", eval::analysis::seeds_report(&runs));
+        println!(
+            "Run time {:.1} s.\n\nReproduce: cargo bench --bench forecast_eval -- --months {} --rules {} --seeds {}-{} --now {}",
+            started.elapsed().as_secs_f64(),
+            opts.months,
+            opts.rules.display(),
+            seeds.start(),
+            seeds.end(),
+            timeutil::format_ymd(opts.now.div_euclid(86_400))
+        );
+        return;
+    }
     let evaluation = runtime.block_on(eval::run(&opts, &tools)).unwrap_or_else(|e| panic!("evaluation: {e}"));
     println!("{}", evaluation.report);
     if let Some(row) = evaluation.summary.bucket("4–10") {

@@ -138,3 +138,75 @@ fn percentiles_interpolate() {
     assert_eq!(percentile(&[1.0, f64::INFINITY], 0.5), Some(f64::INFINITY));
     assert_eq!(percentile(&[], 0.5), None);
 }
+
+/// The bill of a month calm after day `c` (what the evaluation holds late alerts and false
+/// alarms against): the real bill when nothing unusual happened or `c` is the month's last day,
+/// and, in a month whose pace changed, the bill at the old pace from the day of the change.
+#[test]
+fn a_month_calm_after_a_day_keeps_what_happened_until_then() {
+    use eval::history::{Calendar, all_kinds, generate};
+    let now = cdn_usage_exporter::timeutil::days_from_civil(2026, 12, 4) * 86_400;
+    let cal = Calendar::ending_before(now, 13);
+    let kinds = all_kinds(13);
+    // Sums of days against sums of hours: equal to rounding.
+    let same = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs();
+    let (mut changed, mut steady) = (0, 0);
+    for kind in kinds.iter().filter(|k| matches!(k.name, "steady_weekly" | "regime_change" | "spike")) {
+        for month in generate(kind, &cal, 1).months {
+            let calm = &month.final_if_calm_after;
+            assert_eq!(calm.len(), month.days as usize + 1, "{} {}", kind.name, month.index);
+            assert!(
+                same(calm[month.days as usize], month.final_spend),
+                "{} {}: the whole month",
+                kind.name,
+                month.index
+            );
+            match month.pace_change_day.or(month.spike_day) {
+                None => {
+                    steady += 1;
+                    assert!(
+                        calm.iter().all(|&c| same(c, month.final_spend)),
+                        "{} {}: nothing to undo",
+                        kind.name,
+                        month.index
+                    );
+                }
+                Some(day) => {
+                    changed += 1;
+                    let day = day as usize;
+                    // Calm from the day of the event on: a different bill; calm only after it: the same.
+                    assert!(!same(calm[day - 1], month.final_spend), "{} {}: the event undone", kind.name, month.index);
+                    assert!(calm[day..].iter().all(|&c| same(c, month.final_spend)), "{} {}", kind.name, month.index);
+                }
+            }
+        }
+    }
+    assert!(changed > 3 && steady > 3, "{changed} months with an event, {steady} without");
+}
+
+/// The bench's table over seeds: a row per seed and one of them all, with the months counted.
+#[test]
+fn the_seeds_table_adds_up_every_seeds_months() {
+    use eval::analysis::{AlertStats, Summary, seeds_report};
+    let run = |under_fired, over_late| Summary {
+        alerts: Some(AlertStats {
+            under_months: 5,
+            under_fired,
+            under_fired_before_a_fall: under_fired,
+            over_months: 6,
+            over_fired_later: over_late,
+            over_late_unforeseeable: over_late.saturating_sub(1),
+            late: vec!["regime_change 2026-10: first fired on day 22".into(); over_late],
+            ..AlertStats::default()
+        }),
+        held_out_alerts: Some(AlertStats { under_months: 1, over_months: 1, over_never: 1, ..AlertStats::default() }),
+        ..Summary::default()
+    };
+    let table = seeds_report(&[(3, run(0, 2)), (4, run(1, 0))]);
+    assert!(table.contains("\n| 3 | – | – | – | – | "), "{table}");
+    assert!(table.contains("| 0 of 6 | 0 | 3 of 7 | 1 |"), "seed 3: {table}");
+    assert!(table.contains("| 1 of 6 | 1 | 1 of 7 | 0 |"), "seed 4: {table}");
+    assert!(table.contains("| all | | | | | "), "{table}");
+    assert!(table.contains("| 1 of 12 | 1 | 4 of 14 | 1 |"), "all: {table}");
+    assert_eq!(table.matches("- seed 3, over budget, not fired by day 10: regime_change").count(), 2, "{table}");
+}

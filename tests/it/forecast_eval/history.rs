@@ -157,6 +157,12 @@ pub struct MonthTruth {
     pub first_sample: i64,
     /// The month's bill.
     pub final_spend: f64,
+    /// The month's budget.
+    pub budget: f64,
+    /// `[c]`: the bill had nothing unusual happened after day `c` (no change of pace, no spike;
+    /// the same days and noise otherwise), for `c` in `0..=days`: what a perfect forecast made
+    /// on day `c` could say at best.
+    pub final_if_calm_after: Vec<f64>,
     /// The month ends over budget (budget = final / 1.30); else under (budget = final / 0.80).
     pub over_budget: bool,
     /// The day the pace changed (`regime_change`), if it did this month.
@@ -170,9 +176,12 @@ pub struct MonthTruth {
 pub struct Account {
     pub kind: Kind,
     pub months: Vec<MonthTruth>,
-    mtd: Vec<(i64, f64)>,
-    last_month: Vec<(i64, f64)>,
-    budget: Vec<(i64, f64)>,
+    /// Spend to date as reported, hourly.
+    pub mtd: Vec<(i64, f64)>,
+    /// Last month's bill as posted, hourly.
+    pub last_month: Vec<(i64, f64)>,
+    /// The budget, hourly.
+    pub budget: Vec<(i64, f64)>,
 }
 
 /// The calendar of the history: `months` whole UTC months ending before `now`'s month.
@@ -239,7 +248,11 @@ pub fn generate(kind: &Kind, cal: &Calendar, seed: u64) -> Account {
         // Spend to date at the start of each hour of the month, true and as reported.
         let mut true_mtd = Vec::with_capacity(days as usize * 24);
         let mut gb = 0.0;
+        // Per day: gigabytes, and by how much this month's unusual events (a change of pace,
+        // a spike) multiplied them, for the bill of a month calm after some day.
+        let mut day_gb = Vec::with_capacity(days as usize);
         for day in 1..=days {
+            let gb_before = gb;
             let day_start = start + i64::from(day - 1) * 86_400;
             if regime_day == Some(day) {
                 level *= regime_factor;
@@ -264,8 +277,27 @@ pub fn generate(kind: &Kind, cal: &Calendar, seed: u64) -> Account {
                 true_mtd.push((t, Some(plan_fee + kind.pricing.cost(gb))));
                 gb += daily * diurnal(hour) / 24.0;
             }
+            day_gb.push(gb - gb_before);
         }
         let final_spend = plan_fee + kind.pricing.cost(gb);
+        let final_if_calm_after = (0..=days)
+            .map(|calm_after| {
+                let gb: f64 = (1..=days)
+                    .zip(&day_gb)
+                    .map(|(day, &g)| {
+                        let mut g = g;
+                        if day > calm_after && spike_day == Some(day) {
+                            g /= 5.0;
+                        }
+                        if regime_day.is_some_and(|r| r > calm_after && r <= day) {
+                            g /= regime_factor;
+                        }
+                        g
+                    })
+                    .sum();
+                plan_fee + kind.pricing.cost(gb)
+            })
+            .collect();
         let over_budget = index % 2 == 1;
         let budget = if over_budget { final_spend / 1.30 } else { final_spend / 0.80 };
         let lag = (kind.late_hours as usize).min(true_mtd.len());
@@ -289,6 +321,8 @@ pub fn generate(kind: &Kind, cal: &Calendar, seed: u64) -> Account {
             index,
             first_sample,
             final_spend,
+            budget,
+            final_if_calm_after,
             over_budget,
             pace_change_day,
             spike_day,
