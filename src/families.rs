@@ -154,6 +154,9 @@ families! {
     /// The bandwidth figure a contract bills (CDNetworks pricing).
     BillingBandwidthBytesPerSecond => { "cdn_billing_bandwidth_bytes_per_second", Gauge, Some("bytes_per_second"), [], true,
         "The bandwidth the account's contract bills this month so far (pricing.bandwidth_billing: the 95th percentile or the average daily peak of the account's summed 5-minute slices), in bytes per second (multiply by 8 for bits per second)." }
+    /// When the account's billing month began, where it is not the UTC month.
+    BillingMonthStartTimestampSeconds => { "cdn_billing_month_start_timestamp_seconds", Gauge, Some("seconds"), [], true,
+        "When the account's current billing month began, as a Unix time, for accounts billed on another month than the UTC one (CDNetworks: the first second of the month in the account's time_zone; e.g. 2026-11-30T15:00:00Z for a GMT+09:00 December). The forecast rules give no forecast while it and the UTC month differ by more than a day (docs/alerts.md)." }
     /// The configured budget.
     BillingBudgetUsd => { "cdn_billing_budget_usd", Gauge, Some("usd"), [], true,
         "The monthly budget configured for the account (budget_usd), in US dollars." }

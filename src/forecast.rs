@@ -177,9 +177,23 @@ fn shape_at(history: &History, now: i64, last: impl FnOnce(u32) -> Option<f64>) 
 }
 
 /// The forecast at `now` of an account whose spend to date is `spend`, last month's bill
-/// `last_month` (if posted), from `history`; `None` in the month's first minute with nothing seen.
-pub fn forecast(history: &History, spend: f64, last_month: Option<f64>, now: i64) -> Option<Forecast> {
+/// `last_month` (if posted), from `history`; `None` in the month's first minute with nothing
+/// seen, and while the account's billing month, begun at `month_start` (Unix seconds; `None`
+/// for the UTC month), is not the UTC month the forecast counts days in: more than a day apart,
+/// as in the hours between a time zone's month turn and UTC's, when the spend to date belongs
+/// to another month than the days left (the rules' `cdn:billing_month_start:offset_seconds`).
+pub fn forecast(
+    history: &History,
+    spend: f64,
+    last_month: Option<f64>,
+    month_start: Option<i64>,
+    now: i64,
+) -> Option<Forecast> {
     let today = now.div_euclid(DAY);
+    let utc_month_start = crate::timeutil::month_start(today) * DAY;
+    if month_start.is_some_and(|m| (m - utc_month_start).abs() > DAY) {
+        return None;
+    }
     let (y, m, _) = civil_from_days(today);
     let days = f64::from(days_in_month(y, m));
     let elapsed_days = elapsed_days(now);
@@ -245,17 +259,37 @@ mod tests {
     }
 
     #[test]
+    fn no_forecast_while_the_accounts_month_is_not_the_utc_month() {
+        let h = steady(at(2027, 1, 1, 0), at(2027, 2, 10, 12));
+        let now = at(2027, 2, 10, 12);
+        let utc = forecast(&h, 228.0, Some(744.0), None, now).unwrap();
+        // Hours apart (a GMT-05:00 month began at 05:00 UTC, a GMT+09:00 one at 15:00 the day
+        // before): the same forecast.
+        for start in [at(2027, 2, 1, 5), at(2027, 1, 31, 15)] {
+            assert_eq!(forecast(&h, 228.0, Some(744.0), Some(start), now), Some(utc));
+        }
+        // Feb 1 02:00 UTC, still January at GMT-05:00 (begun Jan 1 05:00): no forecast, rather
+        // than January's spend as if February had just begun.
+        let early = at(2027, 2, 1, 2);
+        assert!(forecast(&h, 741.0, Some(744.0), None, early).is_some_and(|f| f.low > 1_000.0));
+        assert_eq!(forecast(&h, 741.0, Some(744.0), Some(at(2027, 1, 1, 5)), early), None);
+        // Feb 28 20:00 UTC, already March at GMT+09:00 (begun Feb 28 15:00).
+        let h = steady(at(2027, 1, 1, 0), at(2027, 2, 28, 20));
+        assert_eq!(forecast(&h, 5.0, Some(744.0), Some(at(2027, 2, 28, 15)), at(2027, 2, 28, 20)), None);
+    }
+
+    #[test]
     fn a_steady_spend_is_forecast_for_the_month_it_is_in() {
         // January 31 days, February 28: the shape of January, for February's days.
         let h = steady(at(2027, 1, 1, 0), at(2027, 2, 10, 12));
-        let f = forecast(&h, 9.0 * 24.0 + 12.0, Some(744.0), at(2027, 2, 10, 12)).unwrap();
+        let f = forecast(&h, 9.0 * 24.0 + 12.0, Some(744.0), None, at(2027, 2, 10, 12)).unwrap();
         assert_eq!(f.method, Method::Shape);
         assert!((f.expected - 672.0).abs() < 1e-9, "{f:?}");
         let (low, high) = (228.0 + 444.0 * (1.0 - SPREAD_SHAPE), 228.0 + 444.0 * (1.0 + SPREAD_SHAPE));
         assert!((f.low - low).abs() < 1e-9 && (f.high - high).abs() < 1e-9, "{f:?}");
         // After February's 28 days, March's 29th has no same day last month: the recent pace.
         let h = steady(at(2027, 2, 1, 0), at(2027, 3, 29, 12));
-        let f = forecast(&h, 28.0 * 24.0 + 12.0, Some(672.0), at(2027, 3, 29, 12)).unwrap();
+        let f = forecast(&h, 28.0 * 24.0 + 12.0, Some(672.0), None, at(2027, 3, 29, 12)).unwrap();
         assert_eq!(f.method, Method::Pace);
         assert!((f.expected - 744.0).abs() < 1e-9, "{f:?}");
     }
@@ -274,7 +308,7 @@ mod tests {
         }
         let now = at(2027, 5, 3, 12);
         let april = spend(at(2027, 4, 30, 23)) + 1.0;
-        let f = forecast(&h, spend(now), Some(april), now).unwrap();
+        let f = forecast(&h, spend(now), Some(april), None, now).unwrap();
         assert_eq!(f.method, Method::Shape);
         // May has one day more than April: one more day at $24 (the days left are scaled whole,
         // so within 0.5 %).
@@ -287,15 +321,15 @@ mod tests {
     fn without_history_the_pace_then_the_share_of_the_month() {
         let mut h = History::default();
         let now = at(2027, 6, 1, 6);
-        assert_eq!(forecast(&h, 0.0, None, at(2027, 6, 1, 0)), None, "the month's first minute");
-        let f = forecast(&h, 6.0, None, now).unwrap();
+        assert_eq!(forecast(&h, 0.0, None, None, at(2027, 6, 1, 0)), None, "the month's first minute");
+        let f = forecast(&h, 6.0, None, None, now).unwrap();
         assert_eq!(f.method, Method::Linear);
         assert!((f.expected - 6.0 / (0.25 / 30.0)).abs() < 1e-9);
         assert_eq!(f.low, 6.0, "no claim about the rest of the month");
         for t in (at(2027, 6, 1, 0)..=at(2027, 6, 3, 6)).step_by(3600) {
             h.record(t, ((t - at(2027, 6, 1, 0)) / 3600) as f64);
         }
-        let f = forecast(&h, 54.0, None, at(2027, 6, 3, 6)).unwrap();
+        let f = forecast(&h, 54.0, None, None, at(2027, 6, 3, 6)).unwrap();
         assert_eq!(f.method, Method::Pace);
         assert!((f.expected - (54.0 + 24.0 * 27.75)).abs() < 1e-9, "{f:?}");
     }
@@ -341,7 +375,7 @@ mod tests {
             h.record(mar + k * 3600, 0.5 * k as f64);
         }
         let now = at(2027, 3, 5, 0);
-        let f = forecast(&h, 48.0, Some(456.0), now).unwrap();
+        let f = forecast(&h, 48.0, Some(456.0), None, now).unwrap();
         assert_eq!(f.method, Method::Shape);
         // January's end is the highest spend seen in its last 3 days here ($743, its last hour
         // unseen; the rules read its $744 bill): a shape of 647 / 648 rather than 1.
@@ -354,7 +388,7 @@ mod tests {
         for (t, v) in h.points().filter(|(t, _)| *t >= feb - 8 * DAY + 3600) {
             short.record(t, v);
         }
-        let f = forecast(&short, 48.0, Some(456.0), now).unwrap();
+        let f = forecast(&short, 48.0, Some(456.0), None, now).unwrap();
         assert!((f.expected - (48.0 + 324.0 * SHAPE_MIN)).abs() < 1e-9, "{f:?}");
     }
 

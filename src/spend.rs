@@ -38,6 +38,9 @@ pub struct AccountSpend {
     pub commit: Option<f64>,
     /// `cdn_billing_last_month_spend_usd`: last month's final bill.
     pub last_month: Option<f64>,
+    /// `cdn_billing_month_start_timestamp_seconds`: when the account's billing month began, where
+    /// it is not the UTC month.
+    pub month_start: Option<f64>,
     /// `cdn_billing_spend_source_info{source="contract"}`: the exporter priced the spend from
     /// the account's contract (the provider reports usage only).
     pub priced: bool,

@@ -125,14 +125,28 @@ local pace(offset) =
       |||,
     },
     {
-      // The expected month-end spend.
+      // How far the account's billing month began from the UTC month's first minute, in
+      // seconds, for accounts billed on another month (CDNetworks: the account's time_zone;
+      // cdn_billing_month_start_timestamp_seconds). Hours apart for most of the month; about a
+      // month apart in the hours between the two months' turns.
+      record: 'cdn:billing_month_start:offset_seconds',
+      expr: 'max by (provider, account) (cdn_billing_month_start_timestamp_seconds) - scalar(vector(time()) - 86400 * %s)' % elapsedDays,
+    },
+    {
+      // The expected month-end spend. None while the account's billing month is not the UTC
+      // month these rules count days in (its month has turned and the UTC one not yet, or the
+      // other way round): its spend to date then belongs to another month than the days left.
       record: 'cdn:billing_spend_usd:forecast',
       expr: |||
-        (%(S)s + cdn:billing_spend_usd:pace1d * scalar(%(left)s) * cdn:billing_spend_usd:forecast_shape)
-        or
-        (%(S)s + cdn:billing_spend_usd:pace1d * scalar(%(left)s))
-        or
-        ((%(S)s / scalar(%(elapsed)s)) and on () (%(elapsed)s > 0))
+        (
+          (%(S)s + cdn:billing_spend_usd:pace1d * scalar(%(left)s) * cdn:billing_spend_usd:forecast_shape)
+          or
+          (%(S)s + cdn:billing_spend_usd:pace1d * scalar(%(left)s))
+          or
+          ((%(S)s / scalar(%(elapsed)s)) and on () (%(elapsed)s > 0))
+        )
+        unless on (provider, account)
+        (abs(cdn:billing_month_start:offset_seconds) > 86400)
       ||| % { S: S, elapsed: elapsed, left: daysLeft },
     },
     {

@@ -11,7 +11,7 @@ use crate::spend::AccountSpend;
 
 /// Families the status page summarises per account: label-less billing totals and budget, and
 /// the account's billable bandwidth and commitment.
-pub(super) const HEADLINE: [FamilyId; 10] = [
+pub(super) const HEADLINE: [FamilyId; 11] = [
     FamilyId::BillingMonthToDateSpendUsd,
     FamilyId::BillingEstimatedMonthSpendUsd,
     FamilyId::BillingEstimatedMonthSpendLowUsd,
@@ -21,6 +21,8 @@ pub(super) const HEADLINE: [FamilyId; 10] = [
     FamilyId::MonthToDateAccountPeakBandwidthBytesPerSecond,
     FamilyId::BandwidthCommitBytesPerSecond,
     FamilyId::BillingLastMonthSpendUsd,
+    // When the account's billing month began, for the forecast.
+    FamilyId::BillingMonthStartTimestampSeconds,
     // Kept as 1 when the source is the contract (its one label is read here).
     FamilyId::BillingSpendSourceInfo,
 ];
@@ -64,6 +66,7 @@ impl Store {
                     FamilyId::MonthToDateAccountP95BandwidthBytesPerSecond => &mut a.p95,
                     FamilyId::MonthToDateAccountPeakBandwidthBytesPerSecond => &mut a.peak,
                     FamilyId::BillingLastMonthSpendUsd => &mut a.last_month,
+                    FamilyId::BillingMonthStartTimestampSeconds => &mut a.month_start,
                     _ => &mut a.commit,
                 };
                 *slot = Some(value);
@@ -72,7 +75,14 @@ impl Store {
         for ((provider, account), a) in accounts.iter_mut() {
             let Some(spend) = a.spend else { continue };
             let history = inner.spend_history.get(&(*provider, Arc::from(*account)));
-            a.forecast = crate::forecast::forecast(history.unwrap_or(&Default::default()), spend, a.last_month, now);
+            let month_start = a.month_start.filter(|m| m.is_finite()).map(|m| m as i64);
+            a.forecast = crate::forecast::forecast(
+                history.unwrap_or(&Default::default()),
+                spend,
+                a.last_month,
+                month_start,
+                now,
+            );
         }
         accounts.into_values().collect()
     }

@@ -165,6 +165,7 @@ impl History for Traffic {
                         pricing::BandwidthBilling::AverageDailyPeak => figures.account_average_daily_peak,
                     });
                     samples.extend(pricing::month_samples(&items, billed, &p.currency));
+                    samples.push(pricing::month_start_sample(month_start(w.first), offset));
                     if let Some((_, bill)) = &last_bill {
                         samples.extend(pricing::last_month_samples(bill, &p.currency));
                     }

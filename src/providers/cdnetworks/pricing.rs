@@ -452,6 +452,12 @@ pub fn month_samples(items: &[Item], billed_bandwidth: Option<f64>, currency: &s
     out
 }
 
+/// When the account's month began: its first day (a day number in the account's zone) at
+/// midnight there, `offset` seconds east of UTC. The forecast rules read it (docs/alerts.md).
+pub fn month_start_sample(first_day: i64, offset: i64) -> Sample {
+    Sample::new(FamilyId::BillingMonthStartTimestampSeconds, (first_day * 86_400 - offset) as f64)
+}
+
 /// The samples of last month's bill: the items of a whole month (`s = 1`) and their total.
 pub fn last_month_samples(items: &[Item], currency: &str) -> Vec<Sample> {
     let mut out: Vec<Sample> = items

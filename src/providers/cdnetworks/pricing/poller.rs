@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use super::{
-    BandwidthBilling, Ledger, Pricing, StorageMonth, Usage, elapsed_share, last_month_samples, month_samples, quote,
+    BandwidthBilling, Ledger, Pricing, StorageMonth, Usage, elapsed_share, last_month_samples, month_samples,
+    month_start_sample, quote,
 };
 use crate::job::{BoxFuture, PollContext, PollError, Poller, Reason, Sample};
 use crate::providers::cdnetworks::traffic::local_month;
@@ -83,6 +84,7 @@ impl Pricer {
         let items = quote(&self.pricing, self.commit_mbps, &usage, s);
         let mut samples =
             month_samples(&items, self.pricing.bandwidth.map(|_| usage.bandwidth), &self.pricing.currency);
+        samples.push(month_start_sample(first_day, self.offset));
         let last = timeutil::month_start(first_day - 1);
         if let Ok(usage) = self.usage(last, now, true) {
             samples.extend(last_month_samples(
