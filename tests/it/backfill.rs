@@ -481,6 +481,9 @@ async fn cdnetworks_spend_history_is_priced_day_by_day_with_last_months_bill() {
         assert!((got - want).abs() < 1e-6 * want, "{day}: spend {got}, want {want}");
         let fee = get("cdn_billing_month_to_date_cost_usd", "item=\"fee\"", end);
         assert!((fee - 100.0 * s).abs() < 1e-9, "{day}: fee {fee}");
+        // The month's start, as the forecast rules read it: midnight of its 1st in GMT+9.
+        let start = get("cdn_billing_month_start_timestamp_seconds", "account=\"cn\"", end);
+        assert_eq!(start, (first * 86_400 - NINE) as f64, "{day}: month start");
         if day == first + i64::from(timeutil::days_in_month(y, m)) - 1 {
             let estimate = get("cdn_billing_estimated_month_spend_usd", "account=\"cn\"", end);
             assert!((got - estimate).abs() < 1e-6 * got, "a month's last day: to date is the whole month");

@@ -312,6 +312,10 @@ async fn the_first_minutes_of_a_month_and_its_turn_in_gmt_plus_9() {
     for v in p.0.values() {
         assert!(v.is_finite(), "{p:?}");
     }
+    // The account's month began at midnight GMT+9, nine hours before the UTC month does: what
+    // the forecast rules compare with the UTC month (docs/alerts.md).
+    let december = timeutil::days_from_civil(2026, 12, 1) * 86_400 - 9 * 3600;
+    assert_eq!(p.get("cdn_billing_month_start_timestamp_seconds", ""), december as f64);
     // November has not settled yet (its last day ended 5 minutes ago): no bill for it yet.
     assert!(!p.has("cdn_billing_last_month_spend_usd"), "{p:?}");
     // A day and an hour later November is final: fetched once more and priced as a whole.
