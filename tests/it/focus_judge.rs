@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
@@ -169,31 +168,10 @@ impl Judge {
     }
 }
 
-/// Runs `command` to the end or kills it after `timeout` (a panic), reading both pipes meanwhile.
-fn run_bounded(mut command: Command, timeout: Duration) -> (std::process::ExitStatus, String, String) {
-    let mut child = command.spawn().expect("focus-validator starts");
-    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("stdout")));
-    let err = drain(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for focus-validator") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("focus-validator ran over {timeout:?} and was killed");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    (status, out.join().expect("stdout reader"), err.join().expect("stderr reader"))
+/// Runs focus-validator to the end or kills it after `timeout` (a panic), reading both pipes
+/// meanwhile.
+fn run_bounded(command: Command, timeout: Duration) -> (std::process::ExitStatus, String, String) {
+    crate::support::run_input(command, None, timeout).unwrap_or_else(|e| panic!("focus-validator {e}"))
 }
 
 /// A rule's outcome.

@@ -64,7 +64,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use crate::support::{first_python, on_path, pyenv_pythons, run_ok};
+use crate::support::{first_python, on_path, pyenv_pythons, run_input, run_ok};
 
 /// Making the venv: about 20 s on this machine with a warm pip cache; a slow mirror can take
 /// minutes, anything past this is a hang.
@@ -200,48 +200,6 @@ impl Drop for Lock {
         // SAFETY: as above; closing the file would release it too.
         unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
     }
-}
-
-/// Runs `command` (stdin closed unless `input` is given) to the end, or kills and reaps it after
-/// `timeout`; returns its status, stdout and stderr.
-fn run_input(
-    mut command: Command,
-    input: Option<&[u8]>,
-    timeout: Duration,
-) -> Result<(ExitStatus, String, String), String> {
-    command.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
-    let mut child =
-        command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| format!("did not start: {e}"))?;
-    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("stdout")));
-    let err = drain(Box::new(child.stderr.take().expect("stderr")));
-    if let Some(input) = input {
-        let mut stdin = child.stdin.take().expect("stdin");
-        let input = input.to_vec();
-        // A writer thread, so that a child that does not read cannot block us past the timeout.
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-    }
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| format!("wait: {e}"))? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("ran over {timeout:?} and was killed"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Ok((status, out.join().expect("stdout reader"), err.join().expect("stderr reader")))
 }
 
 /// Takes out of `command`'s environment what would change moto's or boto3's behaviour here: a

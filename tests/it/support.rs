@@ -503,3 +503,48 @@ pub fn skip_tool<T>(tool: &str, why: &str, hint: &str) -> Option<T> {
     eprintln!("SKIPPED: {tool}: {why} ({hint})");
     None
 }
+
+/// Runs `command` (stdin closed unless `input` is given) to the end, or kills and reaps it after
+/// `timeout`; returns its status, stdout and stderr.
+pub fn run_input(
+    mut command: std::process::Command,
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<(std::process::ExitStatus, String, String), String> {
+    command.stdin(if input.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("did not start: {e}"))?;
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut pipe, &mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = input.to_vec();
+        // A writer thread, so that a child that does not read cannot block us past the timeout.
+        std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, &input);
+        });
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("wait: {e}"))? {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("ran over {timeout:?} and was killed"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok((status, out.join().expect("stdout reader"), err.join().expect("stderr reader")))
+}

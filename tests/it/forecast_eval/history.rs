@@ -176,12 +176,9 @@ pub struct MonthTruth {
 pub struct Account {
     pub kind: Kind,
     pub months: Vec<MonthTruth>,
-    /// Spend to date as reported, hourly.
-    pub mtd: Vec<(i64, f64)>,
-    /// Last month's bill as posted, hourly.
-    pub last_month: Vec<(i64, f64)>,
-    /// The budget, hourly.
-    pub budget: Vec<(i64, f64)>,
+    mtd: Vec<(i64, f64)>,
+    last_month: Vec<(i64, f64)>,
+    budget: Vec<(i64, f64)>,
 }
 
 /// The calendar of the history: `months` whole UTC months ending before `now`'s month.
